@@ -1,0 +1,27 @@
+// Package testenv starts the real components the tests run against: plain
+// Erlang nodes with Mnesia, private ejabberd nodes and clusters, RabbitMQ
+// nodes and PostgreSQL databases, each isolated in its own temporary
+// directories with its own node names, cookies and ports.
+package testenv
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// Tool returns the path of an installed program, or skips the test naming
+// what is missing. CI installs every dependency, so CI never skips.
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed (Debian package %s); this test needs the real thing", name, pkg)
+	}
+	return p
+}
+
+// Escript returns the path of escript (Erlang/OTP).
+func Escript(t testing.TB) string { return Tool(t, "escript", "erlang-base") }
+
+// Erl returns the path of erl (Erlang/OTP).
+func Erl(t testing.TB) string { return Tool(t, "erl", "erlang-base") }
