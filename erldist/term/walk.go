@@ -3,6 +3,7 @@ package term
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 )
 
 // DecodeError describes input that is not a valid external term.
@@ -71,6 +72,17 @@ func (w *walker) atom(pos int) (int, error) {
 	}
 	if err := w.need(pos+hdr, n); err != nil {
 		return 0, err
+	}
+	// Erlang refuses atoms over 255 characters and UTF-8 atoms that are not UTF-8.
+	text := w.b[pos+hdr : pos+hdr+n]
+	if w.b[pos] == tagAtom || w.b[pos] == tagSmallAtom {
+		if n > 255 {
+			return 0, w.fail(pos, "atom of %d characters", n)
+		}
+	} else if !utf8.Valid(text) {
+		return 0, w.fail(pos, "UTF-8 atom is not valid UTF-8")
+	} else if c := utf8.RuneCount(text); c > 255 {
+		return 0, w.fail(pos, "atom of %d characters", c)
 	}
 	return pos + hdr + n, nil
 }

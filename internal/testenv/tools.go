@@ -5,8 +5,10 @@
 package testenv
 
 import (
+	"net"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // Tool returns the path of an installed program, or skips the test naming
@@ -25,3 +27,15 @@ func Escript(t testing.TB) string { return Tool(t, "escript", "erlang-base") }
 
 // Erl returns the path of erl (Erlang/OTP).
 func Erl(t testing.TB) string { return Tool(t, "erl", "erlang-base") }
+
+// PostgresAddr returns host:port of the local PostgreSQL server, or skips.
+func PostgresAddr(t testing.TB) string {
+	t.Helper()
+	addr := "127.0.0.1:5432"
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Skipf("PostgreSQL is not running on %s (start it: pg_ctlcluster 15 main start)", addr)
+	}
+	c.Close()
+	return addr
+}

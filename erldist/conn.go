@@ -1,0 +1,528 @@
+package erldist
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/erldist/term"
+)
+
+// Timeouts of an established connection.
+type Timeouts struct {
+	// Tick is the longest the connection stays silent: when nothing has been
+	// written for half of it, a tick is sent (Erlang's default net_ticktime of
+	// 60 s expects one every 15 s).
+	Tick time.Duration
+	// Peer is how long we wait without reading anything before declaring the
+	// peer dead. An idle Erlang node ticks every net_ticktime/4.
+	Peer time.Duration
+	// Write bounds one packet write.
+	Write time.Duration
+	// Call is the deadline of an RPC whose context has none.
+	Call time.Duration
+}
+
+// DefaultTimeouts suits nodes running with Erlang's default net_ticktime.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{Tick: 15 * time.Second, Peer: 2 * time.Minute, Write: 30 * time.Second, Call: time.Minute}
+}
+
+// Message is something the peer sent to one of our processes that is not an RPC reply.
+type Message struct {
+	From term.Pid // zero when the control message did not say
+	To   term.Term
+	Msg  term.Term
+}
+
+// Handler serves messages sent to a registered name. It runs on the
+// connection's reader, so it must not wait for replies over the same connection.
+type Handler func(c *Conn, from term.Pid, msg term.Term)
+
+// Conn is an established distribution connection to one node.
+type Conn struct {
+	peer      term.Atom
+	local     term.Atom
+	creation  uint32
+	flags     Flags
+	peerFlags Flags
+	version   int
+	enc       term.EncodeOptions
+	self      term.Pid
+	tm        Timeouts
+	log       *slog.Logger
+
+	nc net.Conn
+	r  *bufio.Reader
+
+	wmu       sync.Mutex
+	wbuf      []byte
+	lastWrite atomic.Int64
+
+	refs atomic.Uint32
+
+	mu             sync.Mutex
+	calls          map[string]chan term.Term
+	monitors       map[string]chan term.Term // ours, on remote processes
+	remoteMonitors map[string]term.Pid       // the peer's, on our processes
+	links          map[term.Pid]bool
+	unlinks        map[uint64]chan struct{}
+	names          map[term.Atom]Handler
+	mailbox        chan Message
+
+	done chan struct{}
+	err  error // why the connection ended; set before done is closed
+	once sync.Once
+}
+
+func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, creation uint32, self term.Pid, tm Timeouts, log *slog.Logger) *Conn {
+	c := &Conn{
+		peer: term.Atom(hs.PeerName), local: local, creation: creation,
+		flags: hs.Flags, peerFlags: hs.PeerFlags, version: hs.Version,
+		enc:  term.EncodeOptions{Legacy: !hs.Flags.Has(FlagUTF8Atoms | FlagBigCreation)},
+		self: self, tm: tm, log: log.With("node", hs.PeerName),
+		nc: nc, r: r,
+		calls:          map[string]chan term.Term{},
+		monitors:       map[string]chan term.Term{},
+		remoteMonitors: map[string]term.Pid{},
+		links:          map[term.Pid]bool{},
+		unlinks:        map[uint64]chan struct{}{},
+		names:          map[term.Atom]Handler{"net_kernel": netKernel},
+		mailbox:        make(chan Message, 256),
+		done:           make(chan struct{}),
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	go c.readLoop()
+	go c.tickLoop()
+	return c
+}
+
+// Peer is the node at the other end.
+func (c *Conn) Peer() term.Atom { return c.peer }
+
+// Self is the pid our messages come from on this connection.
+func (c *Conn) Self() term.Pid { return c.self }
+
+// Flags are the negotiated distribution flags.
+func (c *Conn) Flags() Flags { return c.flags }
+
+// PeerFlags are the flags the peer offered.
+func (c *Conn) PeerFlags() Flags { return c.peerFlags }
+
+// Version is the handshake version used (5 or 6).
+func (c *Conn) Version() int { return c.version }
+
+// Hidden reports whether the connection is hidden: always, for this client.
+func (c *Conn) Hidden() bool { return !c.flags.Has(FlagPublished) }
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended, or nil while it is up.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Mailbox delivers messages to our pid that are not RPC replies.
+func (c *Conn) Mailbox() <-chan Message { return c.mailbox }
+
+// Register serves a registered name on this connection (net_kernel is built in).
+func (c *Conn) Register(name term.Atom, h Handler) {
+	c.mu.Lock()
+	c.names[name] = h
+	c.mu.Unlock()
+}
+
+// ErrClosed is the reason of a connection closed by Close.
+var ErrClosed = errors.New("connection closed")
+
+// Close ends the connection.
+func (c *Conn) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+func (c *Conn) fail(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.done)
+		c.nc.Close()
+		c.mu.Lock()
+		for key, ch := range c.monitors {
+			ch <- term.Atom("noconnection")
+			delete(c.monitors, key)
+		}
+		c.mu.Unlock()
+	})
+}
+
+func (c *Conn) lost(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return newError(KindConnectionLost, string(c.peer), "the node may have stopped or restarted", err,
+		"connection to %s lost", c.peer)
+}
+
+func (c *Conn) readLoop() {
+	for {
+		if c.tm.Peer > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(c.tm.Peer))
+		}
+		p, err := readPacket(c.r)
+		if err != nil {
+			switch {
+			case isTimeout(err):
+				err = newError(KindConnectionLost, string(c.peer), "", nil,
+					"%s sent nothing for %s (not even a tick)", c.peer, c.tm.Peer)
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+				err = newError(KindConnectionLost, string(c.peer), "the node may have stopped or restarted", nil,
+					"%s closed the connection", c.peer)
+			}
+			c.fail(c.lost(err))
+			return
+		}
+		if p == nil {
+			continue // tick
+		}
+		ctl, msg, err := splitPacket(p)
+		if err != nil {
+			c.fail(newError(KindProtocol, string(c.peer), "", err, "bad packet from %s", c.peer))
+			return
+		}
+		c.dispatch(ctl, msg)
+	}
+}
+
+func (c *Conn) tickLoop() {
+	half := c.tm.Tick / 2
+	if half <= 0 {
+		return
+	}
+	t := time.NewTicker(half / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, c.lastWrite.Load())) >= half {
+				if err := c.writeRaw([]byte{0, 0, 0, 0}); err != nil {
+					c.fail(c.lost(err))
+					return
+				}
+			}
+		}
+	}
+}
+
+func (c *Conn) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(b)
+}
+
+func (c *Conn) writeLocked(b []byte) error {
+	if c.tm.Write > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.tm.Write))
+	}
+	_, err := c.nc.Write(b)
+	c.lastWrite.Store(time.Now().UnixNano())
+	return err
+}
+
+// send writes one pass-through packet.
+func (c *Conn) send(control, msg term.Term) error {
+	select {
+	case <-c.done:
+		return c.lost(c.err)
+	default:
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b, err := appendPacket(c.wbuf[:0], control, msg, c.enc)
+	if err != nil {
+		return err
+	}
+	if cap(b) <= 1<<16 {
+		c.wbuf = b
+	}
+	if err := c.writeLocked(b); err != nil {
+		err = c.lost(err)
+		c.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Send sends msg to a pid on the peer.
+func (c *Conn) Send(to term.Pid, msg term.Term) error {
+	if c.flags.Has(FlagSendSender) {
+		return c.send(ctlSendSender(c.self, to), msg)
+	}
+	return c.send(ctlSend(to), msg)
+}
+
+// SendNamed sends msg to a registered name on the peer.
+func (c *Conn) SendNamed(name term.Atom, msg term.Term) error {
+	return c.send(ctlRegSend(c.self, name), msg)
+}
+
+// MakeRef mints a reference of ours.
+func (c *Conn) MakeRef() term.Ref {
+	return term.Ref{Node: c.local, Creation: c.creation, ID: []uint32{c.refs.Add(1), randomUint32(), randomUint32()}}
+}
+
+// Monitor monitors a remote process (a pid or a registered name). The channel
+// receives the exit reason once, when the process exits or the connection ends.
+func (c *Conn) Monitor(target term.Term) (term.Ref, <-chan term.Term, error) {
+	ref := c.MakeRef()
+	ch := make(chan term.Term, 1)
+	c.mu.Lock()
+	c.monitors[ref.Key()] = ch
+	c.mu.Unlock()
+	if err := c.send(ctlMonitor(c.self, target, ref), nil); err != nil {
+		c.mu.Lock()
+		delete(c.monitors, ref.Key())
+		c.mu.Unlock()
+		return ref, nil, err
+	}
+	return ref, ch, nil
+}
+
+// Demonitor cancels a monitor.
+func (c *Conn) Demonitor(target term.Term, ref term.Ref) error {
+	c.mu.Lock()
+	delete(c.monitors, ref.Key())
+	c.mu.Unlock()
+	return c.send(ctlDemonitor(c.self, target, ref), nil)
+}
+
+// Link links our pid with a remote pid.
+func (c *Conn) Link(to term.Pid) error {
+	c.mu.Lock()
+	c.links[to] = true
+	c.mu.Unlock()
+	return c.send(ctlLink(c.self, to), nil)
+}
+
+// Unlink removes a link with the UNLINK_ID protocol and waits for the peer's ack.
+func (c *Conn) Unlink(ctx context.Context, to term.Pid) error {
+	id := uint64(c.refs.Add(1))
+	ack := make(chan struct{})
+	c.mu.Lock()
+	delete(c.links, to)
+	c.unlinks[id] = ack
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.unlinks, id)
+		c.mu.Unlock()
+	}()
+	if err := c.send(ctlUnlinkID(id, c.self, to), nil); err != nil {
+		return err
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return newError(KindTimeout, string(c.peer), "", ctx.Err(), "waiting for the unlink ack from %s", c.peer)
+	case <-c.done:
+		return c.lost(c.err)
+	}
+}
+
+// Linked reports whether a remote pid is linked to our pid.
+func (c *Conn) Linked(p term.Pid) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links[p]
+}
+
+func (c *Conn) dispatch(ctl term.Tuple, msg term.Term) {
+	op, _ := term.Int(ctl[0])
+	arg := func(i int) term.Term {
+		if i < len(ctl) {
+			return ctl[i]
+		}
+		return nil
+	}
+	pid := func(i int) term.Pid { p, _ := arg(i).(term.Pid); return p }
+	switch op {
+	case opSend, opSendTT:
+		c.deliver(term.Pid{}, arg(2), msg)
+	case opSendSender, opSendSenderTT:
+		c.deliver(pid(1), arg(2), msg)
+	case opRegSend, opRegSendTT:
+		name, _ := arg(3).(term.Atom)
+		c.deliverNamed(pid(1), name, msg)
+	case opLink:
+		from, to := pid(1), pid(2)
+		if to == c.self {
+			c.mu.Lock()
+			c.links[from] = true
+			c.mu.Unlock()
+		} else {
+			c.reply(ctlExit(to, from, term.Atom("noproc")))
+		}
+	case opExit, opExitTT, opExit2, opExit2TT, opPayloadExit, opPayloadExitTT, opPayloadExit2, opPayloadExit2TT:
+		reason := msg
+		if op == opExit || op == opExit2 {
+			reason = arg(3)
+		} else if op == opExitTT || op == opExit2TT {
+			reason = arg(4)
+		}
+		c.mu.Lock()
+		delete(c.links, pid(1))
+		c.mu.Unlock()
+		c.log.Debug("exit signal", "from", pid(1), "to", pid(2), "reason", term.Format(reason))
+		c.toMailbox(Message{From: pid(1), To: pid(2), Msg: term.Tuple{term.Atom("EXIT"), pid(1), reason}})
+	case opUnlinkID:
+		c.mu.Lock()
+		delete(c.links, pid(2))
+		c.mu.Unlock()
+		c.reply(ctlUnlinkIDAck(arg(1), pid(3), pid(2)))
+	case opUnlinkIDAck:
+		id, _ := term.Int(arg(1))
+		c.mu.Lock()
+		if ack, ok := c.unlinks[uint64(id)]; ok {
+			close(ack)
+			delete(c.unlinks, uint64(id))
+		}
+		c.mu.Unlock()
+	case opMonitorP:
+		from, target := pid(1), arg(2)
+		ref, _ := arg(3).(term.Ref)
+		if c.exists(target) {
+			c.mu.Lock()
+			c.remoteMonitors[ref.Key()] = from
+			c.mu.Unlock()
+		} else {
+			c.reply(ctlMonitorExit(target, from, ref, term.Atom("noproc")))
+		}
+	case opDemonitorP:
+		ref, _ := arg(3).(term.Ref)
+		c.mu.Lock()
+		delete(c.remoteMonitors, ref.Key())
+		c.mu.Unlock()
+	case opMonitorPExit, opPayloadMonitorPExit:
+		ref, _ := arg(3).(term.Ref)
+		reason := arg(4)
+		if op == opPayloadMonitorPExit {
+			reason = msg
+		}
+		c.mu.Lock()
+		ch, ok := c.monitors[ref.Key()]
+		delete(c.monitors, ref.Key())
+		c.mu.Unlock()
+		if ok {
+			ch <- reason
+		}
+	default:
+		c.log.Debug("ignoring control message", "op", op)
+	}
+}
+
+// reply sends a control message from the reader. A failure ends the
+// connection, which the reader notices on its next read.
+func (c *Conn) reply(ctl term.Tuple) {
+	if err := c.send(ctl, nil); err != nil {
+		c.log.Debug("reply failed", "err", err)
+	}
+}
+
+func (c *Conn) exists(target term.Term) bool {
+	switch t := target.(type) {
+	case term.Pid:
+		return t == c.self
+	case term.Atom:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.names[t]
+		return ok
+	}
+	return false
+}
+
+func (c *Conn) deliver(from term.Pid, to, msg term.Term) {
+	if p, ok := to.(term.Pid); !ok || p != c.self {
+		c.log.Debug("message for an unknown process dropped", "to", term.Format(to))
+		return
+	}
+	// An RPC reply is {Ref, Result} with one of our call refs.
+	if tu, ok := msg.(term.Tuple); ok && len(tu) == 2 {
+		if ref, ok := tu[0].(term.Ref); ok {
+			c.mu.Lock()
+			ch, found := c.calls[ref.Key()]
+			delete(c.calls, ref.Key())
+			c.mu.Unlock()
+			if found {
+				ch <- tu[1]
+				return
+			}
+		}
+	}
+	c.toMailbox(Message{From: from, To: to, Msg: msg})
+}
+
+func (c *Conn) toMailbox(m Message) {
+	select {
+	case c.mailbox <- m:
+	default:
+		c.log.Warn("mailbox full, message dropped", "msg", term.Format(m.Msg))
+	}
+}
+
+func (c *Conn) deliverNamed(from term.Pid, name term.Atom, msg term.Term) {
+	c.mu.Lock()
+	h, ok := c.names[name]
+	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("message for an unregistered name dropped", "name", name)
+		return
+	}
+	h(c, from, msg)
+}
+
+// netKernel answers net_adm:ping/1 ({is_auth, Node} gen_server calls) with yes.
+func netKernel(c *Conn, _ term.Pid, msg term.Term) {
+	call, ok := term.IsRecord(msg, "$gen_call", 3)
+	if !ok {
+		return
+	}
+	from, ok := call[1].(term.Tuple)
+	if !ok || len(from) != 2 {
+		return
+	}
+	caller, ok := from[0].(term.Pid)
+	if !ok {
+		return
+	}
+	if req, ok := call[2].(term.Tuple); ok && len(req) == 2 && term.IsAtom(req[0], "is_auth") {
+		// The tag ([alias|Ref] on OTP 24+) goes back verbatim.
+		if err := c.Send(caller, term.Tuple{from[1], term.Atom("yes")}); err != nil {
+			c.log.Debug("is_auth reply failed", "err", err)
+		}
+	}
+}
+
+// String describes the connection for logs.
+func (c *Conn) String() string {
+	return fmt.Sprintf("%s -> %s (v%d, hidden)", c.local, c.peer, c.version)
+}

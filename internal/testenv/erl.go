@@ -1,0 +1,223 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ErlNode is a private Erlang node started for a test.
+type ErlNode struct {
+	Name   string // full node name, e.g. mmt-1a2b@localhost
+	Cookie string
+	Dir    string // its working directory (and Mnesia directory when asked for)
+	cmd    *exec.Cmd
+	logs   *SyncBuffer
+}
+
+// SyncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// ErlOptions configures StartErl.
+type ErlOptions struct {
+	Prefix string   // name prefix (default "mmt")
+	Long   bool     // -name ...@127.0.0.1 instead of -sname ...@localhost
+	Cookie string   // default: random
+	Mnesia bool     // give it a Mnesia directory, create a disc schema and start mnesia
+	Args   []string // extra erl arguments
+}
+
+// RandomID returns n random hex characters.
+func RandomID(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// StartErl starts an Erlang node and stops it when the test ends.
+func StartErl(t testing.TB, opt ErlOptions) *ErlNode {
+	t.Helper()
+	erl := Erl(t)
+	if opt.Prefix == "" {
+		opt.Prefix = "mmt"
+	}
+	if opt.Cookie == "" {
+		opt.Cookie = "cookie" + RandomID(16)
+	}
+	dir := t.TempDir()
+	n := &ErlNode{Cookie: opt.Cookie, Dir: dir, logs: &SyncBuffer{}}
+	alive := opt.Prefix + "-" + RandomID(6)
+	args := []string{"-noinput", "-setcookie", opt.Cookie}
+	if opt.Long {
+		n.Name = alive + "@127.0.0.1"
+		args = append(args, "-name", n.Name)
+	} else {
+		n.Name = alive + "@localhost"
+		args = append(args, "-sname", n.Name)
+	}
+	if opt.Mnesia {
+		args = append(args, "-mnesia", "dir", fmt.Sprintf("%q", filepath.Join(dir, "mnesia")),
+			"-eval", "ok = mnesia:create_schema([node()]), ok = mnesia:start()")
+	}
+	args = append(args, opt.Args...)
+	n.cmd = exec.Command(erl, args...)
+	n.cmd.Dir = dir
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start erl: %v", err)
+	}
+	t.Cleanup(n.Stop)
+	n.waitUp(t, 30*time.Second)
+	if opt.Mnesia {
+		n.waitMnesia(t)
+	}
+	return n
+}
+
+// Alive is the part of the name before '@'.
+func (n *ErlNode) Alive() string { return strings.SplitN(n.Name, "@", 2)[0] }
+
+// Stop kills the node (idempotent).
+func (n *ErlNode) Stop() {
+	if n.cmd != nil && n.cmd.Process != nil && n.cmd.ProcessState == nil {
+		n.cmd.Process.Kill()
+		n.cmd.Wait()
+	}
+}
+
+func (n *ErlNode) waitUp(t testing.TB, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if out, err := exec.Command("epmd", "-names").Output(); err == nil &&
+			strings.Contains(string(out), "name "+n.Alive()+" at port") {
+			return
+		}
+		if n.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("erl node %s did not come up; output:\n%s", n.Name, n.logs.String())
+}
+
+func (n *ErlNode) waitMnesia(t testing.TB) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if out, err := n.TryEval("mnesia:system_info(is_running)"); err == nil && out == "yes" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("mnesia did not start on %s; output:\n%s", n.Name, n.logs.String())
+}
+
+// Eval evaluates an Erlang expression on the node (through a short-lived
+// hidden helper node) and returns the result printed with ~p on one line,
+// or, when the result is a string or binary, that text.
+func (n *ErlNode) Eval(t testing.TB, expr string) string {
+	t.Helper()
+	out, err := n.TryEval(expr)
+	if err != nil {
+		t.Fatalf("eval on %s: %s: %v", n.Name, expr, err)
+	}
+	return out
+}
+
+// TryEval is Eval returning its error.
+func (n *ErlNode) TryEval(expr string) (string, error) {
+	return EvalOn(n.Name, n.Cookie, expr)
+}
+
+// EvalOn evaluates expr on any node (see ErlNode.Eval).
+func EvalOn(node, cookie, expr string) (string, error) {
+	helper := "mmh-" + RandomID(8)
+	nameFlag := "-sname"
+	if host := node[strings.IndexByte(node, '@')+1:]; strings.Contains(host, ".") {
+		nameFlag, helper = "-name", helper+"@127.0.0.1"
+	}
+	prog := fmt.Sprintf(`
+Node = %s,
+{ok, Toks, _} = erl_scan:string(%s),
+{ok, Exprs} = erl_parse:parse_exprs(Toks),
+R = case rpc:call(Node, erl_eval, exprs, [Exprs, []], 60000) of
+        {value, V, _} -> V;
+        Other -> {eval_failed, Other}
+    end,
+Out = case R of
+          _ when is_binary(R) -> R;
+          _ -> case io_lib:printable_unicode_list(R) of
+                   true -> R;
+                   false -> io_lib:format("~9999999p", [R])
+               end
+      end,
+io:format("~ts", [Out]),
+case R of {eval_failed, _} -> halt(2); _ -> halt(0) end.`, erlQuote(node), erlString(expr+"."))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "erl", "-noshell", "-hidden", nameFlag, helper, "-setcookie", cookie, "-eval", prog)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%v: %s%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func erlQuote(atom string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(atom, `\`, `\\`), `'`, `\'`) + "'"
+}
+
+func erlString(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Logs returns what the node printed so far.
+func (n *ErlNode) Logs() string { return n.logs.String() }
+
+// WriteCookieFile writes the cookie to a 0400 file and returns its path.
+func WriteCookieFile(t testing.TB, cookie string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cookie")
+	if err := os.WriteFile(p, []byte(cookie+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
