@@ -50,7 +50,6 @@ func runClient(t *testing.T, port, version int, replace bool) (handshakeResult, 
 	return h.run(ctx, nc, bufio.NewReader(nc))
 }
 
-
 // serve runs our own accepting side, answering with status.
 func serve(status string) func(c *hsConn) {
 	return func(c *hsConn) {
@@ -149,7 +148,7 @@ func TestHandshakeFaults(t *testing.T) {
 			c.read()
 			c.nc.Write([]byte("\x00\x05HTTP/"))
 		}, KindNotDistribution, ""},
-		"silent": {func(c *hsConn) { c.read(); time.Sleep(5 * time.Second) }, KindTimeout, ""},
+		"silent":       {func(c *hsConn) { c.read(); time.Sleep(5 * time.Second) }, KindTimeout, ""},
 		"wrong cookie": {challengeThen(func(c *hsConn, r ChallengeReply) {}), KindBadCookie, "cookie"},
 		"bad ack": {challengeThen(func(c *hsConn, r ChallengeReply) {
 			c.write(ChallengeAck{Digest: digest("other", r.Challenge)}.Encode(nil))
