@@ -39,3 +39,12 @@ func PostgresAddr(t testing.TB) string {
 	c.Close()
 	return addr
 }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
