@@ -33,6 +33,7 @@ type EjabberdOptions struct {
 	Cookie string // default: random
 	Host   string // XMPP host (default "example.com")
 	Base   string // directory to use (default: a new one under the temp dir)
+	Name   string // full node name (default: <prefix>-<random>@localhost)
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -126,8 +127,10 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Ejabberd{Name: opt.Prefix + "-" + RandomID(6) + "@localhost", Cookie: opt.Cookie, Base: base,
-		Host: opt.Host, C2SPort: port}
+	if opt.Name == "" {
+		opt.Name = opt.Prefix + "-" + RandomID(6) + "@localhost"
+	}
+	e := &Ejabberd{Name: opt.Name, Cookie: opt.Cookie, Base: base, Host: opt.Host, C2SPort: port}
 	for _, d := range []string{"conf", "spool", "logs"} {
 		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
 			return nil, err
@@ -329,10 +332,23 @@ type EjabberdCluster struct {
 // StartEjabberdCluster starts n nodes with one cookie, joins nodes 2..n to
 // node 1 and, when pop.Users > 0, fills the cluster with data through node 1.
 func StartEjabberdCluster(n int, prefix string, pop PopulateOptions) (*EjabberdCluster, error) {
-	cookie := "cookie" + RandomID(16)
+	return StartNamedEjabberdCluster(n, prefix, "", "", pop)
+}
+
+// StartNamedEjabberdCluster is StartEjabberdCluster with fixed node names
+// (<prefix>N@localhost, when named is true), a given cookie and base directory.
+func StartNamedEjabberdCluster(n int, prefix, cookie, baseDir string, pop PopulateOptions) (*EjabberdCluster, error) {
+	if cookie == "" {
+		cookie = "cookie" + RandomID(16)
+	}
 	c := &EjabberdCluster{}
 	for i := 0; i < n; i++ {
-		e, err := StartEjabberd(EjabberdOptions{Prefix: fmt.Sprintf("%s%d", prefix, i+1), Cookie: cookie})
+		opt := EjabberdOptions{Prefix: fmt.Sprintf("%s%d", prefix, i+1), Cookie: cookie}
+		if baseDir != "" {
+			opt.Base = filepath.Join(baseDir, fmt.Sprintf("%s%d", prefix, i+1))
+			opt.Name = fmt.Sprintf("%s%d@localhost", prefix, i+1)
+		}
+		e, err := StartEjabberd(opt)
 		if err != nil {
 			c.Destroy()
 			return nil, err

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+)
+
+// InspectCmd shows a Mnesia cluster.
+type InspectCmd struct {
+	Node       string   `required:"" help:"A node of the cluster, e.g. ejabberd@host." placeholder:"NODE"`
+	JSON       bool     `help:"Print the whole snapshot as JSON (docs/inspect-json.md)."`
+	Long       bool     `short:"l" help:"Also print each table's record, attributes, indexes and load details."`
+	Check      bool     `help:"Exit with code 6 when there is a warning or a critical problem."`
+	LargeTable ByteSize `name:"large-table" default:"512MiB" help:"Tables this big get disc_only_copies in the suggested plan."`
+}
+
+// Run inspects the cluster and prints the report.
+func (c *InspectCmd) Run(g *Globals) error {
+	if err := checkNode("--node", c.Node); err != nil {
+		return err
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	params := mnesiactl.DefaultParams()
+	params.LargeTableByte = int64(c.LargeTable)
+	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl, Params: params}, c.Node)
+	if err != nil {
+		return err
+	}
+	sess.Close()
+	if c.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(snap); err != nil {
+			return err
+		}
+	} else {
+		printSnapshot(g.stdout, snap, c.Long)
+	}
+	if c.Check {
+		for _, d := range snap.Diagnostics {
+			if d.Severity != mnesiactl.SevInfo {
+				g.exit = exitFindings
+			}
+		}
+	}
+	return nil
+}
+
+func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
+	target := nodeByName(s, s.Target)
+	product := productText(target.Product) + ", "
+	if target.Product.Name == "mnesia" {
+		product = "plain "
+	}
+	fmt.Fprintf(w, "Mnesia cluster of %s: %sMnesia %s, OTP %s (inspected in %.2f s)\n\n",
+		s.Target, product, target.MnesiaVersion, target.OTPRelease, float64(s.ElapsedMS)/1000)
+
+	fmt.Fprintln(w, "NODES")
+	cols := newColumns(w)
+	cols.row("NAME", "STATUS", "PRODUCT", "MNESIA", "OTP", "SCHEMA", "TABLES", "LOCKS")
+	for _, n := range s.Nodes {
+		tables, locks := "-", "-"
+		if n.Status == mnesiactl.NodeRunning {
+			tables = fmt.Sprint(n.LocalTables)
+			locks = fmt.Sprintf("%d held, %d waiting", len(n.HeldLocks), len(n.LockQueue))
+		}
+		cols.row(n.Name, n.Status, orDash(productText(n.Product)), orDash(n.MnesiaVersion), orDash(n.OTPRelease),
+			n.SchemaCopy.Short(), tables, locks)
+	}
+	cols.flush()
+	fmt.Fprintln(w)
+	kv := newColumns(w)
+	kv.row("db nodes:", joinOrDash(s.Cluster.DBNodes))
+	kv.row("running:", joinOrDash(s.Cluster.RunningDBNodes))
+	kv.row("stopped:", joinOrDash(s.Cluster.StoppedDBNodes))
+	kv.row("extra db nodes:", joinOrDash(s.Cluster.ExtraDBNodes))
+	var masters []string
+	for _, n := range sortedNames(s.Cluster.MasterNodeTables) {
+		masters = append(masters, fmt.Sprintf("%s (%d tables)", n, len(s.Cluster.MasterNodeTables[n])))
+	}
+	kv.row("master nodes:", joinOrDash(masters))
+	kv.row("directory:", fmt.Sprintf("%s (on %s, schema %s)", orDash(target.Directory), target.Name, orDash(target.SchemaLocation)))
+	agree := "yes"
+	if !s.Cluster.Agree {
+		agree = "NO: see the problems below"
+	}
+	kv.row("nodes agree:", agree)
+	kv.flush()
+	fmt.Fprintln(w)
+
+	// Tables: one column per db node, labelled n1, n2, ...
+	labels := map[string]string{}
+	var legend []string
+	for i, n := range s.Cluster.DBNodes {
+		labels[n] = fmt.Sprintf("n%d", i+1)
+		legend = append(legend, fmt.Sprintf("%s = %s", labels[n], n))
+	}
+	fmt.Fprintf(w, "TABLES (%d)   copies per node: %s\n", len(s.Tables), strings.Join(legend, ", "))
+	tc := newColumns(w)
+	head := []string{"NAME", "TYPE"}
+	for _, n := range s.Cluster.DBNodes {
+		head = append(head, labels[n])
+	}
+	tc.row(append(head, "SIZE", "MEMORY", "READ FROM", "NOTES")...)
+	for _, t := range s.Tables {
+		row := []string{t.Name, t.Type}
+		for _, n := range s.Cluster.DBNodes {
+			row = append(row, t.Copies[n].Short())
+		}
+		size, mem := "-", "-"
+		if t.Size != nil {
+			size = fmt.Sprint(*t.Size)
+		}
+		if t.MemoryBytes != nil {
+			mem = mnesiactl.HumanBytes(*t.MemoryBytes)
+		}
+		read := t.WhereToRead
+		if l, ok := labels[read]; ok {
+			read = l
+		}
+		tc.row(append(row, size, mem, read, strings.Join(tableNotes(t), ", "))...)
+	}
+	tc.flush()
+	fmt.Fprintln(w)
+
+	if long {
+		fmt.Fprintln(w, "TABLE DETAILS")
+		for _, t := range s.Tables {
+			fmt.Fprintf(w, "  %s: record %s {%s}\n", t.Name, t.RecordName, strings.Join(t.Attributes, ", "))
+			fmt.Fprintf(w, "      indexes: %s; local_content: %v; majority: %v; agree: %v\n",
+				joinOrDash(t.Indexes), t.LocalContent, t.Majority, t.Agree)
+			for _, n := range sortedNames(t.PerNode) {
+				nt := t.PerNode[n]
+				fmt.Fprintf(w, "      on %s: own copy %s, reads from %s, loaded from %s (%s)\n",
+					n, nt.StorageType.Short(), orDash(nt.WhereToRead), orDash(nt.LoadNode), orDash(nt.LoadReason))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	counts := map[string]int{}
+	for _, d := range s.Diagnostics {
+		counts[d.Severity]++
+	}
+	if len(s.Diagnostics) == 0 {
+		fmt.Fprintln(w, "PROBLEMS: none found")
+	} else {
+		fmt.Fprintf(w, "PROBLEMS (%d critical, %d warnings, %d notes)\n",
+			counts[mnesiactl.SevCritical], counts[mnesiactl.SevWarning], counts[mnesiactl.SevInfo])
+		for _, d := range s.Diagnostics {
+			fmt.Fprintf(w, "  %-8s  %s\n", d.Severity, wrap(d.Message, 86, "            "))
+			fmt.Fprintf(w, "            fix: %s\n", wrapCommand(d.Fix, 83, "                 "))
+		}
+	}
+	fmt.Fprintln(w)
+	if len(s.Plan) == 0 {
+		fmt.Fprintln(w, "SUGGESTED COPY PLAN: the copies already follow the rules")
+		return
+	}
+	fmt.Fprintf(w, "SUGGESTED COPY PLAN (%d steps; RAM+disc everywhere, RAM only for node-specific tables,\n", len(s.Plan))
+	fmt.Fprintln(w, "disc_only only for very large ones; nodes that are not running are left out)")
+	for _, p := range s.Plan {
+		fmt.Fprintf(w, "  %s\n      # %s -> %s: %s\n", wrapCommand(p.Command, 96, "  "), p.From.Short(), p.To.Short(), p.Reason)
+	}
+}
+
+func tableNotes(t mnesiactl.Table) []string {
+	var notes []string
+	if !t.Loaded {
+		notes = append(notes, "NOT LOADED")
+	}
+	if !t.Agree {
+		notes = append(notes, "NODES DISAGREE")
+	}
+	if t.Volatile {
+		notes = append(notes, "volatile")
+	}
+	if t.LocalContent {
+		notes = append(notes, "local_content")
+	}
+	if t.Majority {
+		notes = append(notes, "majority")
+	}
+	if len(t.Indexes) > 0 {
+		notes = append(notes, "index "+strings.Join(t.Indexes, "+"))
+	}
+	return notes
+}
+
+func productText(p mnesiactl.Product) string {
+	if p.Name == "" {
+		return ""
+	}
+	if p.Version == "" {
+		return p.Name
+	}
+	return p.Name + " " + p.Version
+}
+
+func nodeByName(s *mnesiactl.Snapshot, name string) mnesiactl.Node {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return mnesiactl.Node{Name: name}
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

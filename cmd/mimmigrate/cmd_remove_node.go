@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+)
+
+// RemoveNodeCmd removes a dead node from the Mnesia cluster, as
+// `ejabberdctl remove_node` and `mongooseimctl remove_from_cluster` do.
+type RemoveNodeCmd struct {
+	Node      string        `required:"" help:"A running node of the cluster; the removal runs there." placeholder:"NODE"`
+	Target    string        `arg:"" help:"The dead node to remove." placeholder:"TARGET"`
+	Force     bool          `short:"f" help:"Do not ask for confirmation."`
+	DryRun    bool          `name:"dry-run" help:"Show what would change, change nothing."`
+	OpTimeout time.Duration `name:"op-timeout" default:"5m" help:"Deadline for the removal itself."`
+}
+
+// Run checks, asks, removes and verifies.
+func (c *RemoveNodeCmd) Run(g *Globals) error {
+	if err := checkNode("--node", c.Node); err != nil {
+		return err
+	}
+	if err := checkNode("TARGET", c.Target); err != nil {
+		return err
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl}, c.Node)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	r := mnesiactl.PlanRemoval(snap, c.Target)
+	if r.Refusal != nil {
+		return &refusal{msg: "refusing to remove " + c.Target + ": " + r.Refusal.Reason, hint: r.Refusal.Hint}
+	}
+	w := g.stdout
+	fmt.Fprintf(w, "Removing %s from the Mnesia cluster (the removal runs on %s).\n", c.Target, c.Node)
+	if len(r.Losing) == 0 {
+		fmt.Fprintf(w, "%s holds no table copies.\n", c.Target)
+	} else {
+		fmt.Fprintf(w, "These tables lose their copy on %s:\n", c.Target)
+		cols := newColumns(w)
+		cols.row("TABLE", "COPY", "STILL ON")
+		for _, l := range r.Losing {
+			cols.row(l.Table, l.Type.Short(), strings.Join(l.Remaining, ", "))
+		}
+		cols.flush()
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if c.DryRun {
+		fmt.Fprintln(w, "Dry run: nothing changed.")
+		return nil
+	}
+	if !c.Force && !g.confirm(fmt.Sprintf("Warning. This removes %s from the cluster for good: the other nodes forget it and its copies. Do you want to continue?", c.Target)) {
+		return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, c.OpTimeout)
+	defer cancel()
+	nodes, err := sess.Remove(ctx, r)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "The node %s has been removed from the cluster. db nodes now: %s\n", c.Target, strings.Join(nodes, ", "))
+	return nil
+}

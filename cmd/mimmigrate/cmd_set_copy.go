@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+)
+
+// SetCopyCmd adds, changes or drops one table copy.
+type SetCopyCmd struct {
+	Node      string        `required:"" help:"A running node of the cluster; the change runs there." placeholder:"NODE"`
+	Table     string        `required:"" help:"The table." placeholder:"TABLE"`
+	On        string        `required:"" help:"The node whose copy changes." placeholder:"NODE"`
+	Type      string        `required:"" enum:"ram_copies,disc_copies,disc_only_copies,none" help:"The copy type wanted: ram_copies, disc_copies, disc_only_copies, or none to drop the copy."`
+	Force     bool          `short:"f" help:"Do not ask for confirmation."`
+	DryRun    bool          `name:"dry-run" help:"Show what would change, change nothing."`
+	OpTimeout time.Duration `name:"op-timeout" default:"30m" help:"Deadline for the change itself (adding a copy of a big table copies all of it)."`
+}
+
+// Run checks, asks, changes and verifies.
+func (c *SetCopyCmd) Run(g *Globals) error {
+	if err := checkNode("--node", c.Node); err != nil {
+		return err
+	}
+	if err := checkNode("--on", c.On); err != nil {
+		return err
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl}, c.Node)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	ch := mnesiactl.PlanCopyChange(snap, c.Table, c.On, mnesiactl.CopyType(c.Type))
+	if ch.Refusal != nil {
+		return &refusal{msg: fmt.Sprintf("refusing to set %s on %s to %s: %s", c.Table, c.On, c.Type, ch.Refusal.Reason), hint: ch.Refusal.Hint}
+	}
+	w := g.stdout
+	if ch.NoOp {
+		fmt.Fprintf(w, "%s already has %s on %s: nothing to do.\n", c.Table, c.Type, c.On)
+		return nil
+	}
+	fmt.Fprintf(w, "%s on %s: %s -> %s\n", c.Table, c.On, ch.From, ch.To)
+	fmt.Fprintf(w, "runs on %s: %s\n", c.Node, ch.Call)
+	for _, warn := range ch.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if c.DryRun {
+		fmt.Fprintln(w, "Dry run: nothing changed.")
+		return nil
+	}
+	if !c.Force && !g.confirm("Do you want to continue?") {
+		return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, c.OpTimeout)
+	defer cancel()
+	if err := sess.ApplyCopyChange(ctx, ch); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Done: %s on %s is now %s.\n", c.Table, c.On, c.Type)
+	return nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/erldist"
+)
+
+// Globals are the options every command shares, and the process's streams.
+type Globals struct {
+	Cookie      string        `help:"Erlang cookie. Prefer --cookie-file or $MIMMIGRATE_COOKIE: other users can read arguments." placeholder:"COOKIE"`
+	CookieFile  string        `name:"cookie-file" help:"File holding the Erlang cookie (e.g. /var/lib/ejabberd/.erlang.cookie). Default: $MIMMIGRATE_COOKIE, then ~/.erlang.cookie." type:"path"`
+	Name        string        `help:"Our node name. Default: mimmigrate-<user>@<host> (a stable name: every new name is a permanent atom on the node)."`
+	EPMDPort    int           `name:"epmd-port" env:"ERL_EPMD_PORT" default:"4369" help:"epmd's port on the nodes' hosts."`
+	DistPort    int           `name:"dist-port" help:"Connect to this distribution port directly, without asking epmd."`
+	DistVersion int           `name:"dist-version" enum:"0,5,6" default:"0" help:"Handshake version: 6 (OTP 23+), 5 (older), 0 = as epmd says."`
+	Timeout     time.Duration `default:"30s" help:"Deadline for connecting and for each query."`
+	Verbose     bool          `short:"v" help:"Log protocol details to stderr."`
+
+	ctx                    context.Context
+	stdin                  io.Reader
+	stdout, stderr         io.Writer
+	exit                   int
+	stdinReader            *bufio.Reader
+	cookieSource, resolved string
+}
+
+// client builds the distribution client from the flags.
+func (g *Globals) client() (*erldist.Client, error) {
+	cookie, source, err := erldist.ResolveCookie(g.Cookie, g.CookieFile)
+	if err != nil {
+		return nil, err
+	}
+	g.cookieSource = source
+	level := slog.LevelWarn
+	if g.Verbose {
+		level = slog.LevelDebug
+	}
+	tm := erldist.DefaultTimeouts()
+	tm.Call = g.Timeout
+	return &erldist.Client{
+		Name: g.Name, Cookie: cookie, Version: g.DistVersion, EPMDPort: g.EPMDPort, DistPort: g.DistPort,
+		DialTimeout: g.Timeout, Timeouts: tm,
+		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})),
+	}, nil
+}
+
+// checkNode validates a node name given on the command line.
+func checkNode(flag, node string) error {
+	if _, _, err := erldist.SplitNode(node); err != nil {
+		return &userError{msg: fmt.Sprintf("%s: %q is not a node name", flag, node),
+			hint: "a node name looks like ejabberd@host; `epmd -names` on the host lists the names"}
+	}
+	return nil
+}
+
+// confirm asks a yes/no question on stdin, MongooseIM style.
+func (g *Globals) confirm(question string) bool {
+	fmt.Fprintf(g.stdout, "%s (yes/no) ", question)
+	if g.stdinReader == nil {
+		g.stdinReader = bufio.NewReader(g.stdin)
+	}
+	line, _ := g.stdinReader.ReadString('\n')
+	fmt.Fprintln(g.stdout)
+	return strings.EqualFold(strings.TrimSpace(line), "yes")
+}

@@ -1,0 +1,148 @@
+// Command mimmigrate inspects, repairs, reads and migrates ejabberd and
+// MongooseIM Mnesia clusters.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/mimmigrate/mimmigrate/erldist"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Exit codes (docs/exit-codes.md).
+const (
+	exitOK          = 0
+	exitFailure     = 1 // anything not below
+	exitUsage       = 2 // bad arguments or input
+	exitConnect     = 3 // cannot reach or authenticate to a node
+	exitRemote      = 4 // the node refused or failed the operation
+	exitRefused     = 5 // refused for safety, or not confirmed
+	exitFindings    = 6 // inspect --check found warnings or worse
+	exitInterrupted = 130
+	exitInternal    = 70
+)
+
+// CLI is the command line.
+type CLI struct {
+	Globals
+
+	Inspect    InspectCmd    `cmd:"" help:"Show a Mnesia cluster: nodes, every table's copies on every node, problems and how to fix them."`
+	RemoveNode RemoveNodeCmd `cmd:"" name:"remove-node" help:"Remove a dead node from the Mnesia cluster (mnesia:del_table_copy(schema, Node))."`
+	SetCopy    SetCopyCmd    `cmd:"" name:"set-copy" help:"Add, change or drop a table's copy on a node."`
+	Version    VersionCmd    `cmd:"" help:"Print the version."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(g *Globals) error {
+	fmt.Fprintln(g.stdout, "mimmigrate", version)
+	return nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "mimmigrate: internal error: %v (please report this with the command you ran)\n", r)
+			code = exitInternal
+		}
+	}()
+	var cli CLI
+	exitCode := -1
+	parser, err := kong.New(&cli,
+		kong.Name("mimmigrate"),
+		kong.Description("Inspect, repair, read and migrate ejabberd / MongooseIM Mnesia clusters."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { exitCode = c }),
+		kong.Vars{"version": version},
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "mimmigrate: %v\n", err)
+		return exitInternal
+	}
+	kctx, err := parser.Parse(args)
+	if exitCode >= 0 { // --help
+		return exitCode
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mimmigrate: %v (see mimmigrate --help)\n", oneLine(err.Error()))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cli.Globals.ctx = ctx
+	cli.Globals.stdin, cli.Globals.stdout, cli.Globals.stderr = stdin, stdout, stderr
+	if err := kctx.Run(&cli.Globals); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "mimmigrate: interrupted")
+			return exitInterrupted
+		}
+		return report(stderr, err)
+	}
+	return cli.Globals.exit
+}
+
+// userError is bad input from the user: exit code 2.
+type userError struct{ msg, hint string }
+
+func (e *userError) Error() string { return e.msg }
+
+// refusal is an operation refused for safety or not confirmed: exit code 5.
+type refusal struct{ msg, hint string }
+
+func (e *refusal) Error() string { return e.msg }
+
+// report prints err as one line with its hint and returns the exit code.
+func report(w io.Writer, err error) int {
+	msg, hint, code := oneLine(err.Error()), "", exitFailure
+	var ue *userError
+	var rf *refusal
+	var de *erldist.Error
+	switch {
+	case errors.As(err, &ue):
+		hint, code = ue.hint, exitUsage
+	case errors.As(err, &rf):
+		hint, code = rf.hint, exitRefused
+	case errors.As(err, &de):
+		hint = de.Hint
+		switch de.Kind {
+		case erldist.KindBadName, erldist.KindNoCookie:
+			code = exitUsage
+		case erldist.KindBadRPC, erldist.KindTimeout, erldist.KindConnectionLost:
+			code = exitRemote
+		case erldist.KindOther, erldist.KindProtocol:
+			code = exitFailure
+		default:
+			code = exitConnect
+		}
+	}
+	if hint != "" {
+		fmt.Fprintf(w, "mimmigrate: %s (hint: %s)\n", msg, hint)
+	} else {
+		fmt.Fprintf(w, "mimmigrate: %s\n", msg)
+	}
+	return code
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
