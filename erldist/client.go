@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sort"
@@ -134,22 +133,21 @@ func (cl *Client) dialAs(ctx context.Context, node, host string, port, version i
 }
 
 func (cl *Client) notRegistered(ctx context.Context, epmd EPMD, node, alive, host string) error {
-	names, err := epmd.Names(ctx)
-	listed := "none"
-	if err == nil && len(names) > 0 {
+	hint := "check the part of the node name before '@'"
+	if names, err := epmd.Names(ctx); err == nil {
 		var ns []string
 		for _, n := range names {
 			ns = append(ns, n.Name)
 		}
 		sort.Strings(ns)
-		listed = strings.Join(ns, ", ")
-	}
-	hint := "check the part of the node name before '@'"
-	if err == nil && len(names) > 0 {
-		hint = fmt.Sprintf("the nodes on %s are: %s", host, listed)
+		if len(ns) == 0 {
+			hint = "no node at all is registered there: is the node running on " + host + "?"
+		} else {
+			hint = "the nodes registered there are: " + strings.Join(ns, ", ")
+		}
 	}
 	return newError(KindNotRegistered, node, hint, nil,
-		"no node named %q is registered with epmd on %s (registered: %s)", alive, host, listed)
+		"no node named %q is registered with epmd on %s", alive, host)
 }
 
 func withNode(err error, node string) error {

@@ -198,8 +198,8 @@ func TestHandshakeFailuresAgainstRealNodes(t *testing.T) {
 	t.Run("not registered", func(t *testing.T) {
 		err := try("nosuchnode@localhost", nil)
 		wantKind(t, err, erldist.KindNotRegistered)
-		if !strings.Contains(err.Error(), n.Alive()) {
-			t.Errorf("the error does not list the registered names: %v", err)
+		if !strings.Contains(erldist.HintOf(err), n.Alive()) {
+			t.Errorf("the hint does not list the registered names: %v", erldist.HintOf(err))
 		}
 	})
 	t.Run("no epmd", func(t *testing.T) {

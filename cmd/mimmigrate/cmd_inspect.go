@@ -60,7 +60,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 	if target.Product.Name == "mnesia" {
 		product = "plain "
 	}
-	fmt.Fprintf(w, "Mnesia cluster of %s: %sMnesia %s, OTP %s (inspected in %.2f s)\n\n",
+	fmt.Fprintf(w, "Mnesia cluster of %s\n%sMnesia %s, OTP %s; inspected in %.2f s\n\n",
 		s.Target, product, target.MnesiaVersion, target.OTPRelease, float64(s.ElapsedMS)/1000)
 
 	fmt.Fprintln(w, "NODES")
@@ -109,7 +109,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 	for _, n := range s.Cluster.DBNodes {
 		head = append(head, labels[n])
 	}
-	tc.row(append(head, "SIZE", "MEMORY", "READ FROM", "NOTES")...)
+	tc.row(append(head, "SIZE", "MEMORY", "READ", "NOTES")...)
 	for _, t := range s.Tables {
 		row := []string{t.Name, t.Type}
 		for _, n := range s.Cluster.DBNodes {
@@ -120,7 +120,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 			size = fmt.Sprint(*t.Size)
 		}
 		if t.MemoryBytes != nil {
-			mem = mnesiactl.HumanBytes(*t.MemoryBytes)
+			mem = compactBytes(*t.MemoryBytes)
 		}
 		read := t.WhereToRead
 		if l, ok := labels[read]; ok {
@@ -134,13 +134,19 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 	if long {
 		fmt.Fprintln(w, "TABLE DETAILS")
 		for _, t := range s.Tables {
-			fmt.Fprintf(w, "  %s: record %s {%s}\n", t.Name, t.RecordName, strings.Join(t.Attributes, ", "))
-			fmt.Fprintf(w, "      indexes: %s; local_content: %v; majority: %v; agree: %v\n",
-				joinOrDash(t.Indexes), t.LocalContent, t.Majority, t.Agree)
+			fmt.Fprintf(w, "  %s: record %s\n", t.Name, wrap(fmt.Sprintf("%s {%s}", t.RecordName, strings.Join(t.Attributes, ", ")), 90-len(t.Name), "      "))
+			fmt.Fprintf(w, "      %s\n", wrap(fmt.Sprintf("indexes: %s; local_content: %v; majority: %v; nodes agree: %v",
+				joinOrDash(t.Indexes), t.LocalContent, t.Majority, t.Agree), 92, "      "))
+			label := func(n string) string {
+				if l, ok := labels[n]; ok {
+					return l
+				}
+				return orDash(n)
+			}
 			for _, n := range sortedNames(t.PerNode) {
 				nt := t.PerNode[n]
-				fmt.Fprintf(w, "      on %s: own copy %s, reads from %s, loaded from %s (%s)\n",
-					n, nt.StorageType.Short(), orDash(nt.WhereToRead), orDash(nt.LoadNode), orDash(nt.LoadReason))
+				fmt.Fprintf(w, "      %s: own copy %s, reads from %s, loaded from %s (%s)\n",
+					label(n), nt.StorageType.Short(), label(nt.WhereToRead), label(nt.LoadNode), orDash(nt.LoadReason))
 			}
 		}
 		fmt.Fprintln(w)
@@ -184,12 +190,15 @@ func tableNotes(t mnesiactl.Table) []string {
 		notes = append(notes, "volatile")
 	}
 	if t.LocalContent {
-		notes = append(notes, "local_content")
+		notes = append(notes, "local")
 	}
 	if t.Majority {
 		notes = append(notes, "majority")
 	}
-	if len(t.Indexes) > 0 {
+	switch {
+	case len(t.Indexes) > 1:
+		notes = append(notes, fmt.Sprintf("%d indexes", len(t.Indexes)))
+	case len(t.Indexes) > 0:
 		notes = append(notes, "index "+strings.Join(t.Indexes, "+"))
 	}
 	return notes
@@ -221,4 +230,10 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// compactBytes is HumanBytes for table cells: 2.4K, 3.1M, 1.2G.
+func compactBytes(n int64) string {
+	h := mnesiactl.HumanBytes(n)
+	return strings.NewReplacer(" KiB", "K", " MiB", "M", " GiB", "G", " B", "B").Replace(h)
 }

@@ -23,6 +23,7 @@ type ErlNode struct {
 	Dir    string // its working directory (and Mnesia directory when asked for)
 	cmd    *exec.Cmd
 	logs   *SyncBuffer
+	opt    ErlOptions
 }
 
 // SyncBuffer is a bytes.Buffer safe for a process writing and a test reading.
@@ -46,9 +47,12 @@ func (b *SyncBuffer) String() string {
 // ErlOptions configures StartErl.
 type ErlOptions struct {
 	Prefix string   // name prefix (default "mmt")
+	Alive  string   // the name before '@' (default: prefix + random)
 	Long   bool     // -name ...@127.0.0.1 instead of -sname ...@localhost
 	Cookie string   // default: random
-	Mnesia bool     // give it a Mnesia directory, create a disc schema and start mnesia
+	Dir    string   // working directory (default: a new temp dir)
+	Mnesia bool     // start Mnesia in Dir/mnesia, creating a disc schema if there is none
+	Join   string   // with Mnesia: join this node's cluster (extra_db_nodes) with a disc schema
 	Args   []string // extra erl arguments
 }
 
@@ -69,9 +73,15 @@ func StartErl(t testing.TB, opt ErlOptions) *ErlNode {
 	if opt.Cookie == "" {
 		opt.Cookie = "cookie" + RandomID(16)
 	}
-	dir := t.TempDir()
-	n := &ErlNode{Cookie: opt.Cookie, Dir: dir, logs: &SyncBuffer{}}
-	alive := opt.Prefix + "-" + RandomID(6)
+	dir := opt.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	n := &ErlNode{Cookie: opt.Cookie, Dir: dir, logs: &SyncBuffer{}, opt: opt}
+	alive := opt.Alive
+	if alive == "" {
+		alive = opt.Prefix + "-" + RandomID(6)
+	}
 	args := []string{"-noinput", "-setcookie", opt.Cookie}
 	if opt.Long {
 		n.Name = alive + "@127.0.0.1"
@@ -81,8 +91,13 @@ func StartErl(t testing.TB, opt ErlOptions) *ErlNode {
 		args = append(args, "-sname", n.Name)
 	}
 	if opt.Mnesia {
-		args = append(args, "-mnesia", "dir", fmt.Sprintf("%q", filepath.Join(dir, "mnesia")),
-			"-eval", "ok = mnesia:create_schema([node()]), ok = mnesia:start()")
+		args = append(args, "-mnesia", "dir", fmt.Sprintf("%q", filepath.Join(dir, "mnesia")))
+		if opt.Join != "" {
+			args = append(args, "-mnesia", "extra_db_nodes", fmt.Sprintf("[%s]", erlQuote(opt.Join)),
+				"-eval", "ok = mnesia:start(), {atomic, ok} = mnesia:change_table_copy_type(schema, node(), disc_copies)")
+		} else {
+			args = append(args, "-eval", "mnesia:create_schema([node()]), ok = mnesia:start()")
+		}
 	}
 	args = append(args, opt.Args...)
 	n.cmd = exec.Command(erl, args...)
@@ -101,6 +116,31 @@ func StartErl(t testing.TB, opt ErlOptions) *ErlNode {
 
 // Alive is the part of the name before '@'.
 func (n *ErlNode) Alive() string { return strings.SplitN(n.Name, "@", 2)[0] }
+
+// Restart starts the node again with the same name, directory and options
+// (after Stop, or after StopMnesia and a halt).
+func (n *ErlNode) Restart(t testing.TB) *ErlNode {
+	t.Helper()
+	opt := n.opt
+	opt.Alive, opt.Dir, opt.Cookie, opt.Join = n.Alive(), n.Dir, n.Cookie, ""
+	return StartErl(t, opt)
+}
+
+// Halt stops Mnesia cleanly and then the node.
+func (n *ErlNode) Halt(t testing.TB) {
+	t.Helper()
+	n.TryEval("mnesia:stop()")
+	n.TryEval("spawn(fun() -> timer:sleep(100), erlang:halt() end), ok")
+	if n.cmd != nil && n.cmd.Process != nil {
+		done := make(chan struct{})
+		go func() { n.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			n.Stop()
+		}
+	}
+}
 
 // Stop kills the node (idempotent).
 func (n *ErlNode) Stop() {
