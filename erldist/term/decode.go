@@ -258,6 +258,9 @@ func fromMarker(kind uint8, payload any) (Term, error) {
 				return nil, err
 			}
 		}
+		if err := checkDistinctKeys(m); err != nil {
+			return nil, err
+		}
 		return m, nil
 	case markerFun:
 		raw, ok := payload.(erlang.OtpErlangBinary)
@@ -350,4 +353,24 @@ func latin1(s string) string {
 		r[i] = rune(s[i])
 	}
 	return string(r)
+}
+
+// checkDistinctKeys refuses a map with two equal keys, as binary_to_term does.
+func checkDistinctKeys(m Map) error {
+	if len(m) < 2 {
+		return nil
+	}
+	seen := make(map[string]struct{}, len(m))
+	opt := EncodeOptions{expandCharlists: true}
+	for _, p := range m {
+		k, err := AppendBody(nil, p.Key, opt)
+		if err != nil {
+			return &DecodeError{Msg: "map key: " + err.Error()}
+		}
+		if _, dup := seen[string(k)]; dup {
+			return &DecodeError{Msg: "map with a duplicate key " + Format(p.Key)}
+		}
+		seen[string(k)] = struct{}{}
+	}
+	return nil
 }

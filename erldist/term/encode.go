@@ -18,6 +18,10 @@ type EncodeOptions struct {
 	// Legacy writes the forms pre-OTP-19 nodes understand: latin-1 atom tags,
 	// PID_EXT/PORT_EXT/NEW_REFERENCE_EXT with a 2-bit creation, no maps.
 	Legacy bool
+
+	// expandCharlists writes a Charlist as the list of its integers, so that
+	// equal terms always encode alike (for map key comparison).
+	expandCharlists bool
 }
 
 // Encode returns t in external format, version byte first.
@@ -76,6 +80,8 @@ func appendTerm(b []byte, t Term, opt EncodeOptions, depth int) ([]byte, error) 
 		return append(b, v.Bytes...), nil
 	case Charlist:
 		switch {
+		case opt.expandCharlists && len(v) > 0:
+			return appendList(b, v.List(), List(nil), opt, depth)
 		case len(v) == 0:
 			return append(b, tagNil), nil
 		case len(v) <= math.MaxUint16:

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -103,6 +104,7 @@ func StartErl(t testing.TB, opt ErlOptions) *ErlNode {
 	n.cmd = exec.Command(erl, args...)
 	n.cmd.Dir = dir
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	ownGroup(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start erl: %v", err)
 	}
@@ -142,12 +144,21 @@ func (n *ErlNode) Halt(t testing.TB) {
 	}
 }
 
-// Stop kills the node (idempotent).
+// Stop kills the node and everything it started (idempotent).
 func (n *ErlNode) Stop() {
 	if n.cmd != nil && n.cmd.Process != nil && n.cmd.ProcessState == nil {
+		syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL) // the process group
 		n.cmd.Process.Kill()
 		n.cmd.Wait()
 	}
+}
+
+// ownGroup makes cmd the leader of a new process group, so that Stop also
+// reaches the processes it starts (RabbitMQ's script starts the VM), and
+// bounds how long Wait waits for output they still hold open.
+func ownGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
 }
 
 func (n *ErlNode) waitUp(t testing.TB, limit time.Duration) {

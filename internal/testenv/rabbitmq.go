@@ -52,6 +52,7 @@ func StartRabbitMQ(t testing.TB) *ErlNode {
 		"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
 	)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	ownGroup(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start rabbitmq: %v", err)
 	}
