@@ -60,7 +60,10 @@ func (c *RemoveNodeCmd) Run(g *Globals) error {
 		fmt.Fprintln(w, "Dry run: nothing changed.")
 		return nil
 	}
-	if !c.Force && !g.confirm(fmt.Sprintf("Warning. This removes %s from the cluster for good: the other nodes forget it and its copies. Do you want to continue?", c.Target)) {
+	if !c.Force {
+		fmt.Fprintf(w, "Warning. This removes %s from the cluster for good: the other nodes forget it and its copies.\n", c.Target)
+	}
+	if !c.Force && !g.confirm("Do you want to continue?") {
 		return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, c.OpTimeout)

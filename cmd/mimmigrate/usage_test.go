@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
 func TestUsageAndBadInput(t *testing.T) {
@@ -59,4 +64,35 @@ func TestConnectionFailures(t *testing.T) {
 	if strings.Contains(stderr, "some-cookie") {
 		t.Error("the cookie was printed")
 	}
+}
+
+// Failures against a real node: the wrong cookie, and the version 5
+// handshake that OTP 25.0-25.2 refuse.
+func TestHandshakeFailuresFromTheCLI(t *testing.T) {
+	n := testenv.StartErl(t, testenv.ErlOptions{})
+	wrong := writeCookie(t, "wrong-cookie-value")
+	_, stderr, code := runCLI(t, "", "inspect", "--node", n.Name, "--cookie-file", wrong)
+	oneLineError(t, stderr, code, exitConnect, "rejected our cookie", "hint:")
+	if strings.Contains(stderr, "wrong-cookie-value") {
+		t.Error("the cookie was printed")
+	}
+	right := writeCookie(t, n.Cookie)
+	_, stderr, code = runCLI(t, "", "inspect", "--node", n.Name, "--cookie-file", right, "--dist-version", "5")
+	oneLineError(t, stderr, code, exitConnect, "closed the connection after our version 5 send_name", "--dist-version 6")
+	// Mnesia is not running on a plain node: a clear refusal, not a crash.
+	_, stderr, code = runCLI(t, "", "inspect", "--node", n.Name, "--cookie-file", right)
+	oneLineError(t, stderr, code, exitFailure, "Mnesia is not running")
+	// A node name with the right host but the wrong name part.
+	_, stderr, code = runCLI(t, "", "inspect", "--node", "other@localhost", "--cookie-file", right,
+		"--dist-port", fmt.Sprint(distPort(t, n)))
+	oneLineError(t, stderr, code, exitConnect, "not other@localhost")
+}
+
+func distPort(t *testing.T, n *testenv.ErlNode) int {
+	t.Helper()
+	info, found, err := erldist.EPMD{Host: "localhost"}.PortPlease(context.Background(), n.Alive())
+	if err != nil || !found {
+		t.Fatalf("%v %v", found, err)
+	}
+	return info.Port
 }

@@ -268,6 +268,24 @@ func fromMarker(kind uint8, payload any) (Term, error) {
 			return nil, &DecodeError{Msg: "malformed fun marker"}
 		}
 		return Fun{Raw: raw.Value}, nil
+	case markerBig:
+		raw, ok := payload.(erlang.OtpErlangBinary)
+		if !ok || len(raw.Value) < 1 {
+			return nil, &DecodeError{Msg: "malformed bignum marker"}
+		}
+		mag := raw.Value[1:]
+		be := make([]byte, len(mag)) // little-endian on the wire
+		for i, c := range mag {
+			be[len(mag)-1-i] = c
+		}
+		v := new(big.Int).SetBytes(be)
+		if raw.Value[0] != 0 {
+			v.Neg(v)
+		}
+		if v.IsInt64() {
+			return v.Int64(), nil
+		}
+		return v, nil
 	}
 	return nil, &DecodeError{Msg: fmt.Sprintf("unknown marker %d", kind)}
 }
@@ -361,9 +379,8 @@ func checkDistinctKeys(m Map) error {
 		return nil
 	}
 	seen := make(map[string]struct{}, len(m))
-	opt := EncodeOptions{expandCharlists: true}
 	for _, p := range m {
-		k, err := AppendBody(nil, p.Key, opt)
+		k, err := canonicalKey(p.Key)
 		if err != nil {
 			return &DecodeError{Msg: "map key: " + err.Error()}
 		}
@@ -373,4 +390,10 @@ func checkDistinctKeys(m Map) error {
 		seen[string(k)] = struct{}{}
 	}
 	return nil
+}
+
+// canonicalKey encodes a term so that equal terms give equal strings.
+func canonicalKey(t Term) (string, error) {
+	k, err := AppendBody(nil, t, EncodeOptions{expandCharlists: true})
+	return string(k), err
 }

@@ -42,16 +42,22 @@ func Equal(a, b Term) bool {
 		if !ok || len(x) != len(y) {
 			return false
 		}
-		// Pair order is an encoding detail: look each key up.
-		for _, p := range x {
-			found := false
-			for _, q := range y {
-				if Equal(p.Key, q.Key) {
-					found = Equal(p.Value, q.Value)
-					break
-				}
+		// Pair order is an encoding detail: match keys by their canonical encoding.
+		byKey := make(map[string]Term, len(y))
+		for _, q := range y {
+			k, err := canonicalKey(q.Key)
+			if err != nil {
+				return false
 			}
-			if !found {
+			byKey[k] = q.Value
+		}
+		for _, p := range x {
+			k, err := canonicalKey(p.Key)
+			if err != nil {
+				return false
+			}
+			v, found := byKey[k]
+			if !found || !Equal(p.Value, v) {
 				return false
 			}
 		}

@@ -46,7 +46,12 @@ const (
 const (
 	markerMap = 0
 	markerFun = 1
+	markerBig = 2
 )
+
+// bigInline is the largest bignum (in bytes) left to erlang_go, whose
+// byte-at-a-time shift-and-add decoding is quadratic in the size.
+const bigInline = 32
 
 // Limits that keep hostile input from exhausting memory or stack.
 const (

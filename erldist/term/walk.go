@@ -175,15 +175,15 @@ func (w *walker) term(pos, depth int) (int, error) {
 			}
 		}
 	case tagSmallBig:
-		if err = w.need(pos, 2); err == nil {
-			n := int(w.b[pos])
-			err, end = w.need(pos+2, n), pos+2+n
+		if err = w.need(pos, 2); err != nil {
+			return 0, err
 		}
+		return w.bignum(start, int(w.b[pos]), pos+1)
 	case tagLargeBig:
-		if err = w.need(pos, 5); err == nil {
-			n := w.u32(pos)
-			err, end = w.need(pos+5, n), pos+5+n
+		if err = w.need(pos, 5); err != nil {
+			return 0, err
 		}
+		return w.bignum(start, w.u32(pos), pos+4)
 	case tagPid:
 		return w.identifier(start, pos, 9)
 	case tagNewPid:
@@ -236,6 +236,27 @@ func (w *walker) term(pos, depth int) (int, error) {
 		return 0, err
 	}
 	w.copyRange(start, end)
+	return end, nil
+}
+
+// bignum checks an integer of n magnitude bytes whose sign byte is at signPos.
+// Large ones become {Marker(big), <<Sign, Magnitude...>>}: erlang_go's
+// decoding of them is quadratic.
+func (w *walker) bignum(start, n, signPos int) (int, error) {
+	if err := w.need(signPos, 1+n); err != nil {
+		return 0, err
+	}
+	end := signPos + 1 + n
+	if n <= bigInline {
+		w.copyRange(start, end)
+		return end, nil
+	}
+	w.special = true
+	if w.out != nil {
+		*w.out = append(*w.out, tagSmallTuple, 2, markerTag, markerBig, tagBinary)
+		*w.out = binary.BigEndian.AppendUint32(*w.out, uint32(1+n))
+		*w.out = append(*w.out, w.b[signPos:end]...)
+	}
 	return end, nil
 }
 

@@ -1,0 +1,46 @@
+# mimmigrate — see README.md.
+GO       ?= go
+BIN      := bin/mimmigrate
+DEMO_DIR ?= /tmp/mimmigrate-demo
+FUZZTIME ?= 60s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build test test-short bench demo demo-stop fuzz vet clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mimmigrate
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# The whole suite against real components (ejabberd, erl, RabbitMQ, PostgreSQL), with the race detector.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Only what needs no ejabberd (faster; still starts erl nodes).
+test-short:
+	$(GO) test -count=1 -run 'Usage|Decode|Handshake|Len|Trunc|Hostile|Encode|Disagree|DETS|Cookie' ./...
+
+# Benchmarks with their anchors, measured in the same run (docs/benchmarks.md).
+bench:
+	$(GO) test -run XXX -bench RPCVersusErlang -benchtime 5x ./erldist/
+	$(GO) test -run XXX -bench InspectVersusEjabberdctl -benchtime 20x ./cmd/mimmigrate/
+
+# A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
+demo: build
+	$(GO) run ./internal/demo start -dir $(DEMO_DIR)
+	./$(BIN) inspect --node demo1@localhost --cookie-file $(DEMO_DIR)/cookie
+
+demo-stop:
+	$(GO) run ./internal/demo stop -dir $(DEMO_DIR)
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./erldist/term/
+	$(GO) test -run XXX -fuzz FuzzHandshakeMessages -fuzztime $(FUZZTIME) ./erldist/
+	$(GO) test -run XXX -fuzz FuzzReadPacket -fuzztime $(FUZZTIME) ./erldist/
+	$(GO) test -run XXX -fuzz FuzzSplitPacket -fuzztime $(FUZZTIME) ./erldist/
+
+clean:
+	rm -rf bin
