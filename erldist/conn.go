@@ -476,6 +476,11 @@ func (c *Conn) deliver(from term.Pid, to, msg term.Term) {
 				ch <- tu[1]
 				return
 			}
+			if ref.Node == c.local {
+				// The reply to a call that gave up waiting (its deadline passed).
+				c.log.Debug("late RPC reply dropped", "ref", ref.String())
+				return
+			}
 		}
 	}
 	c.toMailbox(Message{From: from, To: to, Msg: msg})

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
@@ -21,16 +20,9 @@ type InspectCmd struct {
 
 // Run inspects the cluster and prints the report.
 func (c *InspectCmd) Run(g *Globals) error {
-	if err := checkNode("--node", c.Node); err != nil {
-		return err
-	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
 	params := mnesiactl.DefaultParams()
 	params.LargeTableByte = int64(c.LargeTable)
-	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl, Params: params}, c.Node)
+	snap, sess, err := g.attach(c.Node, params)
 	if err != nil {
 		return err
 	}
@@ -223,14 +215,7 @@ func nodeByName(s *mnesiactl.Snapshot, name string) mnesiactl.Node {
 	return mnesiactl.Node{Name: name}
 }
 
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedNames[V any](m map[string]V) []string { return mnesiactl.SortedKeys(m) }
 
 // compactBytes is HumanBytes for table cells: 2.4K, 3.1M, 1.2G.
 func compactBytes(n int64) string {

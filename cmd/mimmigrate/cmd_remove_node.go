@@ -21,17 +21,10 @@ type RemoveNodeCmd struct {
 
 // Run checks, asks, removes and verifies.
 func (c *RemoveNodeCmd) Run(g *Globals) error {
-	if err := checkNode("--node", c.Node); err != nil {
-		return err
-	}
 	if err := checkNode("TARGET", c.Target); err != nil {
 		return err
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl}, c.Node)
+	snap, sess, err := g.attach(c.Node, mnesiactl.DefaultParams())
 	if err != nil {
 		return err
 	}
@@ -56,15 +49,11 @@ func (c *RemoveNodeCmd) Run(g *Globals) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
-	if c.DryRun {
-		fmt.Fprintln(w, "Dry run: nothing changed.")
-		return nil
-	}
-	if !c.Force {
+	if !c.Force && !c.DryRun {
 		fmt.Fprintf(w, "Warning. This removes %s from the cluster for good: the other nodes forget it and its copies.\n", c.Target)
 	}
-	if !c.Force && !g.confirm("Do you want to continue?") {
-		return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
+	if ok, err := g.proceed(c.DryRun, c.Force, "Do you want to continue?"); !ok {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, c.OpTimeout)
 	defer cancel()

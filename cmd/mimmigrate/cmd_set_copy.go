@@ -21,17 +21,10 @@ type SetCopyCmd struct {
 
 // Run checks, asks, changes and verifies.
 func (c *SetCopyCmd) Run(g *Globals) error {
-	if err := checkNode("--node", c.Node); err != nil {
-		return err
-	}
 	if err := checkNode("--on", c.On); err != nil {
 		return err
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	snap, sess, err := mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl}, c.Node)
+	snap, sess, err := g.attach(c.Node, mnesiactl.DefaultParams())
 	if err != nil {
 		return err
 	}
@@ -50,12 +43,8 @@ func (c *SetCopyCmd) Run(g *Globals) error {
 	for _, warn := range ch.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
-	if c.DryRun {
-		fmt.Fprintln(w, "Dry run: nothing changed.")
-		return nil
-	}
-	if !c.Force && !g.confirm("Do you want to continue?") {
-		return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
+	if ok, err := g.proceed(c.DryRun, c.Force, "Do you want to continue?"); !ok {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, c.OpTimeout)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
 )
 
 // Globals are the options every command shares, and the process's streams.
@@ -23,12 +24,11 @@ type Globals struct {
 	Timeout     time.Duration `default:"30s" help:"Deadline for connecting and for each query."`
 	Verbose     bool          `short:"v" help:"Log protocol details to stderr."`
 
-	ctx                    context.Context
-	stdin                  io.Reader
-	stdout, stderr         io.Writer
-	exit                   int
-	stdinReader            *bufio.Reader
-	cookieSource, resolved string
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	exit           int
+	stdinReader    *bufio.Reader
 }
 
 // client builds the distribution client from the flags.
@@ -37,17 +37,18 @@ func (g *Globals) client() (*erldist.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.cookieSource = source
 	level := slog.LevelWarn
 	if g.Verbose {
 		level = slog.LevelDebug
 	}
 	tm := erldist.DefaultTimeouts()
 	tm.Call = g.Timeout
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	logger.Debug("cookie found", "source", source) // where from, never the cookie itself
 	return &erldist.Client{
 		Name: g.Name, Cookie: cookie, Version: g.DistVersion, EPMDPort: g.EPMDPort, DistPort: g.DistPort,
 		DialTimeout: g.Timeout, Timeouts: tm,
-		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})),
+		Logger: logger,
 	}, nil
 }
 
@@ -58,6 +59,31 @@ func checkNode(flag, node string) error {
 			hint: "a node name looks like ejabberd@host; `epmd -names` on the host lists the names"}
 	}
 	return nil
+}
+
+// attach checks the node name, connects to the cluster and inspects it.
+func (g *Globals) attach(node string, params mnesiactl.InspectParams) (*mnesiactl.Snapshot, *mnesiactl.Session, error) {
+	if err := checkNode("--node", node); err != nil {
+		return nil, nil, err
+	}
+	cl, err := g.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl, Params: params}, node)
+}
+
+// proceed ends a dry run, or asks for confirmation unless force is set. It
+// reports whether the change should go ahead.
+func (g *Globals) proceed(dryRun, force bool, question string) (bool, error) {
+	if dryRun {
+		fmt.Fprintln(g.stdout, "Dry run: nothing changed.")
+		return false, nil
+	}
+	if !force && !g.confirm(question) {
+		return false, &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
+	}
+	return true, nil
 }
 
 // confirm asks a yes/no question on stdin, MongooseIM style.

@@ -164,7 +164,7 @@ func diagnose(s *Snapshot) []Diagnostic {
 					"%s holds no copy of %s (remote only): it cannot start on its own%s", n, t.Name, extra)
 			}
 		}
-		for _, n := range sortedKeys(t.PerNode) {
+		for _, n := range SortedKeys(t.PerNode) {
 			nt := t.PerNode[n]
 			if nt.StorageType != CopyDiscOnly || nt.MemoryBytes == nil || *nt.MemoryBytes < s.Settings.DETSWarnBytes {
 				continue
@@ -219,7 +219,7 @@ func otherNode(nodes []string, not string, isUp func(string) bool) string {
 // holdersOf lists the nodes with a copy of t, sorted.
 func holdersOf(t Table) []string {
 	var out []string
-	for _, n := range sortedKeys(t.Copies) {
+	for _, n := range SortedKeys(t.Copies) {
 		if t.Copies[n] != CopyNone {
 			out = append(out, n)
 		}
@@ -227,7 +227,8 @@ func holdersOf(t Table) []string {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns a map's keys in order.
+func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -252,7 +253,7 @@ func abbreviate(xs []string, n int) string {
 
 func describeValues(vals map[string]string) string {
 	var parts []string
-	for _, n := range sortedKeys(vals) {
+	for _, n := range SortedKeys(vals) {
 		v := vals[n]
 		if v == "" {
 			v = "[]"
