@@ -198,11 +198,7 @@ func normalise(v any) (Term, error) {
 			}
 		}
 		if x.Improper {
-			if len(elems) == 1 {
-				// LIST_EXT with no elements: Erlang reads it as its tail alone.
-				return elems[0], nil
-			}
-			return ImproperList{Elems: elems[:len(elems)-1], Tail: elems[len(elems)-1]}, nil
+			return joinTail(elems[:len(elems)-1], elems[len(elems)-1]), nil
 		}
 		return List(elems), nil
 	case erlang.OtpErlangPid:
@@ -396,4 +392,21 @@ func checkDistinctKeys(m Map) error {
 func canonicalKey(t Term) (string, error) {
 	k, err := AppendBody(nil, t, EncodeOptions{expandCharlists: true})
 	return string(k), err
+}
+
+// joinTail builds [Elems | Tail]. A tail that is itself a list (possible in
+// crafted input: Erlang writes one LIST_EXT) continues the list, as in Erlang.
+func joinTail(elems []Term, tail Term) Term {
+	switch t := tail.(type) {
+	case List:
+		return List(append(elems, t...))
+	case Charlist:
+		return List(append(elems, t.List()...))
+	case ImproperList:
+		return joinTail(append(elems, t.Elems...), t.Tail)
+	}
+	if len(elems) == 0 {
+		return tail // LIST_EXT with no elements is its tail alone
+	}
+	return ImproperList{Elems: elems, Tail: tail}
 }
