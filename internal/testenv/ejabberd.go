@@ -42,7 +42,7 @@ func EjabberdAvailable() string {
 		return "ejabberd is not installed (apt-get install ejabberd)"
 	}
 	if _, err := exec.LookPath("erlc"); err != nil {
-		return "erlc is not installed (apt-get install erlang-dev)"
+		return "erlc is not installed (apt-get install erlang-base)"
 	}
 	if os.Geteuid() != 0 {
 		if u, err := user.Current(); err != nil || u.Username != "ejabberd" {
