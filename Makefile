@@ -24,7 +24,7 @@ test-short:
 
 # Benchmarks with their anchors, measured in the same run (docs/benchmarks.md).
 bench:
-	$(GO) test -run XXX -bench RPCVersusErlang -benchtime 5x ./erldist/
+	$(GO) test -run XXX -bench RPCVersusErlang -benchtime 7x -cpu 1,2 ./erldist/
 	$(GO) test -run XXX -bench InspectVersusEjabberdctl -benchtime 20x ./cmd/mimmigrate/
 
 # A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.

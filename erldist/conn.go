@@ -62,11 +62,18 @@ type Conn struct {
 	nc net.Conn
 	r  *bufio.Reader
 
+	// Writes are coalesced: a sender appends its packet to wpending and,
+	// unless another sender is already writing, writes everything pending.
+	// Under load many packets leave in one system call; alone, a sender
+	// writes its own packet at once.
 	wmu       sync.Mutex
-	wbuf      []byte
+	wpending  []byte
+	wspare    []byte
+	wflushing bool
 	lastWrite atomic.Int64
 
-	refs atomic.Uint32
+	refs    atomic.Uint32
+	refSalt [2]uint32 // random words that make our refs unique across connections
 
 	mu             sync.Mutex
 	calls          map[string]chan term.Term
@@ -99,6 +106,7 @@ func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, 
 		done:           make(chan struct{}),
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
+	c.refSalt = [2]uint32{randomUint32(), randomUint32()}
 	go c.readLoop()
 	go c.tickLoop()
 	return c
@@ -233,42 +241,58 @@ func (c *Conn) tickLoop() {
 }
 
 func (c *Conn) writeRaw(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.writeLocked(b)
-}
-
-func (c *Conn) writeLocked(b []byte) error {
-	if c.tm.Write > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.tm.Write))
-	}
-	_, err := c.nc.Write(b)
-	c.lastWrite.Store(time.Now().UnixNano())
-	return err
+	return c.enqueue(func(dst []byte) ([]byte, error) { return append(dst, b...), nil })
 }
 
 // send writes one pass-through packet.
 func (c *Conn) send(control, msg term.Term) error {
+	return c.enqueue(func(dst []byte) ([]byte, error) { return appendPacket(dst, control, msg, c.enc) })
+}
+
+// enqueue appends a packet with add and makes sure it gets written.
+func (c *Conn) enqueue(add func([]byte) ([]byte, error)) error {
+	c.wmu.Lock()
 	select {
 	case <-c.done:
+		c.wmu.Unlock()
 		return c.lost(c.err)
 	default:
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	b, err := appendPacket(c.wbuf[:0], control, msg, c.enc)
-	if err != nil {
+	var err error
+	if c.wpending, err = add(c.wpending); err != nil {
+		c.wmu.Unlock()
 		return err
 	}
-	if cap(b) <= 1<<16 {
-		c.wbuf = b
+	if c.wflushing {
+		c.wmu.Unlock()
+		return nil // the sender already writing takes ours along
 	}
-	if err := c.writeLocked(b); err != nil {
+	c.wflushing = true
+	for len(c.wpending) > 0 {
+		buf := c.wpending
+		c.wpending = c.wspare[:0]
+		c.wmu.Unlock()
+		if c.tm.Write > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.tm.Write))
+		}
+		_, err = c.nc.Write(buf)
+		c.lastWrite.Store(time.Now().UnixNano())
+		c.wmu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.wspare = buf[:0]
+		}
+		if err != nil {
+			c.wpending = nil
+			break
+		}
+	}
+	c.wflushing = false
+	c.wmu.Unlock()
+	if err != nil {
 		err = c.lost(err)
 		c.fail(err)
-		return err
 	}
-	return nil
+	return err
 }
 
 // Send sends msg to a pid on the peer.
@@ -284,9 +308,10 @@ func (c *Conn) SendNamed(name term.Atom, msg term.Term) error {
 	return c.send(ctlRegSend(c.self, name), msg)
 }
 
-// MakeRef mints a reference of ours.
+// MakeRef mints a reference of ours: a counter plus this connection's random
+// words (no system call per reference).
 func (c *Conn) MakeRef() term.Ref {
-	return term.Ref{Node: c.local, Creation: c.creation, ID: []uint32{c.refs.Add(1), randomUint32(), randomUint32()}}
+	return term.Ref{Node: c.local, Creation: c.creation, ID: []uint32{c.refs.Add(1), c.refSalt[0], c.refSalt[1]}}
 }
 
 // Monitor monitors a remote process (a pid or a registered name). The channel
