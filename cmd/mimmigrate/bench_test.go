@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,10 +36,15 @@ func BenchmarkInspectVersusEjabberdctl(b *testing.B) {
 	n1 := c.Nodes[0]
 	cookie := filepath.Join(b.TempDir(), "cookie")
 	os.WriteFile(cookie, []byte(n1.Cookie), 0o600)
+	var maxRSS int64
 	inspect := func() {
-		out, err := exec.Command(bin, "inspect", "--node", n1.Name, "--cookie-file", cookie).CombinedOutput()
+		cmd := exec.Command(bin, "inspect", "--node", n1.Name, "--cookie-file", cookie)
+		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "TABLES (") {
 			b.Fatalf("inspect: %v\n%s", err, out)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
+			maxRSS = ru.Maxrss
 		}
 	}
 	ctl := func() {
@@ -67,6 +73,7 @@ func BenchmarkInspectVersusEjabberdctl(b *testing.B) {
 	b.ReportMetric(mt, "ejabberdctl-ms")
 	b.ReportMetric(mt/mo, "speedup")
 	b.ReportMetric(theirs[0]/ours[0], "speedup-of-best")
+	b.ReportMetric(float64(maxRSS)/1024, "inspect-maxrss-MB")
 	b.Logf("median of %d: mimmigrate inspect %.1f ms, ejabberdctl mnesia_info %.1f ms; best: %.1f ms vs %.1f ms",
 		len(ours), mo, mt, ours[0], theirs[0])
 }
