@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -64,6 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 			code = exitInternal
 		}
 	}()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // commands may lower it (see attach)
 	var cli CLI
 	exitCode := -1
 	parser, err := kong.New(&cli,
