@@ -83,9 +83,9 @@ func start(dir string, users int, broken bool) error {
 			return err
 		}
 	}
-	fmt.Printf("\ncookie file: %s\ntry:\n  mimmigrate inspect --node %s --cookie-file %s\n",
+	fmt.Printf("\ncookie file: %s\ntry:\n  ./bin/mimmigrate inspect --node %s --cookie-file %s\n",
 		cookieFile, c.Nodes[0].Name, cookieFile)
-	fmt.Printf("  mimmigrate remove-node --node %s %s --cookie-file %s --dry-run\n", c.Nodes[0].Name, c.Nodes[1].Name, cookieFile)
+	fmt.Printf("  ./bin/mimmigrate remove-node --node %s %s --cookie-file %s --dry-run\n", c.Nodes[0].Name, c.Nodes[1].Name, cookieFile)
 	fmt.Printf("stop it with: make demo-stop\n")
 	return nil
 }
