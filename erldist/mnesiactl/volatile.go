@@ -13,7 +13,7 @@ var volatileTables = map[string]map[string]bool{
 		"ejabberd_commands", "multicastc", "carboncopy", "c2s_sessions",
 	}),
 	"mongooseim": setOf([]string{
-		"session", "route", "external_component", "external_component_global", "s2s",
+		"session", "session_counter", "route", "external_component", "external_component_global", "s2s",
 		"muc_online_room", "muc_online_users", "bosh_session", "jingle_sip_session",
 		"mod_register_ip", "local_config", "mongoose_cluster_id_ram", "stream_mgmt_session",
 		"mod_global_distrib_mapping", "component", "pubsub_last_item", "sm_session",
