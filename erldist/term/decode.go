@@ -410,3 +410,58 @@ func joinTail(elems []Term, tail Term) Term {
 	}
 	return ImproperList{Elems: elems, Tail: tail}
 }
+
+// Element returns the encoded bytes of element i (1-based) of the tuple
+// encoded in b (version byte first), without decoding anything: the cheap
+// way to get a record's key. The bytes lack the version byte.
+func Element(b []byte, i int) ([]byte, error) {
+	if err := checkVersion(b); err != nil {
+		return nil, err
+	}
+	w := walker{b: b}
+	pos := 1
+	var n int
+	switch b[1] {
+	case tagSmallTuple:
+		if len(b) < 3 {
+			return nil, w.fail(len(b), "truncated tuple")
+		}
+		n, pos = int(b[2]), 3
+	case tagLargeTuple:
+		if len(b) < 6 {
+			return nil, w.fail(len(b), "truncated tuple")
+		}
+		n, pos = w.u32(2), 6
+	default:
+		return nil, w.fail(1, "not a tuple")
+	}
+	if i < 1 || i > n {
+		return nil, w.fail(pos, "tuple of %d elements has no element %d", n, i)
+	}
+	for k := 1; ; k++ {
+		end, err := w.term(pos, 1)
+		if err != nil {
+			return nil, err
+		}
+		if k == i {
+			return b[pos:end], nil
+		}
+		pos = end
+	}
+}
+
+// CanonicalKey returns bytes that are equal for equal terms (=:=), whatever
+// encoding produced them: latin-1 or UTF-8 atom tags, STRING_EXT or a list
+// of small integers, a small bignum or an integer.
+func CanonicalKey(t Term) (string, error) { return canonicalKey(t) }
+
+// CanonicalBody is CanonicalKey of the term encoded (without version byte) in body.
+func CanonicalBody(body []byte) (string, error) {
+	b := make([]byte, 0, len(body)+1)
+	b = append(append(b, tagVersion), body...)
+	t, err := Decode(b)
+	if err != nil {
+		return "", err
+	}
+	return canonicalKey(t)
+}
