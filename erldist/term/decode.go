@@ -269,15 +269,7 @@ func fromMarker(kind uint8, payload any) (Term, error) {
 		if !ok || len(raw.Value) < 1 {
 			return nil, &DecodeError{Msg: "malformed bignum marker"}
 		}
-		mag := raw.Value[1:]
-		be := make([]byte, len(mag)) // little-endian on the wire
-		for i, c := range mag {
-			be[len(mag)-1-i] = c
-		}
-		v := new(big.Int).SetBytes(be)
-		if raw.Value[0] != 0 {
-			v.Neg(v)
-		}
+		v := bigFromWire(raw.Value[0], raw.Value[1:])
 		if v.IsInt64() {
 			return v.Int64(), nil
 		}
@@ -388,10 +380,14 @@ func checkDistinctKeys(m Map) error {
 	return nil
 }
 
-// canonicalKey encodes a term so that equal terms give equal strings.
+// canonicalKey encodes a term so that equal terms give equal strings: our
+// encoding, passed through the same canonical transcoding as CanonicalBody.
 func canonicalKey(t Term) (string, error) {
-	k, err := AppendBody(nil, t, EncodeOptions{expandCharlists: true})
-	return string(k), err
+	k, err := AppendBody(nil, t, EncodeOptions{})
+	if err != nil {
+		return "", err
+	}
+	return CanonicalBody(k)
 }
 
 // joinTail builds [Elems | Tail]. A tail that is itself a list (possible in
@@ -455,13 +451,30 @@ func Element(b []byte, i int) ([]byte, error) {
 // of small integers, a small bignum or an integer.
 func CanonicalKey(t Term) (string, error) { return canonicalKey(t) }
 
-// CanonicalBody is CanonicalKey of the term encoded (without version byte) in body.
+// CanonicalBody is CanonicalKey of the term encoded (without version byte)
+// in body, computed from the bytes without decoding the term.
 func CanonicalBody(body []byte) (string, error) {
-	b := make([]byte, 0, len(body)+1)
-	b = append(append(b, tagVersion), body...)
-	t, err := Decode(b)
+	out := make([]byte, 0, len(body)+8)
+	w := walker{b: body, out: &out, canon: true}
+	end, err := w.term(0, 0)
 	if err != nil {
 		return "", err
 	}
-	return canonicalKey(t)
+	if end != len(body) {
+		return "", &DecodeError{Offset: end, Msg: "trailing bytes after the term"}
+	}
+	return string(out), nil
+}
+
+// bigFromWire builds an integer from a sign byte and a little-endian magnitude.
+func bigFromWire(sign byte, mag []byte) *big.Int {
+	be := make([]byte, len(mag))
+	for i, c := range mag {
+		be[len(mag)-1-i] = c
+	}
+	v := new(big.Int).SetBytes(be)
+	if sign != 0 {
+		v.Neg(v)
+	}
+	return v
 }

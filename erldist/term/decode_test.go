@@ -188,3 +188,41 @@ func zlibOf(b []byte) []byte {
 	w.Close()
 	return buf.Bytes()
 }
+
+// Equal terms in different encodings have one canonical form.
+func TestCanonicalForms(t *testing.T) {
+	same := [][][]byte{
+		{{131, 100, 0, 3, 'f', 'o', 'o'}, {131, 115, 3, 'f', 'o', 'o'}, {131, 118, 0, 3, 'f', 'o', 'o'}, {131, 119, 3, 'f', 'o', 'o'}},
+		{{131, 115, 1, 0xE9}, {131, 119, 2, 0xC3, 0xA9}},                                     // 'é' latin-1 and UTF-8
+		{{131, 107, 0, 2, 1, 2}, {131, 108, 0, 0, 0, 2, 97, 1, 97, 2, 106}},                    // "\1\2" and [1,2]
+		{{131, 97, 5}, {131, 98, 0, 0, 0, 5}, {131, 110, 1, 0, 5}, {131, 110, 3, 0, 5, 0, 0}}, // 5 four ways
+		{{131, 104, 2, 107, 0, 1, 'a', 100, 0, 1, 'b'}, {131, 104, 2, 108, 0, 0, 0, 1, 97, 'a', 106, 119, 1, 'b'}},
+	}
+	for i, group := range same {
+		var first string
+		for j, b := range group {
+			c, err := term.CanonicalBody(b[1:])
+			if err != nil {
+				t.Fatalf("group %d form %d: %v", i, j, err)
+			}
+			v, err := term.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaTerm, err := term.CanonicalKey(v)
+			if err != nil || viaTerm != c {
+				t.Errorf("group %d form %d: canonical from bytes and from the term differ", i, j)
+			}
+			if j == 0 {
+				first = c
+			} else if c != first {
+				t.Errorf("group %d: form %d has another canonical form", i, j)
+			}
+		}
+	}
+	a, _ := term.CanonicalKey(int64(1))
+	b, _ := term.CanonicalKey(1.0)
+	if a == b {
+		t.Error("1 and 1.0 share a canonical form (they are not =:=)")
+	}
+}

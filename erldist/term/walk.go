@@ -25,6 +25,9 @@ type walker struct {
 	base    int     // offset of b[0] in the caller's buffer, for error messages
 	out     *[]byte // transcoding target, or nil
 	special bool    // the term holds a map or a local fun
+	// canon: transcode into the canonical form (see Canonical) instead of
+	// the form erlang_go needs.
+	canon bool
 }
 
 func (w *walker) fail(pos int, format string, args ...any) error {
@@ -109,7 +112,7 @@ func (w *walker) identifier(start, atomPos, n int) (int, error) {
 		return 0, err
 	}
 	small := w.b[atomPos] == tagSmallAtom || w.b[atomPos] == tagSmallAtomUTF8
-	if !small || w.b[atomPos+1] != 255 {
+	if w.canon || !small || w.b[atomPos+1] != 255 {
 		w.copyRange(start, end)
 		return end, nil
 	}
@@ -143,19 +146,29 @@ func (w *walker) term(pos, depth int) (int, error) {
 	case tagSmallInt:
 		err, end = w.need(pos, 1), pos+1
 	case tagInt:
-		err, end = w.need(pos, 4), pos+4
+		if err, end = w.need(pos, 4), pos+4; err == nil && w.canon && w.out != nil {
+			*w.out = appendInt(*w.out, int64(int32(w.u32(pos))))
+			return end, nil
+		}
 	case tagNewFloat:
 		err, end = w.need(pos, 8), pos+8
 	case tagFloat:
 		err, end = w.need(pos, 31), pos+31
 	case tagAtom, tagAtomUTF8, tagSmallAtom, tagSmallAtomUTF8:
-		end, err = w.atom(start)
+		if end, err = w.atom(start); err == nil && w.canon && w.out != nil {
+			a, _, _ := readAtom(w.b[start:end])
+			*w.out, _ = appendAtom(*w.out, a, EncodeOptions{})
+			return end, nil
+		}
 	case tagNil:
 		end = pos
 	case tagString:
 		if err = w.need(pos, 2); err == nil {
 			n := w.u16(pos)
-			err, end = w.need(pos+2, n), pos+2+n
+			if err, end = w.need(pos+2, n), pos+2+n; err == nil && w.canon && w.out != nil {
+				*w.out, _ = appendList(*w.out, Charlist(w.b[pos+2:end]).List(), List(nil), EncodeOptions{}, 0)
+				return end, nil
+			}
 		}
 	case tagBinary:
 		if err = w.need(pos, 4); err == nil {
@@ -247,6 +260,17 @@ func (w *walker) bignum(start, n, signPos int) (int, error) {
 		return 0, err
 	}
 	end := signPos + 1 + n
+	if w.canon {
+		if w.out != nil {
+			v := bigFromWire(w.b[signPos], w.b[signPos+1:end])
+			if v.IsInt64() {
+				*w.out = appendInt(*w.out, v.Int64())
+			} else {
+				*w.out = appendBig(*w.out, v)
+			}
+		}
+		return end, nil
+	}
 	if n <= bigInline {
 		w.copyRange(start, end)
 		return end, nil
@@ -325,6 +349,10 @@ func (w *walker) mapTerm(start, depth int) (int, error) {
 	if err := w.need(pos, 2*n); err != nil {
 		return 0, err
 	}
+	if w.canon {
+		w.copyRange(start, pos)
+		return w.elements(pos, 2*n, depth)
+	}
 	if w.out != nil {
 		*w.out = append(*w.out, tagSmallTuple, 2, markerTag, markerMap)
 		if n == 0 {
@@ -356,6 +384,10 @@ func (w *walker) fun(start, depth int) (int, error) {
 	end, err := w.funEnd(start, depth)
 	if err != nil {
 		return 0, err
+	}
+	if w.canon {
+		w.copyRange(start, end)
+		return end, nil
 	}
 	if w.out != nil {
 		raw := w.b[start:end]

@@ -1,0 +1,146 @@
+%% Test data for mnesiaread, made by real Mnesia, and the oracle that reads
+%% it back the way Mnesia does at startup.
+%%
+%%   erl -sname N -mnesia dir '"D"' -s mgen ops      (and the other scenarios)
+%%   erl -sname N -mnesia dir '"D"' -run mgen oracle OUT
+%%
+%% Scenarios leave the directory as a node would after a crash (halt without
+%% stopping Mnesia): operations pending in LATEST.LOG and the table DCLs,
+%% DETS files not closed. The oracle starts Mnesia on the directory (a copy:
+%% starting Mnesia changes the files) with the same node name, waits for the
+%% tables and writes {Table, Records} for every table with a disc copy here.
+-module(mgen).
+-export([ops/0, counters/0, big/0, clean/0, oracle/1, dump/1]).
+
+-record(user, {id, name, tags}).
+
+start() ->
+    ok = mnesia:create_schema([node()]),
+    ok = mnesia:start().
+
+%% Before the crash, the live node's own view of its disc tables: the truth a
+%% reader of the directory should find (truth.etf next to the directory).
+crash() ->
+    Tabs = [T || T <- mnesia:system_info(local_tables), T =/= schema,
+                 mnesia:table_info(T, storage_type) =/= ram_copies],
+    Truth = [{T, mnesia:dirty_match_object(T, mnesia:table_info(T, wild_pattern))} || T <- Tabs],
+    Dir = filename:dirname(mnesia:system_info(directory)),
+    ok = file:write_file(filename:join(Dir, "truth.etf"), term_to_binary(Truth)),
+    ok = disk_log:sync(latest_log),
+    timer:sleep(3500), %% DETS flushes its write cache after 3 s
+    erlang:halt(0).
+
+tables() ->
+    N = [node()],
+    {atomic, ok} = mnesia:create_table(user, [{disc_copies, N}, {attributes, record_info(fields, user)}]),
+    {atomic, ok} = mnesia:create_table(dbag, [{disc_copies, N}, {type, bag}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(oset, [{disc_copies, N}, {type, ordered_set}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(dset, [{disc_only_copies, N}, {attributes, [k, v, w]}]),
+    {atomic, ok} = mnesia:create_table(obag, [{disc_only_copies, N}, {type, bag}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(other_name, [{disc_copies, N}, {record_name, rec}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(ram, [{ram_copies, N}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(idx, [{disc_only_copies, N}, {index, [v]}, {attributes, [k, v]}]).
+
+%% Every kind of operation, at every stage: in the DCD (dumped), in the DCL
+%% (dumped again), and only in LATEST.LOG.
+ops() ->
+    start(),
+    tables(),
+    W = fun(T, R) -> ok = mnesia:dirty_write(T, R) end,
+    [W(user, #user{id = I, name = <<"user", (integer_to_binary(I))/binary>>, tags = [a, {b, I}]}) || I <- lists:seq(1, 300)],
+    [W(dbag, {dbag, I rem 7, {v, I}}) || I <- lists:seq(1, 60)],
+    [W(oset, {oset, I, <<I:32>>}) || I <- lists:seq(1, 100)],
+    [W(dset, {dset, I, v, [I]}) || I <- lists:seq(1, 400)],
+    [W(obag, {obag, I rem 5, I}) || I <- lists:seq(1, 40)],
+    [W(other_name, {rec, I, I * I}) || I <- lists:seq(1, 20)],
+    [W(ram, {ram, I, I}) || I <- lists:seq(1, 10)],
+    [W(idx, {idx, I, I rem 3}) || I <- lists:seq(1, 30)],
+    mnesia:dump_log(),                                  %% -> DCD / DAT
+    ok = mnesia:dirty_delete(user, 3),
+    ok = mnesia:dirty_delete_object({dbag, 1, {v, 8}}),
+    W(dbag, {dbag, 1, {v, 1}}),                          %% already there: a bag keeps one
+    W(dbag, {dbag, 1, {v, new}}),
+    {atomic, ok} = mnesia:transaction(fun() ->
+        mnesia:write(#user{id = 2, name = <<"two">>, tags = []}),
+        mnesia:delete({oset, 50}),
+        mnesia:write({dset, 7, changed, []}),
+        mnesia:delete_object({obag, 3, 3})
+    end),
+    mnesia:dump_log(),                                  %% -> DCL
+    {atomic, ok} = mnesia:clear_table(other_name),
+    W(other_name, {rec, after_clear, 1}),
+    ok = mnesia:dirty_delete(dset, 9),
+    W(dset, {dset, 9, back, [again]}),
+    ok = mnesia:dirty_delete_object({dset, 10, v, [10]}),
+    {atomic, ok} = mnesia:transaction(fun() -> [mnesia:delete({user, I}) || I <- lists:seq(100, 110)], ok end),
+    W(user, #user{id = 1000, name = binary:copy(<<"x">>, 70000), tags = big}), %% >= 64 KiB item
+    W(dset, {dset, big, binary:copy(<<"y">>, 100000), []}),
+    crash().
+
+%% The counter rule for disc_only tables (dets_incr_counter) next to ets's.
+counters() ->
+    start(),
+    N = [node()],
+    {atomic, ok} = mnesia:create_table(cc, [{disc_copies, N}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(dc, [{disc_only_copies, N}, {attributes, [k, v]}]),
+    mnesia:dump_log(),
+    [mnesia:dirty_update_counter(T, a, 5) || T <- [cc, dc]],
+    mnesia:dump_log(),
+    [mnesia:dirty_update_counter(T, a, 7) || T <- [cc, dc]],       %% only in the log
+    [mnesia:dirty_update_counter(T, b, -3) || T <- [cc, dc]],      %% missing, negative
+    [ok = mnesia:dirty_write({T, c, 10}) || T <- [cc, dc]],
+    [mnesia:dirty_update_counter(T, c, 4) || T <- [cc, dc]],       %% written in this pass
+    [mnesia:dirty_update_counter(T, c, -20) || T <- [cc, dc]],     %% below zero
+    [ok = mnesia:dirty_write({T, d, not_a_number}) || T <- [cc, dc]],
+    [catch mnesia:dirty_update_counter(T, d, 1) || T <- [cc, dc]],
+    crash().
+
+%% Items of 64 KiB and more everywhere.
+big() ->
+    start(),
+    N = [node()],
+    {atomic, ok} = mnesia:create_table(bc, [{disc_copies, N}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(bd, [{disc_only_copies, N}, {attributes, [k, v]}]),
+    [ok = mnesia:dirty_write({T, I, binary:copy(<<I>>, 65000 + I * 1000)}) || T <- [bc, bd], I <- lists:seq(1, 5)],
+    mnesia:dump_log(),
+    [ok = mnesia:dirty_write({T, I, binary:copy(<<I>>, 200000)}) || T <- [bc, bd], I <- lists:seq(3, 8)],
+    mnesia:dump_log(),
+    [ok = mnesia:dirty_write({T, I, binary:copy(<<I>>, 300000)}) || T <- [bc, bd], I <- lists:seq(7, 9)],
+    crash().
+
+%% A clean stop: everything closed, nothing pending.
+clean() ->
+    start(),
+    tables(),
+    [ok = mnesia:dirty_write(user, #user{id = I, name = integer_to_binary(I), tags = []}) || I <- lists:seq(1, 50)],
+    [ok = mnesia:dirty_write({dset, I, v, w}) || I <- lists:seq(1, 50)],
+    Tabs = [T || T <- mnesia:system_info(local_tables), T =/= schema,
+                 mnesia:table_info(T, storage_type) =/= ram_copies],
+    Truth = [{T, mnesia:dirty_match_object(T, mnesia:table_info(T, wild_pattern))} || T <- Tabs],
+    Dir = filename:dirname(mnesia:system_info(directory)),
+    ok = file:write_file(filename:join(Dir, "truth.etf"), term_to_binary(Truth)),
+    stopped = mnesia:stop(),
+    erlang:halt(0).
+
+%% The oracle: what Mnesia loads from the directory.
+oracle([Out]) ->
+    ok = mnesia:start(),
+    Tabs = [T || T <- mnesia:system_info(tables), T =/= schema,
+                 lists:member(mnesia:table_info(T, storage_type), [disc_copies, disc_only_copies])],
+    case mnesia:wait_for_tables(Tabs, 30000) of
+        ok ->
+            R = [{T, mnesia:dirty_match_object(T, mnesia:table_info(T, wild_pattern))} || T <- Tabs],
+            ok = file:write_file(Out, term_to_binary(R));
+        {timeout, Bad} ->
+            ok = file:write_file(Out, term_to_binary({timeout, Bad}))
+    end,
+    erlang:halt(0).
+
+%% mnesia:backup/1 and dump_to_textfile/1 of a running node (for the
+%% backup and dump readers).
+dump([Dir]) ->
+    ok = mnesia:start(),
+    ok = mnesia:wait_for_tables(mnesia:system_info(tables), 30000),
+    ok = mnesia:backup(filename:join(Dir, "backup.BUP")),
+    ok = mnesia:dump_to_textfile(filename:join(Dir, "dump.txt")),
+    erlang:halt(0).
