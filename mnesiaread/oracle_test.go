@@ -12,6 +12,7 @@ import (
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 	"github.com/mimmigrate/mimmigrate/mnesiaread"
+	"github.com/mimmigrate/mimmigrate/mnesiaread/disklog"
 )
 
 // beamDir holds the compiled test generator (see TestMain).
@@ -277,4 +278,186 @@ func snapshot(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "%s %d %x\n", e.Name(), len(data), data)
 	}
 	return b.String()
+}
+
+// logItems lists a log's items with their offsets and ends.
+func logItems(t *testing.T, path string) (items []term.Term, offsets []int64, ends []int64) {
+	t.Helper()
+	r, err := disklog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		item, off, err := r.Next()
+		if err != nil {
+			return
+		}
+		v, _ := term.Decode(item)
+		items, offsets, ends = append(items, v), append(offsets, off), append(ends, r.Offset())
+	}
+}
+
+// A node killed after logging a presume_abort commit but before its
+// decision: the outcome is unknown. By default the transaction is left out
+// and reported; --include-uncertain applies it.
+func TestUncertainTransaction(t *testing.T) {
+	dir, node := scenario(t, "ops")
+	latest := filepath.Join(dir, "LATEST.LOG")
+	items, _, ends := logItems(t, latest)
+	cut := -1
+	for i, it := range items {
+		if c, ok := term.IsRecord(it, "commit", 8); ok {
+			if _, ok := term.IsRecord(c[2], "decision", 5); ok {
+				cut = i // the last presume_abort commit
+			}
+		}
+	}
+	if cut < 0 {
+		t.Fatal("the scenario logged no presume_abort transaction")
+	}
+	b, _ := os.ReadFile(latest)
+	if err := os.WriteFile(latest, b[:ends[cut]], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit := items[cut].(term.Tuple)
+	d, err := mnesiaread.OpenDir(dir, mnesiaread.DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := ours(t, d)
+	uncertain := 0
+	for _, p := range d.Problems() {
+		if p.Kind == mnesiaread.ProblemUncertain {
+			uncertain++
+			if p.File != "LATEST.LOG" || !strings.Contains(p.Detail, "user") {
+				t.Errorf("uncertain report: %s", p)
+			}
+		}
+	}
+	if uncertain != 1 {
+		t.Errorf("%d uncertain transactions reported, want 1", uncertain)
+	}
+	d2, _ := mnesiaread.OpenDir(dir, mnesiaread.DirOptions{IncludeUncertain: true})
+	with := ours(t, d2)
+	// The transaction deleted users 100..110.
+	has := func(m map[string][]term.Term, id int64) bool {
+		for _, r := range m["user"] {
+			if term.Equal(r.(term.Tuple)[1], id) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(without, 105) || has(with, 105) {
+		t.Errorf("user 105: left out %v, applied %v (commit %s)", has(without, 105), has(with, 105), short(term.Format(commit)))
+	}
+	// Mnesia, on this node alone, treats the missing decision as an abort;
+	// we hold all it loads (and the big DETS object its repair drops).
+	mnesia := oracle(t, dir, node)
+	covers(t, without, mnesia)
+	if !has(mnesia, 105) {
+		t.Error("Mnesia applied the undecided transaction; the default should follow it")
+	}
+}
+
+// An interrupted log dump leaves PREVIOUS.LOG (LATEST.LOG renamed as the
+// dump starts); it is replayed before LATEST.LOG.
+func TestPreviousLog(t *testing.T) {
+	dir, node := scenario(t, "ops")
+	if err := os.Rename(filepath.Join(dir, "LATEST.LOG"), filepath.Join(dir, "PREVIOUS.LOG")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := mnesiaread.OpenDir(dir, mnesiaread.DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ours(t, d)
+	sameTables(t, got, truth(t, dir))
+	covers(t, got, oracle(t, dir, node))
+	noted := false
+	for _, p := range d.Problems() {
+		noted = noted || (p.File == "PREVIOUS.LOG" && p.Kind == mnesiaread.ProblemNote)
+	}
+	if !noted {
+		t.Error("PREVIOUS.LOG not reported")
+	}
+}
+
+// Damaged files in a directory: nothing panics, every record outside the
+// damage comes out, and the damage is reported in the right file near the
+// right offset.
+func TestDamagedDirectory(t *testing.T) {
+	dir, _ := scenario(t, "ops")
+	clean := truth(t, dir)
+	cases := []struct {
+		file       string
+		at, length int64 // negative at: from the end
+		table      string
+	}{
+		{"user.DCD", 4000, 3000, "user"},
+		{"dset.DAT", 9000, 64, "dset"},
+		{"LATEST.LOG", -300, 300, "user"},
+		{"dbag.DCD", 100, 5, "dbag"},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			cp := copyDir(t, dir)
+			path := filepath.Join(cp, c.file)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := c.at
+			if at < 0 {
+				at += int64(len(b))
+			}
+			if c.file == "LATEST.LOG" {
+				b = b[:at] // a truncated tail
+			} else {
+				for i := at; i < at+c.length && i < int64(len(b)); i++ {
+					b[i] ^= 0xA5
+				}
+			}
+			os.WriteFile(path, b, 0o644)
+			d, err := mnesiaread.OpenDir(cp, mnesiaread.DirOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ours(t, d)
+			reported := false
+			for _, p := range d.Problems() {
+				if p.Kind == mnesiaread.ProblemDamage && p.File == c.file {
+					reported = true
+					if p.Offset < 0 || p.Offset > at+c.length {
+						t.Errorf("damage reported at %d, it is at %d..%d: %s", p.Offset, at, at+c.length, p)
+					}
+				}
+			}
+			if !reported {
+				t.Errorf("no damage reported in %s", c.file)
+			}
+			// Every other table is intact; the damaged one loses at most the
+			// records in the items the damage touched (for a DCD: counted).
+			maxLoss := int(c.length/16) + 2
+			if strings.HasSuffix(c.file, ".DCD") {
+				_, offs, ends := logItems(t, filepath.Join(dir, c.file))
+				maxLoss = 0
+				for i := range offs {
+					if ends[i] > at && offs[i] < at+c.length {
+						maxLoss++
+					}
+				}
+			}
+			for tab, want := range clean {
+				g := len(got[tab])
+				if tab != c.table && g != len(want) {
+					t.Errorf("table %s: %d records, want %d (it was not damaged)", tab, g, len(want))
+				}
+				if tab == c.table && g < len(want)-maxLoss {
+					t.Errorf("table %s: %d of %d records survive; the damage touched %d", tab, g, len(want), maxLoss)
+				}
+			}
+		})
+	}
 }

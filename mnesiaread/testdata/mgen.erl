@@ -72,7 +72,12 @@ ops() ->
     ok = mnesia:dirty_delete(dset, 9),
     W(dset, {dset, 9, back, [again]}),
     ok = mnesia:dirty_delete_object({dset, 10, v, [10]}),
-    {atomic, ok} = mnesia:transaction(fun() -> [mnesia:delete({user, I}) || I <- lists:seq(100, 110)], ok end),
+    %% touching disc_copies and disc_only_copies tables: logged as presume_abort
+    %% with a decision record after it
+    {atomic, ok} = mnesia:transaction(fun() ->
+        [mnesia:delete({user, I}) || I <- lists:seq(100, 110)],
+        mnesia:write({dset, txn, both, []})
+    end),
     W(user, #user{id = 1000, name = binary:copy(<<"x">>, 70000), tags = big}), %% >= 64 KiB item
     W(dset, {dset, big, binary:copy(<<"y">>, 100000), []}),
     crash().
