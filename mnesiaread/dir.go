@@ -722,4 +722,3 @@ func (d *Dir) overlayOp(ov *overlay, v term.Term, dets bool, file string, off in
 	d.problems = append(d.problems, Problem{Kind: ProblemDamage, File: file, Offset: off, Table: ov.table, Detail: "operation of another shape: " + term.Format(v)})
 	return nil
 }
-

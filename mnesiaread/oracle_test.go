@@ -1,6 +1,7 @@
 package mnesiaread_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
@@ -49,7 +51,9 @@ func needErlang(t *testing.T) {
 func runErl(t *testing.T, name, dir string, args ...string) {
 	t.Helper()
 	all := append([]string{"-noshell", "-sname", name, "-pa", beamDir, "-mnesia", "dir", fmt.Sprintf("%q", dir)}, args...)
-	cmd := exec.Command("erl", all...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "erl", all...)
 	cmd.Dir = filepath.Dir(dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("erl %v: %v\n%s", args, err, out)

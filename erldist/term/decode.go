@@ -411,8 +411,17 @@ func joinTail(elems []Term, tail Term) Term {
 // encoded in b (version byte first), without decoding anything: the cheap
 // way to get a record's key. The bytes lack the version byte.
 func Element(b []byte, i int) ([]byte, error) {
-	if err := checkVersion(b); err != nil {
+	start, end, err := ElementSpan(b, i)
+	if err != nil {
 		return nil, err
+	}
+	return b[start:end], nil
+}
+
+// ElementSpan is Element returning where the element lies in b.
+func ElementSpan(b []byte, i int) (start, end int, err error) {
+	if err := checkVersion(b); err != nil {
+		return 0, 0, err
 	}
 	w := walker{b: b}
 	pos := 1
@@ -420,27 +429,27 @@ func Element(b []byte, i int) ([]byte, error) {
 	switch b[1] {
 	case tagSmallTuple:
 		if len(b) < 3 {
-			return nil, w.fail(len(b), "truncated tuple")
+			return 0, 0, w.fail(len(b), "truncated tuple")
 		}
 		n, pos = int(b[2]), 3
 	case tagLargeTuple:
 		if len(b) < 6 {
-			return nil, w.fail(len(b), "truncated tuple")
+			return 0, 0, w.fail(len(b), "truncated tuple")
 		}
 		n, pos = w.u32(2), 6
 	default:
-		return nil, w.fail(1, "not a tuple")
+		return 0, 0, w.fail(1, "not a tuple")
 	}
 	if i < 1 || i > n {
-		return nil, w.fail(pos, "tuple of %d elements has no element %d", n, i)
+		return 0, 0, w.fail(pos, "tuple of %d elements has no element %d", n, i)
 	}
 	for k := 1; ; k++ {
 		end, err := w.term(pos, 1)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		if k == i {
-			return b[pos:end], nil
+			return pos, end, nil
 		}
 		pos = end
 	}
