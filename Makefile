@@ -38,6 +38,7 @@ demo-stop:
 # Run every fuzz target for FUZZTIME each.
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./erldist/term/
+	$(GO) test -run XXX -fuzz FuzzTextReader -fuzztime $(FUZZTIME) ./erldist/term/
 	$(GO) test -run XXX -fuzz FuzzHandshakeMessages -fuzztime $(FUZZTIME) ./erldist/
 	$(GO) test -run XXX -fuzz FuzzReadPacket -fuzztime $(FUZZTIME) ./erldist/
 	$(GO) test -run XXX -fuzz FuzzSplitPacket -fuzztime $(FUZZTIME) ./erldist/

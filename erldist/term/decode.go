@@ -174,6 +174,13 @@ func normalise(v any) (Term, error) {
 		if x.Bits == 8 {
 			return Binary(x.Value), nil
 		}
+		// The unused low bits of the last byte mean nothing to Erlang:
+		// clear them so that equal bitstrings are equal here too.
+		if n := len(x.Value); n > 0 && x.Bits >= 1 && x.Bits <= 7 && x.Value[n-1]&^(0xFF<<(8-x.Bits)) != 0 {
+			b := append([]byte(nil), x.Value...)
+			b[n-1] &= 0xFF << (8 - x.Bits)
+			return BitBinary{Bytes: b, Bits: x.Bits}, nil
+		}
 		return BitBinary{Bytes: x.Value, Bits: x.Bits}, nil
 	case erlang.OtpErlangTuple:
 		if len(x) == 2 {

@@ -1,7 +1,9 @@
 package term_test
 
 import (
+	"bytes"
 	"compress/zlib"
+	"errors"
 	"io"
 	"testing"
 
@@ -50,5 +52,107 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed %#v into %#v", got, back)
 		}
 		_ = term.Format(got)
+		// What Pretty prints (as a dump would hold it) reads back the same.
+		if !hasIdentity(got) && !hasLocalFun(got) && depth(got) <= 100 {
+			text := append(latin1(term.Pretty(got)), ".\n"...)
+			w, err := term.NewTextReader(bytes.NewReader(text), term.TextOptions{}).Next()
+			if err != nil || !term.Equal(got, w) {
+				t.Fatalf("%s printed as %q reads back as %v, %v", term.Format(got), text, w, err)
+			}
+		}
 	})
+}
+
+// FuzzTextReader: any text either fails with a *TextError (and the reader
+// goes on) or gives terms that Pretty prints back to text read as the same
+// terms. Never a panic or a hang.
+func FuzzTextReader(f *testing.F) {
+	for _, s := range []string{
+		"{a,1}.\n", "[1,2|3].", "<<\"x\"/utf8, 1:3>>.", "#{a => <<>>}.", "'q\\x{263A}'.",
+		"16#ff. $\\^A. -1.5e-3.", "{passwd,{<<\"u\">>,<<\"h\">>},<<\"p\">>}.\n{x}.\n",
+		"<0.1.2>. #Ref<0.1.2.3>.", "\"a\" \"b\". % c\n", "{bad.\n{good}.\n", "fun m:f/1.",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(textReaderProperty)
+}
+
+func textReaderProperty(t *testing.T, b []byte) {
+	tr := term.NewTextReader(bytes.NewReader(b), term.TextOptions{MaxTermBytes: 1 << 16})
+	for i := 0; i < 1000; i++ {
+		v, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		var te *term.TextError
+		if errors.As(err, &te) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("non-syntax error: %v", err)
+		}
+		// Pretty indents each level: deep terms print quadratically large.
+		if hasIdentity(v) || depth(v) > 100 {
+			continue
+		}
+		text := latin1(term.Pretty(v))
+		back := term.NewTextReader(bytes.NewReader(append(text, ".\n"...)), term.TextOptions{})
+		w, err := back.Next()
+		if err != nil || !term.Equal(v, w) {
+			t.Fatalf("%s printed as %q reads back as %v, %v", term.Format(v), text, w, err)
+		}
+	}
+}
+
+// hasIdentity: pids, refs and ports print without their node.
+func hasIdentity(t term.Term) bool {
+	switch v := t.(type) {
+	case term.Pid, term.Ref, term.Port:
+		return true
+	case term.Tuple:
+		return anyIdentity(v)
+	case term.List:
+		return anyIdentity(v)
+	case term.ImproperList:
+		return anyIdentity(v.Elems) || hasIdentity(v.Tail)
+	case term.Map:
+		for _, p := range v {
+			if hasIdentity(p.Key) || hasIdentity(p.Value) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func anyIdentity(ts []term.Term) bool {
+	for _, e := range ts {
+		if hasIdentity(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func depth(t term.Term) int {
+	var elems []term.Term
+	switch v := t.(type) {
+	case term.Tuple:
+		elems = v
+	case term.List:
+		elems = v
+	case term.ImproperList:
+		elems = append(append(elems, v.Elems...), v.Tail)
+	case term.Map:
+		for _, p := range v {
+			elems = append(elems, p.Key, p.Value)
+		}
+	default:
+		return 0
+	}
+	d := 0
+	for _, e := range elems {
+		d = max(d, depth(e))
+	}
+	return d + 1
 }

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -24,25 +23,13 @@ func latin1(s string) []byte {
 // TestPrettyMatchesErlang prints hand-picked and random terms and compares
 // each, byte for byte, with io_lib:format("~p") from the real OTP.
 func TestPrettyMatchesErlang(t *testing.T) {
-	escript := testenv.Escript(t)
-	out := filepath.Join(t.TempDir(), "pretty.etf")
 	count := "1500"
 	if testing.Short() {
 		count = "200"
 	}
-	if b, err := exec.Command(escript, filepath.Join("testdata", "pretty.escript"), "20261122", count, out).CombinedOutput(); err != nil {
-		t.Fatalf("pretty.escript: %v\n%s", err, b)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := term.Decode(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := prettyRows(t, count)
 	bad := 0
-	for i, r := range rows.(term.List) {
+	for i, r := range rows {
 		row := r.(term.Tuple)
 		want := string(row[1].(term.Binary))
 		got := string(latin1(term.Pretty(row[0])))
@@ -54,8 +41,28 @@ func TestPrettyMatchesErlang(t *testing.T) {
 		}
 	}
 	if bad > 0 {
-		t.Errorf("%d of %d terms print differently", bad, len(rows.(term.List)))
+		t.Errorf("%d of %d terms print differently", bad, len(rows))
 	}
+}
+
+// prettyRows runs the oracle: {Term, ~p text} for the fixed terms and count
+// random ones.
+func prettyRows(t *testing.T, count string) term.List {
+	t.Helper()
+	escript := testenv.Escript(t)
+	out := filepath.Join(t.TempDir(), "pretty.etf")
+	if b, err := exec.Command(escript, filepath.Join("testdata", "pretty.escript"), "20261122", count, out).CombinedOutput(); err != nil {
+		t.Fatalf("pretty.escript: %v\n%s", err, b)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := term.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows.(term.List)
 }
 
 func firstDiff(a, b string) int {
@@ -77,5 +84,4 @@ func TestErlangFloat(t *testing.T) {
 			t.Errorf("ErlangFloat(%v) = %s, want %s", f, got, want)
 		}
 	}
-	_ = strings.TrimSpace
 }

@@ -9,6 +9,9 @@
 %%     default options, {minor_version,2} and [compressed], and Printed is
 %%     io_lib:format("~9999p", [Value]) (one line).
 %%
+%%   escript terms.escript consult FILE OUT
+%%     Writes file:consult(FILE)'s terms to OUT as one external term.
+%%
 %%   escript terms.escript check ORIG IN
 %%     ORIG is the file "encode" wrote; IN holds an external term: a list of
 %%     binaries, one per row of ORIG, each the Go encoding of that row's value.
@@ -21,6 +24,9 @@ main(["encode", Exprs, Out]) ->
              unicode:characters_to_binary(lists:flatten(io_lib:format("~9999p", [V])))}
             || V <- Values],
     ok = file:write_file(Out, term_to_binary(Rows));
+main(["consult", File, Out]) ->
+    {ok, Terms} = file:consult(File),
+    ok = file:write_file(Out, term_to_binary(Terms));
 main(["check", Orig, In]) ->
     {ok, OrigBin} = file:read_file(Orig),
     Values = [binary_to_term(B) || {B, _, _, _} <- binary_to_term(OrigBin)],
