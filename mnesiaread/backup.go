@@ -25,6 +25,7 @@ type Backup struct {
 	tables   map[string]Table
 	order    []string
 	problems []Problem
+	progress func(file string, done, total int64)
 }
 
 // OpenBackup reads a backup's header and schema section.
@@ -145,6 +146,8 @@ func (b *Backup) Records(sel []string, fn func(table string, rec []byte) error) 
 	defer r.Close()
 	b.problems = b.problems[:0]
 	var buf []byte
+	file := baseName(b.path)
+	var last int64
 	for {
 		item, off, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -152,6 +155,10 @@ func (b *Backup) Records(sel []string, fn func(table string, rec []byte) error) 
 		}
 		if err != nil {
 			return err
+		}
+		if b.progress != nil && off-last >= 1<<20 {
+			b.progress(file, off, r.Size())
+			last = off
 		}
 		first, err := term.Element(item, 1)
 		if err != nil {
@@ -183,6 +190,9 @@ func (b *Backup) Records(sel []string, fn func(table string, rec []byte) error) 
 	}
 	for _, dm := range r.Damage {
 		b.problems = append(b.problems, Problem{Kind: ProblemDamage, File: baseName(b.path), Offset: dm.Offset, Detail: dm.String()})
+	}
+	if b.progress != nil {
+		b.progress(file, r.Size(), r.Size())
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package mnesiaread_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -137,10 +138,10 @@ func TestRenameMnesiaBackup(t *testing.T) {
 	}
 }
 
-func without(m map[string][]term.Term, table string) map[string][]term.Term {
+func without(m map[string][]term.Term, tables ...string) map[string][]term.Term {
 	out := map[string][]term.Term{}
 	for k, v := range m {
-		if k != table {
+		if !slices.Contains(tables, k) {
 			out[k] = v
 		}
 	}

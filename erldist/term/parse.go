@@ -37,6 +37,8 @@ type TextReader struct {
 	startLn  int
 	startCol int
 	depth    int
+	off      int64
+	startOff int64
 }
 
 // TextOptions adjusts a TextReader.
@@ -74,6 +76,9 @@ func (tr *TextReader) Line() int { return tr.line }
 // StartLine is the line where the term that Next last returned (or failed
 // on) starts.
 func (tr *TextReader) StartLine() int { return tr.startLn }
+
+// StartOffset is the byte offset where that term starts.
+func (tr *TextReader) StartOffset() int64 { return tr.startOff }
 
 // ParseText reads the single term in s; a final full stop is optional.
 func ParseText(s string) (Term, error) {
@@ -121,7 +126,7 @@ func (tr *TextReader) Next() (Term, error) {
 	if err := tr.skipSpace(); err != nil {
 		return nil, tr.fail(err)
 	}
-	tr.startLn, tr.startCol = tr.line, tr.col
+	tr.startLn, tr.startCol, tr.startOff = tr.line, tr.col, tr.off
 	if _, ok := tr.peek(); !ok {
 		if tr.fatal != nil {
 			return nil, tr.fatal
@@ -234,6 +239,7 @@ func (tr *TextReader) peekAt(i int) (byte, bool) {
 }
 
 func (tr *TextReader) count(c byte) {
+	tr.off++
 	if c == '\n' {
 		tr.line++
 		tr.col = 1

@@ -10,7 +10,7 @@
 %% starting Mnesia changes the files) with the same node name, waits for the
 %% tables and writes {Table, Records} for every table with a disc copy here.
 -module(mgen).
--export([ops/0, counters/0, big/0, clean/0, oracle/1, dump/1, restore/1]).
+-export([ops/0, counters/0, big/0, clean/0, varied/0, oracle/1, dump/1, restore/1, loadtext/1]).
 
 -record(user, {id, name, tags}).
 
@@ -125,6 +125,44 @@ clean() ->
     Dir = filename:dirname(mnesia:system_info(directory)),
     ok = file:write_file(filename:join(Dir, "truth.etf"), term_to_binary(Truth)),
     stopped = mnesia:stop(),
+    erlang:halt(0).
+
+%% Values of every kind that a text dump must carry exactly: UTF-8 and
+%% binary data, bitstrings, escapes, big integers, floats, maps, unicode
+%% atoms, improper lists, external funs; in a disc_copies, a disc_only_copies
+%% and a RAM table.
+varied() ->
+    start(),
+    N = [node()],
+    {atomic, ok} = mnesia:create_table(vd, [{disc_copies, N}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(vo, [{disc_only_copies, N}, {attributes, [k, v]}]),
+    {atomic, ok} = mnesia:create_table(vr, [{ram_copies, N}, {record_name, vrec}, {attributes, [k, v]}]),
+    Values = [<<"café ☃"/utf8>>, <<0, 128, 159, 160, 255>>, <<1:3>>, <<255, 7:3>>, <<>>,
+              list_to_binary(lists:seq(0, 255)), binary:copy(<<"é"/utf8>>, 200),
+              "quote \" back \\ newline \n tab \t", [233, 256, 8364], "", [],
+              1 bsl 100, -(1 bsl 70), 3.14, 1.0e-300, 2.5e22, -7, 0.1 + 0.2,
+              #{a => 1, <<"k">> => [x], {t, 1} => #{}},
+              'Quoted Atom', 'été', list_to_atom([1092, 1091]), '',
+              [a | b], {}, {a, {b, {c, [d, <<"e">>]}}}, fun erlang:node/0,
+              lists:seq(1, 300), lists:duplicate(50, {item, <<"text">>, 1.5}),
+              {xmlel, <<"message">>, [{<<"to">>, <<"bob@example.com">>}, {<<"type">>, <<"chat">>}],
+               [{xmlel, <<"body">>, [], [{xmlcdata, <<"Grüße, 世界"/utf8>>}]}]}],
+    Indexed = lists:zip(lists:seq(1, length(Values)), Values),
+    [ok = mnesia:dirty_write({T, {K, T}, V}) || {K, V} <- Indexed, T <- [vd, vo]],
+    [ok = mnesia:dirty_write(vr, {vrec, K, V}) || {K, V} <- Indexed],
+    crash().
+
+%% A fresh node loads a text dump with mnesia:load_textfile/1 and writes
+%% what every table then holds (all of them: loaded tables are RAM tables).
+loadtext([File, Out]) -> guarded(fun() -> loadtext(File, Out) end).
+
+loadtext(File, Out) ->
+    ok = mnesia:create_schema([node()]),
+    ok = mnesia:start(),
+    {atomic, ok} = mnesia:load_textfile(File),
+    Tabs = [T || T <- mnesia:system_info(tables), T =/= schema],
+    R = [{T, mnesia:dirty_match_object(T, mnesia:table_info(T, wild_pattern))} || T <- Tabs],
+    ok = file:write_file(Out, term_to_binary(R)),
     erlang:halt(0).
 
 %% The oracle: what Mnesia loads from the directory.
