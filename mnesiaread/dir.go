@@ -209,7 +209,11 @@ func (d *Dir) logRaw(name string, fn func(item []byte, offset int64) error) erro
 	r, err := disklog.Open(d.file(name))
 	if err != nil {
 		if errors.Is(err, disklog.ErrNotALog) {
-			d.problems = append(d.problems, Problem{Kind: ProblemDamage, File: name, Offset: 0, Detail: err.Error() + ": skipped"})
+			kind, detail := ProblemDamage, strings.TrimPrefix(err.Error(), d.file(name)+": ")+": skipped"
+			if st, err := os.Stat(d.file(name)); err == nil && st.Size() == 0 {
+				kind, detail = ProblemNote, "empty file (caught as it was being created): skipped"
+			}
+			d.problems = append(d.problems, Problem{Kind: kind, File: name, Offset: 0, Detail: detail})
 			return nil
 		}
 		return err
@@ -604,7 +608,9 @@ func (d *Dir) Tables() []Table {
 }
 
 // Problems implements Source.
-func (d *Dir) Problems() []Problem { return d.problems }
+// Files read more than once (the logs, or every file when Records is
+// called again) report their problems once.
+func (d *Dir) Problems() []Problem { return uniqueProblems(d.problems) }
 
 // Close implements Source.
 func (d *Dir) Close() error { return nil }

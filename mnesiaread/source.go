@@ -188,3 +188,16 @@ func wanted(sel []string, table string) bool {
 	}
 	return false
 }
+
+// uniqueProblems drops repeated problems, keeping the first of each.
+func uniqueProblems(ps []Problem) []Problem {
+	seen := make(map[Problem]bool, len(ps))
+	out := make([]Problem, 0, len(ps))
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,7 +1,9 @@
 package dets_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,5 +219,59 @@ func TestNotDETS(t *testing.T) {
 	os.WriteFile(p, make([]byte, 4000), 0o644)
 	if _, err := dets.Open(p); !errors.Is(err, dets.ErrNotDETS) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// tearSlot finds a live slot whose collection is not a power of two in
+// size and makes the slot claim the whole block, as a file copied while a
+// collection was rewritten in place can show; it returns the slot's offset.
+func tearSlot(t *testing.T, b []byte) int {
+	t.Helper()
+	u := func(off int) int { return int(binary.BigEndian.Uint32(b[off:])) }
+	for part := 0; part < 256; part++ {
+		pp := u(312 + 4*part)
+		if pp == 0 || pp+2048 > len(b) {
+			continue
+		}
+		for sg := 0; sg < 512; sg++ {
+			seg := u(pp + 4*sg)
+			if seg == 0 || seg+2048 > len(b) {
+				continue
+			}
+			for sl := 0; sl < 256; sl++ {
+				at := seg + 8*sl
+				size, pos := u(at), u(at+4)
+				if pos == 0 || size < 100 || size&(size-1) == 0 || pos+8 > len(b) || u(pos) != size {
+					continue
+				}
+				binary.BigEndian.PutUint32(b[at:], uint32(1<<bits.Len(uint(size-1))))
+				return at
+			}
+		}
+	}
+	t.Fatal("no slot to tear")
+	return 0
+}
+
+// A slot that disagrees with its block's header: Erlang's repair reads the
+// block by its own header, and so must we (not drop it as damage).
+func TestTornSlot(t *testing.T) {
+	dir := t.TempDir()
+	file, exp := filepath.Join(dir, "set.DAT"), filepath.Join(dir, "set.etf")
+	escript(t, "gen", file, "set", "3000", exp)
+	b, _ := os.ReadFile(file)
+	tearSlot(t, b)
+	binary.BigEndian.PutUint32(b[8:], 0) // not closed: Erlang repairs, by a scan
+	torn := filepath.Join(dir, "torn.DAT")
+	os.WriteFile(torn, b, 0o644)
+	got, rep, _ := readOurs(t, torn)
+	sameMultiset(t, "torn slot", got, termsOf(t, exp))
+	cp := filepath.Join(dir, "copy.DAT")
+	os.WriteFile(cp, b, 0o644)
+	out := filepath.Join(dir, "erl.etf")
+	escript(t, "read", cp, out)
+	sameMultiset(t, "torn slot, Erlang's repair", got, termsOf(t, out))
+	if len(rep.Damage) != 1 {
+		t.Errorf("damage: %v", rep.Damage)
 	}
 }

@@ -109,22 +109,61 @@ func (d *File) Objects(fn func(obj []byte) error, progress func(done int64)) (*R
 	w := &window{f: d.f, size: d.size}
 	var orphans []orphanColl
 	next := 0 // index of the next live collection in file order
-	emitLive := func(c collection) error {
+	// emitLive returns the objects of a live collection. A block whose own
+	// header disagrees with its slot (a write torn by a crash, or a file
+	// copied while it changed) is not trusted as live: false sends it to
+	// the orphan rules, read by its own header, as Erlang's repair reads it.
+	emitLive := func(c collection) (bool, error) {
+		hdr, err := w.at(int64(c.pos), 8)
+		if err != nil {
+			return false, err
+		}
+		if sz, st := binary.BigEndian.Uint32(hdr), binary.BigEndian.Uint32(hdr[4:]); sz != c.size || st != statusActive {
+			rep.Damage = append(rep.Damage, Damage{int64(c.pos), fmt.Sprintf(
+				"slot says %d bytes here, the block says %d (status %08x): a torn write; read as the scan finds it", c.size, sz, st)})
+			return false, nil
+		}
 		blk, err := w.at(int64(c.pos), int64(c.size))
 		if err != nil {
-			return err
+			return false, err
 		}
 		objs, perr := d.parseCollection(blk, true)
 		for _, o := range objs {
 			rep.LiveObjects++
 			if err := fn(o); err != nil {
-				return err
+				return true, err
 			}
 		}
 		if perr != nil {
 			rep.Damage = append(rep.Damage, Damage{int64(c.pos), "live collection: " + perr.Error()})
 		}
-		return nil
+		return true, nil
+	}
+	// orphanAt tries the block at p as a collection no slot vouches for; it
+	// returns how far it reaches, or 0.
+	orphanAt := func(p int64) (int64, error) {
+		hdr, err := w.at(p, 8)
+		if err != nil {
+			return 0, err
+		}
+		sz := int64(binary.BigEndian.Uint32(hdr))
+		if binary.BigEndian.Uint32(hdr[4:]) != statusActive || sz <= 8 || sz > d.size-p {
+			return 0, nil
+		}
+		blk := blockSize(uint32(sz))
+		if next < len(live) && p+blk > int64(live[next].pos) {
+			return 0, nil
+		}
+		full, err := w.at(p, sz)
+		if err != nil {
+			return 0, err
+		}
+		objs, perr := d.parseCollection(full, false)
+		if perr != nil || len(objs) == 0 {
+			return 0, nil
+		}
+		orphans = append(orphans, orphanColl{offset: p, objs: copyAll(objs)})
+		return blk, nil
 	}
 	p := int64(base)
 	lastReport := int64(0)
@@ -136,45 +175,44 @@ func (d *File) Objects(fn func(obj []byte) error, progress func(done int64)) (*R
 		// Live collections the scan has passed (not on the 16-byte grid
 		// from the base, or inside what looked like an orphan) are read now.
 		for next < len(live) && int64(live[next].pos) < p {
-			if err := emitLive(live[next]); err != nil {
+			c := live[next]
+			next++
+			ok, err := emitLive(c)
+			if err != nil {
 				return rep, err
 			}
-			next++
+			if !ok {
+				if _, err := orphanAt(int64(c.pos)); err != nil {
+					return rep, err
+				}
+			}
 		}
 		if next < len(live) && int64(live[next].pos) == p {
 			c := live[next]
 			next++
-			if err := emitLive(c); err != nil {
+			ok, err := emitLive(c)
+			if err != nil {
 				return rep, err
 			}
-			p += blockSize(c.size)
-			continue
+			if ok {
+				p += blockSize(c.size)
+				continue
+			}
 		}
 		// Not pointed to: an orphan if it is a whole, parseable collection
 		// that does not overlap the next live one.
-		hdr, err := w.at(p, 8)
+		adv, err := orphanAt(p)
 		if err != nil {
 			return rep, err
 		}
-		sz := int64(binary.BigEndian.Uint32(hdr))
-		if binary.BigEndian.Uint32(hdr[4:]) == statusActive && sz > 8 && sz <= d.size-p {
-			blk := blockSize(uint32(sz))
-			if next >= len(live) || p+blk <= int64(live[next].pos) {
-				full, err := w.at(p, sz)
-				if err != nil {
-					return rep, err
-				}
-				if objs, perr := d.parseCollection(full, false); perr == nil && len(objs) > 0 {
-					orphans = append(orphans, orphanColl{offset: p, objs: copyAll(objs)})
-					p += blk
-					continue
-				}
-			}
+		if adv > 0 {
+			p += adv
+			continue
 		}
 		p += minBlock
 	}
 	for ; next < len(live); next++ {
-		if err := emitLive(live[next]); err != nil {
+		if _, err := emitLive(live[next]); err != nil {
 			return rep, err
 		}
 	}
