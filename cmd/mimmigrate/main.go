@@ -41,6 +41,9 @@ type CLI struct {
 	Inspect    InspectCmd    `cmd:"" help:"Show a Mnesia cluster: nodes, every table's copies on every node, problems and how to fix them."`
 	RemoveNode RemoveNodeCmd `cmd:"" name:"remove-node" help:"Remove a dead node from the Mnesia cluster (mnesia:del_table_copy(schema, Node))."`
 	SetCopy    SetCopyCmd    `cmd:"" name:"set-copy" help:"Add, change or drop a table's copy on a node."`
+	Read       ReadCmd       `cmd:"" help:"Read a Mnesia directory, backup, text dump or DETS file without Erlang: records as JSON lines or Erlang terms, or a summary."`
+	Backup     BackupCmd     `cmd:"" help:"Write a Mnesia backup from a node's directory without Erlang (optionally renaming the node)."`
+	RenameNode RenameNodeCmd `cmd:"" name:"rename-node" help:"Rename a node in a Mnesia backup (offline mnesia_change_nodename)."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
 

@@ -3,6 +3,7 @@ package term_test
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -52,6 +53,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed %#v into %#v", got, back)
 		}
 		_ = term.Format(got)
+		if j := term.AppendJSON(nil, got); !json.Valid(j) {
+			t.Fatalf("%s: invalid JSON %s", term.Format(got), j)
+		}
 		// What Pretty prints (as a dump would hold it) reads back the same.
 		if !hasIdentity(got) && !hasLocalFun(got) && depth(got) <= 100 {
 			text := append(latin1(term.Pretty(got)), ".\n"...)
