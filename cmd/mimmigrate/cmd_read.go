@@ -310,6 +310,7 @@ func (e *erlangWriter) print(v term.Term) error {
 
 // summary is read --summary --json (docs/read-json.md).
 type summary struct {
+	Schema   string           `json:"schema"`
 	Kind     string           `json:"kind"`
 	Path     string           `json:"path"`
 	Node     string           `json:"node,omitempty"`
@@ -340,7 +341,7 @@ type summaryProblem struct {
 
 func (c *ReadCmd) printSummary(g *Globals, src mnesiaread.Source, tables []mnesiaread.Table, counts mnesiaread.Counts, took time.Duration) error {
 	st, _ := os.Stat(c.Path)
-	s := summary{Kind: src.Kind(), Path: c.Path, Node: src.Node(), Seconds: took.Seconds(), Problems: []summaryProblem{}}
+	s := summary{Schema: "mimmigrate.read-summary/1", Kind: src.Kind(), Path: c.Path, Node: src.Node(), Seconds: took.Seconds(), Problems: []summaryProblem{}}
 	if st != nil {
 		s.Bytes = sourceBytes(c.Path, st)
 	}

@@ -101,7 +101,7 @@ lists:flatten([io_lib:format("~s ~b~n", [T, mnesia:table_info(T, size)]) || T <-
 	if fmt.Sprint(got) != fmt.Sprint(live) {
 		t.Errorf("summary counts %v\nthe node had %v", got, live)
 	}
-	if sum.Kind != "directory" || sum.Node != e.Name || sum.Records == 0 {
+	if sum.Schema != "mimmigrate.read-summary/1" || sum.Kind != "directory" || sum.Node != e.Name || sum.Records == 0 {
 		t.Errorf("summary: kind %s node %s records %d", sum.Kind, sum.Node, sum.Records)
 	}
 
