@@ -151,8 +151,18 @@ func (d *File) Objects(fn func(obj []byte) error, progress func(done int64)) (*R
 			return 0, nil
 		}
 		blk := blockSize(uint32(sz))
-		if next < len(live) && p+blk > int64(live[next].pos) {
-			return 0, nil
+		// A live collection inside the block wins over it, unless its slot
+		// is stale too (its block's header disagrees): after a crash the
+		// segments may name collections that this newer block overwrote.
+		for i := next; i < len(live) && int64(live[i].pos) < p+blk; i++ {
+			c := live[i]
+			h, err := w.at(int64(c.pos), 8)
+			if err != nil {
+				return 0, err
+			}
+			if binary.BigEndian.Uint32(h) == c.size && binary.BigEndian.Uint32(h[4:]) == statusActive {
+				return 0, nil
+			}
 		}
 		full, err := w.at(p, sz)
 		if err != nil {

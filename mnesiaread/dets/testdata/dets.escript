@@ -5,6 +5,11 @@
 %%   dirty FILE EXPECTED        grow a set file, close, reopen, insert more (and a
 %%                              10 000-byte object bigger than any before), let the
 %%                              write cache flush, halt without closing
+%%   grow FILE N SLEEP CLOSE EXPECTED
+%%                              insert N objects in batches and close (the hash
+%%                              table's growth is left to be done later);
+%%                              reopen, let DETS grow it while idle for SLEEP ms,
+%%                              start a close, halt CLOSE ms later
 %%   read FILE OUT              what Erlang reads: open (repairing if it must) and
 %%                              match_object all; OUT gets the list
 main(["gen", File, Type, NStr, Expected]) ->
@@ -34,12 +39,30 @@ main(["dirty", File, Expected]) ->
           ++ [{rec, big, binary:copy(<<"a">>, 10000)}],
     ok = file:write_file(Expected, term_to_binary(All)),
     erlang:halt(0);
+main(["grow", File, NStr, Sleep, Close, Expected]) ->
+    N = list_to_integer(NStr),
+    Objs = [{rec, I, integer_to_binary(I * 7), lists:duplicate(I rem 9, x)} || I <- lists:seq(1, N)],
+    ok = file:write_file(Expected, term_to_binary(Objs)),
+    {ok, T} = dets:open_file(t, [{file, File}, {type, set}, {keypos, 2}]),
+    insert_batches(T, Objs),
+    ok = dets:close(T),
+    {ok, T2} = dets:open_file(t2, [{file, File}, {type, set}, {keypos, 2}]),
+    timer:sleep(list_to_integer(Sleep)),
+    spawn(fun() -> dets:close(T2) end),
+    timer:sleep(list_to_integer(Close)),
+    erlang:halt(0);
 main(["read", File, Out]) ->
     R = case dets:open_file(File) of
             {ok, T} -> All = dets:match_object(T, '_'), dets:close(T), All;
             {error, E} -> {error, E}
         end,
     ok = file:write_file(Out, term_to_binary(R)).
+
+insert_batches(_, []) -> ok;
+insert_batches(T, Objs) ->
+    {B, Rest} = lists:split(min(1000, length(Objs)), Objs),
+    ok = dets:insert(T, B),
+    insert_batches(T, Rest).
 
 objects(N, Type) ->
     Base = [{rec, {k, I}, value(I), [I, I * 2]} || I <- lists:seq(1, N)],
