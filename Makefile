@@ -26,6 +26,7 @@ test-short:
 bench:
 	$(GO) test -run XXX -bench RPCVersusErlang -benchtime 7x -cpu 1,2 ./erldist/
 	$(GO) test -run XXX -bench InspectVersusEjabberdctl -benchtime 20x ./cmd/mimmigrate/
+	$(GO) test -run XXX -bench ReadVersusErlang -benchtime 3x -timeout 60m ./cmd/mimmigrate/
 
 # A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
 demo: build

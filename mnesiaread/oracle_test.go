@@ -268,6 +268,24 @@ func TestDirectoryMatchesMnesia(t *testing.T) {
 					t.Errorf("a sound directory reported %s", p)
 				}
 			}
+			// Counting reads the tables in parallel: same counts, same
+			// problems in the same order.
+			d2, err := mnesiaread.OpenDir(dir, mnesiaread.DirOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts, err := mnesiaread.Count(d2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tab, recs := range got {
+				if counts[tab] != int64(len(recs)) {
+					t.Errorf("Count: %s has %d records, Records gave %d", tab, counts[tab], len(recs))
+				}
+			}
+			if fmt.Sprint(d2.Problems()) != fmt.Sprint(d.Problems()) {
+				t.Errorf("Count's problems %v\nRecords' problems %v", d2.Problems(), d.Problems())
+			}
 			if after := snapshot(t, dir); after != before {
 				t.Error("reading changed the directory")
 			}

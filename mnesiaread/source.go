@@ -99,8 +99,14 @@ type Source interface {
 // Counts is a per-table row count.
 type Counts map[string]int64
 
-// Count streams the named tables and counts their records.
+// Count streams the named tables and counts their records (a directory
+// reads several tables at once).
 func Count(s Source, tables []string) (Counts, error) {
+	if pc, ok := s.(interface {
+		CountRecords([]string) (Counts, error)
+	}); ok {
+		return pc.CountRecords(tables)
+	}
 	c := Counts{}
 	err := s.Records(tables, func(t string, _ []byte) error { c[t]++; return nil })
 	return c, err

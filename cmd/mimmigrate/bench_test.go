@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,4 +80,219 @@ func BenchmarkInspectVersusEjabberdctl(b *testing.B) {
 	b.ReportMetric(float64(maxRSS)/1024, "inspect-maxrss-MB")
 	b.Logf("median of %d: mimmigrate inspect %.1f ms, ejabberdctl mnesia_info %.1f ms; best: %.1f ms vs %.1f ms",
 		len(ours), mo, mt, ours[0], theirs[0])
+}
+
+// BenchmarkReadVersusErlang reads a large Mnesia directory (scale 1: about
+// 1.4 GB of DETS and 3.6 M records, made by real Erlang with
+// mnesiaread/testdata/mbench.erl and kept between runs) with `mimmigrate
+// read --summary`, with `mimmigrate read` (every record decoded and printed
+// as JSON, to /dev/null), and with Erlang reading the same files without
+// Mnesia (dets:foldl over each DAT, disk_log over the DCD; one file at a
+// time and one process per file), alternating in the same run. Every
+// program must count the same records per table. The files are in the page
+// cache for every run but the very first (warm-up) round.
+//
+//	go test -run XXX -bench ReadVersusErlang -benchtime 3x -timeout 60m ./cmd/mimmigrate/
+//
+// MIMMIGRATE_BENCH_SCALE (default 1) scales every table.
+func BenchmarkReadVersusErlang(b *testing.B) {
+	erl := testenv.Erl(b)
+	erlc := testenv.Tool(b, "erlc", "erlang-dev")
+	scale := os.Getenv("MIMMIGRATE_BENCH_SCALE")
+	if scale == "" {
+		scale = "1"
+	}
+	if _, err := strconv.ParseFloat(scale, 64); err != nil {
+		b.Fatalf("MIMMIGRATE_BENCH_SCALE=%q: %v", scale, err)
+	}
+	bin := filepath.Join(b.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	// The data set is kept: generating scale 1 takes minutes.
+	work := filepath.Join(os.TempDir(), "mimmigrate-bench-read-"+scale)
+	db := filepath.Join(work, "db")
+	beams := filepath.Join(work, "beam")
+	os.MkdirAll(beams, 0o755)
+	if out, err := exec.Command(erlc, "-o", beams, "../../mnesiaread/testdata/mbench.erl").CombinedOutput(); err != nil {
+		b.Fatalf("erlc: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(work, "complete")); err != nil {
+		os.RemoveAll(db)
+		b.Logf("generating the data set in %s (scale %s)", work, scale)
+		sc := scale
+		if !strings.Contains(sc, ".") {
+			sc += ".0" // list_to_float
+		}
+		cmd := exec.Command(erl, "-noshell", "-sname", "mbenchgen-"+testenv.RandomID(4), "-pa", beams,
+			"-mnesia", "dir", strconv.Quote(db), "-run", "mbench", "gen", sc)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("mbench gen: %v\n%s", err, out)
+		}
+		os.WriteFile(filepath.Join(work, "complete"), nil, 0o644)
+	}
+
+	type run struct {
+		name    string
+		args    []string
+		counts  func(out string) map[string]int64
+		discard bool
+		secs    []float64
+		maxRSS  int64
+		records int64
+	}
+	summaryCounts := func(out string) map[string]int64 {
+		var s summary
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			b.Fatalf("summary: %v\n%s", err, out)
+		}
+		if len(s.Problems) != 0 {
+			b.Fatalf("problems in a clean data set: %+v", s.Problems)
+		}
+		m := map[string]int64{}
+		for _, t := range s.Tables {
+			m[t.Name] = t.Records
+		}
+		return m
+	}
+	erlCounts := func(out string) map[string]int64 {
+		m := map[string]int64{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(l)
+			n, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+			if err != nil {
+				b.Fatalf("count line %q", l)
+			}
+			m[f[0]] = n
+		}
+		delete(m, "total")
+		return m
+	}
+	runs := []*run{
+		{name: "mimmigrate read --summary", args: []string{bin, "read", db, "--summary", "--json"}, counts: summaryCounts},
+		// Every record decoded and written as JSON, to /dev/null; the
+		// warm-up round counts its lines per table instead.
+		{name: "mimmigrate read (jsonl)", args: []string{bin, "read", db}, discard: true},
+		{name: "erlang dets:foldl", args: []string{erl, "-noshell", "-pa", beams, "-run", "mbench", "count", db}, counts: erlCounts},
+		{name: "erlang dets:foldl, 1 process per file", args: []string{erl, "-noshell", "-pa", beams, "-run", "mbench", "count", db, "par"}, counts: erlCounts},
+	}
+	var want map[string]int64
+	check := func(r *run, got map[string]int64) {
+		if want == nil {
+			want = got
+		} else if fmt.Sprint(got) != fmt.Sprint(want) {
+			b.Fatalf("%s counted %v\nfirst program counted %v", r.name, got, want)
+		}
+		r.records = 0
+		for _, n := range got {
+			r.records += n
+		}
+	}
+	do := func(r *run, warm bool) float64 {
+		cmd := exec.Command(r.args[0], r.args[1:]...)
+		var stderr, stdout strings.Builder
+		cmd.Stderr = &stderr
+		var lines *jsonlTally
+		switch {
+		case r.discard && warm:
+			lines = &jsonlTally{counts: map[string]int64{}}
+			cmd.Stdout = lines
+		case r.discard:
+			// Stdout left nil: the child writes to /dev/null, no pipe.
+		default:
+			cmd.Stdout = &stdout
+		}
+		t0 := time.Now()
+		err := cmd.Run()
+		took := time.Since(t0).Seconds()
+		if err != nil {
+			b.Fatalf("%s: %v\n%s", r.name, err, stderr.String())
+		}
+		switch {
+		case lines != nil:
+			check(r, lines.counts)
+		case !r.discard:
+			check(r, r.counts(stdout.String()))
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > r.maxRSS {
+			r.maxRSS = ru.Maxrss
+		}
+		return took
+	}
+	var size int64
+	for _, e := range mustReadDir(b, db) {
+		if info, err := e.Info(); err == nil {
+			size += info.Size()
+		}
+	}
+	for _, r := range runs { // warm-up: page cache, and the counts agree
+		do(r, true)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, r := range runs {
+			r.secs = append(r.secs, do(r, false))
+		}
+	}
+	b.StopTimer()
+	med := func(r *run) float64 {
+		s := append([]float64(nil), r.secs...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	b.Logf("data set: %s, %.0f MB in %d records (scale %s); medians of %d rounds", db, float64(size)/1e6, runs[0].records, scale, b.N)
+	for _, r := range runs {
+		m := med(r)
+		b.Logf("%-40s %7.2f s  %7.1f MB/s  %9.0f records/s  peak RSS %6.1f MB", r.name, m,
+			float64(size)/1e6/m, float64(r.records)/m, float64(r.maxRSS)/1024)
+	}
+	b.ReportMetric(med(runs[0]), "summary-s")
+	b.ReportMetric(med(runs[1]), "jsonl-s")
+	b.ReportMetric(med(runs[2]), "erlang-s")
+	b.ReportMetric(med(runs[3]), "erlang-par-s")
+	b.ReportMetric(med(runs[2])/med(runs[0]), "summary-speedup")
+	b.ReportMetric(med(runs[3])/med(runs[0]), "summary-speedup-vs-par")
+	b.ReportMetric(med(runs[2])/med(runs[1]), "jsonl-speedup")
+	b.ReportMetric(float64(runs[0].maxRSS)/1024, "summary-maxrss-MB")
+	b.ReportMetric(float64(runs[1].maxRSS)/1024, "jsonl-maxrss-MB")
+}
+
+func mustReadDir(b *testing.B, dir string) []os.DirEntry {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return es
+}
+
+// jsonlTally counts `read` output lines per table as they stream by.
+type jsonlTally struct {
+	counts  map[string]int64
+	partial []byte
+}
+
+func (j *jsonlTally) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			j.partial = append(j.partial, p...)
+			break
+		}
+		line := p[:i]
+		if len(j.partial) > 0 {
+			line = append(j.partial, line...)
+			j.partial = j.partial[:0]
+		}
+		const prefix = `{"table":"`
+		if len(line) > len(prefix) && string(line[:len(prefix)]) == prefix {
+			rest := line[len(prefix):]
+			if k := bytes.IndexByte(rest, '"'); k > 0 {
+				j.counts[string(rest[:k])]++
+			}
+		}
+		p = p[i+1:]
+	}
+	return n, nil
 }

@@ -1,13 +1,14 @@
 package dets
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
@@ -107,6 +108,7 @@ func (d *File) Objects(fn func(obj []byte) error, progress func(done int64)) (*R
 	}
 	rep.Slots = len(live)
 	w := &window{f: d.f, size: d.size}
+	defer w.close()
 	var orphans []orphanColl
 	next := 0 // index of the next live collection in file order
 	// emitLive returns the objects of a live collection. A block whose own
@@ -299,7 +301,7 @@ func (d *File) liveCollections(rep *Report) ([]collection, error) {
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].pos < out[j].pos })
+	slices.SortFunc(out, func(a, b collection) int { return cmp.Compare(a.pos, b.pos) })
 	// Two slots naming one block (a freed segment): keep it once.
 	uniq := out[:0]
 	for i, c := range out {
@@ -401,6 +403,7 @@ func (d *File) resolveOrphans(orphans []orphanColl, live []collection, rep *Repo
 		}
 	}
 	w := &window{f: d.f, size: d.size}
+	defer w.close()
 	for _, c := range live {
 		blk, err := w.at(int64(c.pos), int64(c.size))
 		if err != nil {
@@ -466,19 +469,52 @@ func blockSize(size uint32) int64 {
 }
 
 // window reads a file through a sliding buffer, sequential reads being the
-// common case.
+// common case: while the caller works on one chunk, the next is read ahead
+// by a goroutine, so that reading and parsing overlap. A slice it returns
+// is valid until the next call.
 type window struct {
 	f    io.ReaderAt
 	size int64
-	buf  []byte
+	buf  []byte // the current chunk: file bytes [off, off+len(buf))
 	off  int64
+	mem  []byte // the allocation buf lies in
+
+	ahead    chan readAhead // the read-ahead in flight, or nil
+	aheadOff int64
+	spare    []byte
 }
 
-const windowSize = 4 << 20
+type readAhead struct {
+	mem []byte // aheadPad bytes of room, then the chunk
+	n   int
+	err error
+}
+
+const (
+	windowSize = 4 << 20
+	// aheadPad is room before a read-ahead chunk for the tail of the
+	// current one, so that a block across the boundary needs no re-read.
+	aheadPad = 256 << 10
+)
 
 func (w *window) at(off, n int64) ([]byte, error) {
 	if off >= w.off && off+n <= w.off+int64(len(w.buf)) {
 		return w.buf[off-w.off : off-w.off+n], nil
+	}
+	if w.ahead != nil {
+		r := <-w.ahead
+		w.ahead = nil
+		tail := w.aheadOff - off // bytes of the wanted range before the chunk
+		if r.err == nil && tail >= 0 && tail <= aheadPad && off+n <= w.aheadOff+int64(r.n) &&
+			off >= w.off && w.aheadOff == w.off+int64(len(w.buf)) {
+			start := aheadPad - int(tail)
+			copy(r.mem[start:aheadPad], w.buf[int64(len(w.buf))-tail:])
+			w.spare = w.mem
+			w.mem, w.buf, w.off = r.mem, r.mem[start:aheadPad+r.n], off
+			w.readAhead()
+			return w.buf[:n], nil
+		}
+		w.spare = r.mem
 	}
 	want := n
 	if want < windowSize {
@@ -490,13 +526,50 @@ func (w *window) at(off, n int64) ([]byte, error) {
 	if want < n {
 		return nil, io.ErrUnexpectedEOF
 	}
-	if int64(cap(w.buf)) < want {
-		w.buf = make([]byte, want)
+	if int64(cap(w.mem)) < want {
+		w.mem = make([]byte, max(want, aheadPad+windowSize))
 	}
-	w.buf = w.buf[:want]
+	w.buf = w.mem[:want]
 	if _, err := w.f.ReadAt(w.buf, off); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	w.off = off
+	w.readAhead()
 	return w.buf[:n], nil
+}
+
+// readAhead starts reading the chunk after the current one.
+func (w *window) readAhead() {
+	next := w.off + int64(len(w.buf))
+	if next >= w.size {
+		return
+	}
+	n := int64(windowSize)
+	if next+n > w.size {
+		n = w.size - next
+	}
+	mem := w.spare
+	w.spare = nil
+	if cap(mem) < aheadPad+windowSize {
+		mem = make([]byte, aheadPad+windowSize)
+	}
+	mem = mem[:aheadPad+windowSize]
+	ch := make(chan readAhead, 1)
+	w.ahead, w.aheadOff = ch, next
+	go func() {
+		got, err := w.f.ReadAt(mem[aheadPad:aheadPad+n], next)
+		if errors.Is(err, io.EOF) && int64(got) == n {
+			err = nil
+		}
+		ch <- readAhead{mem: mem, n: got, err: err}
+	}()
+}
+
+// close waits for a read-ahead in flight, so that nothing reads the file
+// after the caller is done with it.
+func (w *window) close() {
+	if w.ahead != nil {
+		<-w.ahead
+		w.ahead = nil
+	}
 }
