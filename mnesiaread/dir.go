@@ -619,6 +619,22 @@ func (d *Dir) Problems() []Problem { return uniqueProblems(d.problems) }
 // Close implements Source.
 func (d *Dir) Close() error { return nil }
 
+// soloKeys: a DETS table with more keys than this is counted alone.
+const soloKeys = 4 << 20
+
+// detsKeys is the key count a table's DETS header gives, or 0.
+func (d *Dir) detsKeys(t Table) int64 {
+	if t.Storage != StorageDiscOnly {
+		return 0
+	}
+	f, err := dets.Open(d.file(t.Name + ".DAT"))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return int64(f.Header.NoKeys)
+}
+
 // CountRecords counts each table's records as Records would give them,
 // reading several tables at once (one per core), biggest files first.
 // Problems are reported in table order, as Records reports them.
@@ -656,6 +672,17 @@ func (d *Dir) CountRecords(sel []string) (Counts, error) {
 		}
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(size[b], size[a]) })
+	count := func(i int) {
+		own := *d // the shared state is only read; problems are per table
+		own.problems = nil
+		own.opts.Progress = progress
+		r := &res[i]
+		r.err = own.tableRecords(tabs[i], func(string, []byte) error { r.n++; return nil })
+		r.problems = own.problems
+	}
+	// Reading a DETS file holds its slot list (8 bytes a key): a table with
+	// more keys than soloKeys is read alone, so that two such lists are
+	// never held at once.
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(tabs)) {
@@ -663,20 +690,23 @@ func (d *Dir) CountRecords(sel []string) (Counts, error) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				own := *d // the shared state is only read; problems are per table
-				own.problems = nil
-				own.opts.Progress = progress
-				r := &res[i]
-				r.err = own.tableRecords(tabs[i], func(string, []byte) error { r.n++; return nil })
-				r.problems = own.problems
+				count(i)
 			}
 		}()
 	}
 	for _, i := range order {
+		if d.detsKeys(tabs[i]) > soloKeys {
+			continue
+		}
 		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
+	for _, i := range order {
+		if d.detsKeys(tabs[i]) > soloKeys {
+			count(i)
+		}
+	}
 	c := Counts{}
 	for i, t := range tabs {
 		d.problems = append(d.problems, res[i].problems...)

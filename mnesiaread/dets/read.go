@@ -256,7 +256,9 @@ func copyAll(objs [][]byte) [][]byte {
 // allocated one: Next and M may be stale) and returns the slots' collections
 // sorted by position.
 func (d *File) liveCollections(rep *Report) ([]collection, error) {
-	var out []collection
+	// Sized once from the header's key count (stale after a crash, but
+	// close), so that growing the list never holds two copies of it.
+	out := make([]collection, 0, min(int64(d.Header.NoKeys)+1024, d.size/minBlock, 1<<24))
 	buf := make([]byte, 2048)
 	read := func(pos uint32) bool {
 		if int64(pos) < base || int64(pos)+2048 > d.size {
