@@ -26,7 +26,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1 // anything not below
 	exitUsage       = 2 // bad arguments or input
-	exitConnect     = 3 // cannot reach or authenticate to a node
+	exitConnect     = 3 // cannot reach or authenticate to a node or database
 	exitRemote      = 4 // the node refused or failed the operation
 	exitRefused     = 5 // refused for safety, or not confirmed
 	exitFindings    = 6 // inspect --check found warnings or worse
@@ -44,6 +44,7 @@ type CLI struct {
 	Read       ReadCmd       `cmd:"" help:"Read a Mnesia directory, backup, text dump or DETS file without Erlang: records as JSON lines or Erlang terms, or a summary."`
 	Backup     BackupCmd     `cmd:"" help:"Write a Mnesia backup from a node's directory without Erlang (optionally renaming the node)."`
 	RenameNode RenameNodeCmd `cmd:"" name:"rename-node" help:"Rename a node in a Mnesia backup (offline mnesia_change_nodename)."`
+	DB         DBCmd         `cmd:"" name:"db" help:"Create, upgrade or check the SQL schema export writes into."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
 
@@ -122,7 +123,10 @@ func report(w io.Writer, err error) int {
 	var ue *userError
 	var rf *refusal
 	var de *erldist.Error
+	var un *unreachable
 	switch {
+	case errors.As(err, &un):
+		code = exitConnect
 	case errors.As(err, &ue):
 		hint, code = ue.hint, exitUsage
 	case errors.As(err, &rf):

@@ -5,10 +5,13 @@
 package testenv
 
 import (
+	"context"
 	"net"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Tool returns the path of an installed program, or skips the test naming
@@ -47,4 +50,32 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PostgresDB creates an empty database on the local PostgreSQL server for
+// the test and drops it afterwards; it returns its URL.
+func PostgresDB(t testing.TB) string {
+	t.Helper()
+	addr := PostgresAddr(t)
+	admin := "postgres://" + addr + "/test?sslmode=disable"
+	name := "mimtest_" + RandomID(10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s: %v", addr, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	return "postgres://" + addr + "/" + name + "?sslmode=disable"
 }

@@ -1,0 +1,134 @@
+package sql_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
+)
+
+// ejabberdSQL maps our schemas to the files ejabberd 23.01 ships.
+var ejabberdSQL = map[string]string{
+	"ejabberd":           "/usr/share/ejabberd/sql/pg.sql",
+	"ejabberd-multihost": "/usr/share/ejabberd/sql/pg.new.sql",
+}
+
+func open(t *testing.T) (context.Context, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx, testenv.PostgresDB(t)
+}
+
+// Our migrations build exactly the layout ejabberd's own schema files
+// build (columns, types, nullability, indexes and their names), checked
+// in real PostgreSQL against the files of the installed ejabberd 23.01.
+func TestSchemasMatchEjabberd(t *testing.T) {
+	for schema, file := range ejabberdSQL {
+		t.Run(schema, func(t *testing.T) {
+			text, err := os.ReadFile(file)
+			if err != nil {
+				t.Skipf("ejabberd's %s is not installed (apt-get install ejabberd): %v", file, err)
+			}
+			ctx, url := open(t)
+			db, err := mimsql.Open(ctx, url, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			want, err := mimsql.Expected(ctx, db, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, string(text)); err != nil {
+				t.Fatalf("loading ejabberd's %s: %v", file, err)
+			}
+			have, err := mimsql.Current(ctx, db, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) < 300 {
+				t.Fatalf("only %d columns and indexes: the comparison would prove nothing", len(want))
+			}
+			missing, extra := mimsql.Diff(want, have)
+			for _, m := range missing {
+				t.Errorf("ours has, ejabberd's has not: %s", m)
+			}
+			for _, e := range extra {
+				t.Errorf("ejabberd's has, ours has not: %s", e)
+			}
+			// A database made by ejabberd's file is adopted as version 1.
+			if _, err := mimsql.Migrate(ctx, db, schema); err == nil || !strings.Contains(err.Error(), "no record of the schema") {
+				t.Errorf("migrate over foreign tables: %v", err)
+			}
+			if err := mimsql.Adopt(ctx, db, schema); err != nil {
+				t.Fatalf("adopt: %v", err)
+			}
+			st, err := mimsql.Inspect(ctx, db, schema)
+			if err != nil || st.Version != mimsql.Latest(schema) || st.Dirty {
+				t.Errorf("after adopt: %+v, %v", st, err)
+			}
+		})
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	ctx, url := open(t)
+	db, err := mimsql.Open(ctx, url, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := mimsql.Inspect(ctx, db, "ejabberd")
+	if err != nil || st.Version != 0 || len(st.Foreign) != 0 {
+		t.Fatalf("empty database: %+v, %v", st, err)
+	}
+	from, err := mimsql.Migrate(ctx, db, "ejabberd")
+	if err != nil || from != 0 {
+		t.Fatalf("migrate: from %d, %v", from, err)
+	}
+	st, _ = mimsql.Inspect(ctx, db, "ejabberd")
+	if st.Version != mimsql.Latest("ejabberd") || st.Latest == 0 {
+		t.Fatalf("after migrate: %+v", st)
+	}
+	// Again: nothing to do.
+	if from, err := mimsql.Migrate(ctx, db, "ejabberd"); err != nil || from != st.Version {
+		t.Fatalf("second migrate: from %d, %v", from, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users table: %d, %v", n, err)
+	}
+	// The other schema sees foreign tables, never a version of its own.
+	st2, err := mimsql.Inspect(ctx, db, "ejabberd-multihost")
+	if err != nil || st2.Version != 0 || len(st2.Foreign) == 0 {
+		t.Fatalf("multihost in an ejabberd database: %+v, %v", st2, err)
+	}
+	var fe *mimsql.ForeignTablesError
+	if _, err := mimsql.Migrate(ctx, db, "ejabberd-multihost"); !errors.As(err, &fe) {
+		t.Fatalf("multihost over ejabberd: %v", err)
+	}
+	// A changed table is not adopted, and the mismatch is named.
+	ctx2, url2 := open(t)
+	db2, err := mimsql.Open(ctx2, url2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	text, _ := mimsql.UpSQL("ejabberd", 1)
+	if _, err := db2.ExecContext(ctx2, strings.Replace(text, "    seconds text NOT NULL,", "    seconds integer NOT NULL,", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var me *mimsql.MismatchError
+	if err := mimsql.Adopt(ctx2, db2, "ejabberd"); !errors.As(err, &me) || !strings.Contains(err.Error(), "last.seconds") {
+		t.Fatalf("adopt of a changed schema: %v", err)
+	}
+	if _, err := mimsql.Inspect(ctx, db, "nosuch"); !errors.Is(err, mimsql.ErrUnknownSchema) {
+		t.Errorf("unknown schema: %v", err)
+	}
+}
