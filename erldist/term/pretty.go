@@ -18,8 +18,13 @@ import (
 // the line is written on one line; otherwise lists and tuples break after
 // elements, tagged tuples ({atom, ...}) indent after their tag when it is
 // short enough, maps break after pairs, and long binaries of integers wrap.
-func Pretty(t Term) string {
-	p := &pretty{ll: 80}
+func Pretty(t Term) string { return PrettyWidth(t, 80) }
+
+// PrettyWidth is Pretty with another line length: io_lib:print(T, 1,
+// LineLength, -1). ejabberd writes Erlang terms into SQL text columns with
+// a line length of 999999, that is on one line (misc:term_to_expr).
+func PrettyWidth(t Term, lineLength int) string {
+	p := &pretty{ll: lineLength}
 	f := p.length(t)
 	var sb strings.Builder
 	p.m = f.len
