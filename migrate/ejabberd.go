@@ -156,7 +156,7 @@ var askCode = map[term.Atom]string{"subscribe": "S", "unsubscribe": "U", "both":
 
 // Roster maps a roster item to a rosterusers row and one rostergroups row
 // per group, with the codes and constants ejabberd writes (server 'N',
-// subscribe ”, type 'item'). An item being removed (subscription remove)
+// subscribe empty, type 'item'). An item being removed (subscription remove)
 // is not a roster item: it is rejected.
 func (tg Target) Roster(rec term.Tuple) ([]Row, error) {
 	if len(rec) != 10 {
