@@ -128,42 +128,32 @@ func iolist(dst []byte, t term.Term) ([]byte, error) {
 	return dst, fmt.Errorf("not text: %s", short(t))
 }
 
-func escapeText(dst, s []byte) []byte {
-	for _, c := range s {
-		switch c {
-		case '&':
-			dst = append(dst, "&amp;"...)
-		case '<':
-			dst = append(dst, "&lt;"...)
-		case '>':
-			dst = append(dst, "&gt;"...)
-		case '\'':
-			dst = append(dst, "&apos;"...)
-		case '"':
-			dst = append(dst, "&quot;"...)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
+// escapeText escapes character data as fxml does: the five predefined
+// entities, line ends raw.
+func escapeText(dst, s []byte) []byte { return escape(dst, s, false) }
 
-func escapeAttr(dst, s []byte) []byte {
+// escapeAttr escapes an attribute value as fxml does: as text, but '>'
+// stays and tab, CR and LF become character references.
+func escapeAttr(dst, s []byte) []byte { return escape(dst, s, true) }
+
+func escape(dst, s []byte, attr bool) []byte {
 	for _, c := range s {
-		switch c {
-		case '&':
+		switch {
+		case c == '&':
 			dst = append(dst, "&amp;"...)
-		case '<':
+		case c == '<':
 			dst = append(dst, "&lt;"...)
-		case '\'':
+		case c == '\'':
 			dst = append(dst, "&apos;"...)
-		case '"':
+		case c == '"':
 			dst = append(dst, "&quot;"...)
-		case '\n':
+		case c == '>' && !attr:
+			dst = append(dst, "&gt;"...)
+		case c == '\n' && attr:
 			dst = append(dst, "&#xA;"...)
-		case '\t':
+		case c == '\t' && attr:
 			dst = append(dst, "&#x9;"...)
-		case '\r':
+		case c == '\r' && attr:
 			dst = append(dst, "&#xD;"...)
 		default:
 			dst = append(dst, c)

@@ -663,8 +663,10 @@ func (d *Dir) CountRecords(sel []string) (Counts, error) {
 	}
 	order := make([]int, len(tabs))
 	size := make([]int64, len(tabs))
+	solo := make([]bool, len(tabs))
 	for i, t := range tabs {
 		order[i] = i
+		solo[i] = d.detsKeys(t) > soloKeys
 		for _, ext := range []string{".DAT", ".DCD", ".DCL"} {
 			if st, err := os.Stat(d.file(t.Name + ext)); err == nil {
 				size[i] += st.Size()
@@ -695,15 +697,14 @@ func (d *Dir) CountRecords(sel []string) (Counts, error) {
 		}()
 	}
 	for _, i := range order {
-		if d.detsKeys(tabs[i]) > soloKeys {
-			continue
+		if !solo[i] {
+			jobs <- i
 		}
-		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
 	for _, i := range order {
-		if d.detsKeys(tabs[i]) > soloKeys {
+		if solo[i] {
 			count(i)
 		}
 	}

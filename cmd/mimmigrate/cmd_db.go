@@ -36,17 +36,19 @@ type DBStatusCmd struct {
 	dbFlags
 }
 
-// openDB connects within --timeout; errors never carry the password.
-func (f *dbFlags) openDB(g *Globals) (*dbsql.DB, string, error) {
-	shown, pw, err := describeDB(f.DB)
+// openDB connects within --timeout; errors never carry the password. It
+// returns the database as it may be shown, and the password to scrub from
+// later messages.
+func (f *dbFlags) openDB(g *Globals) (db *dbsql.DB, shown, pw string, err error) {
+	shown, pw, err = describeDB(f.DB)
 	if err != nil {
-		return nil, "", &userError{msg: "--db: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
+		return nil, "", "", &userError{msg: "--db: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
 	}
-	db, err := mimsql.Open(g.ctx, f.DB, g.Timeout)
+	db, err = mimsql.Open(g.ctx, f.DB, g.Timeout)
 	if err != nil {
-		return nil, shown, &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
+		return nil, shown, pw, &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
 	}
-	return db, shown, nil
+	return db, shown, pw, nil
 }
 
 // describeDB checks a database URL and returns it without its password,
@@ -95,12 +97,11 @@ func redact(msg, secret string) string {
 
 // Run migrates.
 func (c *DBMigrateCmd) Run(g *Globals) error {
-	db, shown, err := c.openDB(g)
+	db, shown, pw, err := c.openDB(g)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	_, pw, _ := describeDB(c.DB)
 	if c.Adopt {
 		err := mimsql.Adopt(g.ctx, db, c.Schema)
 		var me *mimsql.MismatchError
@@ -142,12 +143,11 @@ func (c *DBMigrateCmd) Run(g *Globals) error {
 
 // Run prints the status.
 func (c *DBStatusCmd) Run(g *Globals) error {
-	db, shown, err := c.openDB(g)
+	db, shown, pw, err := c.openDB(g)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	_, pw, _ := describeDB(c.DB)
 	st, err := mimsql.Inspect(g.ctx, db, c.Schema)
 	if err != nil {
 		return fmt.Errorf("%s: %s", shown, redact(err.Error(), pw))
