@@ -21,36 +21,82 @@ type Target struct {
 	Multihost bool
 }
 
+// columns lists each target table's columns, in the order Row values
+// come, as pg.new.sql (multihost) has them; the single-host schema lacks
+// server_host. Columns with defaults the export leaves alone (created_at
+// unless named, serial ids unless named) are not listed.
+var columns = map[string][]string{
+	"users":                {"username", "server_host", "password", "serverkey", "salt", "iterationcount"},
+	"last":                 {"username", "server_host", "seconds", "state"},
+	"rosterusers":          {"username", "server_host", "jid", "nick", "subscription", "ask", "askmessage", "server", "subscribe", "type"},
+	"rostergroups":         {"username", "server_host", "jid", "grp"},
+	"roster_version":       {"username", "server_host", "version"},
+	"vcard":                {"username", "server_host", "vcard"},
+	"vcard_search":         {"username", "lusername", "server_host", "fn", "lfn", "family", "lfamily", "given", "lgiven", "middle", "lmiddle", "nickname", "lnickname", "bday", "lbday", "ctry", "lctry", "locality", "llocality", "email", "lemail", "orgname", "lorgname", "orgunit", "lorgunit"},
+	"spool":                {"username", "server_host", "xml", "created_at"},
+	"private_storage":      {"username", "server_host", "namespace", "data"},
+	"privacy_default_list": {"username", "server_host", "name"},
+	"privacy_list":         {"username", "server_host", "name", "id"},
+	"privacy_list_data":    {"id", "t", "value", "action", "ord", "match_all", "match_iq", "match_message", "match_presence_in", "match_presence_out"},
+	"muc_room":             {"name", "host", "server_host", "opts", "created_at"},
+	"muc_room_subscribers": {"room", "host", "jid", "nick", "nodes"},
+	"muc_registered":       {"jid", "host", "server_host", "nick"},
+	"archive":              {"username", "server_host", "timestamp", "peer", "bare_peer", "xml", "txt", "kind", "nick"},
+	"archive_prefs":        {"username", "server_host", "def", "always", "never"},
+	"push_session":         {"username", "server_host", "timestamp", "service", "node", "xml"},
+	"sr_group":             {"name", "server_host", "opts"},
+	"sr_user":              {"jid", "server_host", "grp"},
+	"motd":                 {"username", "server_host", "xml"},
+	"caps_features":        {"node", "subnode", "feature"},
+	"oauth_token":          {"token", "jid", "scope", "expire"},
+	"oauth_client":         {"client_id", "client_name", "grant_type", "options"},
+	"mqtt_pub":             {"username", "server_host", "resource", "topic", "qos", "payload", "payload_format", "content_type", "response_topic", "correlation_data", "user_properties", "expiry"},
+	"pubsub_node":          {"host", "node", "parent", "plugin", "nodeid"},
+	"pubsub_node_option":   {"nodeid", "name", "val"},
+	"pubsub_state":         {"nodeid", "jid", "affiliation", "subscriptions"},
+	"pubsub_item":          {"nodeid", "itemid", "publisher", "creation", "modification", "payload"},
+}
+
+// hostIndex is the position of server_host in each table's columns (-1:
+// none).
+var hostIndex = func() map[string]int {
+	m := map[string]int{}
+	for t, cols := range columns {
+		m[t] = -1
+		for i, c := range cols {
+			if c == "server_host" {
+				m[t] = i
+			}
+		}
+	}
+	return m
+}()
+
 // Columns lists a target table's columns in the order Row values come.
 func (tg Target) Columns(table string) []string {
-	var cols []string
-	switch table {
-	case "users":
-		cols = []string{"username", "password", "serverkey", "salt", "iterationcount"}
-	case "last":
-		cols = []string{"username", "seconds", "state"}
-	case "rosterusers":
-		cols = []string{"username", "jid", "nick", "subscription", "ask", "askmessage", "server", "subscribe", "type"}
-	case "rostergroups":
-		cols = []string{"username", "jid", "grp"}
-	default:
+	cols, ok := columns[table]
+	if !ok {
 		return nil
 	}
-	if tg.Multihost {
-		cols = append(cols[:1:1], append([]string{"server_host"}, cols[1:]...)...)
+	if i := hostIndex[table]; i >= 0 && !tg.Multihost {
+		return append(cols[:i:i], cols[i+1:]...)
 	}
 	return cols
 }
 
-// row builds a row for a per-host table: the user first, then server_host
-// when the target has it.
-func (tg Target) row(table, user, host string, rest ...any) Row {
-	vals := make([]any, 0, len(rest)+2)
-	vals = append(vals, user)
-	if tg.Multihost {
-		vals = append(vals, host)
+// rowH builds a row from values in multihost order (server_host
+// included), dropping server_host for the single-host schema.
+func (tg Target) rowH(table string, vals ...any) Row {
+	if i := hostIndex[table]; i >= 0 && !tg.Multihost {
+		vals = append(vals[:i:i], vals[i+1:]...)
 	}
-	return Row{Table: table, Values: append(vals, rest...)}
+	return Row{Table: table, Values: vals}
+}
+
+// row builds a row for a table whose first column is the user and second
+// server_host.
+func (tg Target) row(table, user, host string, rest ...any) Row {
+	return tg.rowH(table, append([]any{user, host}, rest...)...)
 }
 
 // RejectError: a record that cannot be mapped; it goes to the rejects file.

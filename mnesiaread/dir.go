@@ -719,6 +719,25 @@ func (d *Dir) CountRecords(sel []string) (Counts, error) {
 	return c, nil
 }
 
+// TableRecords streams one table's records, as Records does, and returns
+// the problems met on the way. Unlike Records it may run for several
+// tables at once: the directory's shared state is only read.
+func (d *Dir) TableRecords(table string, fn func(rec []byte) error) ([]Problem, error) {
+	for _, t := range d.Tables() {
+		if t.Name != table {
+			continue
+		}
+		if !t.HasData() {
+			return nil, nil
+		}
+		own := *d
+		own.problems = nil
+		err := own.tableRecords(t, func(_ string, rec []byte) error { return fn(rec) })
+		return uniqueProblems(own.problems), err
+	}
+	return nil, fmt.Errorf("no table %s", table)
+}
+
 // Records implements Source.
 func (d *Dir) Records(sel []string, fn func(table string, rec []byte) error) error {
 	for _, t := range d.Tables() {

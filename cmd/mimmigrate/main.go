@@ -30,6 +30,7 @@ const (
 	exitRemote      = 4 // the node refused or failed the operation
 	exitRefused     = 5 // refused for safety, or not confirmed
 	exitFindings    = 6 // inspect --check found warnings or worse
+	exitPartial     = 7 // export rejected records; verify found differences
 	exitInterrupted = 130
 	exitInternal    = 70
 )
@@ -45,6 +46,8 @@ type CLI struct {
 	Backup     BackupCmd     `cmd:"" help:"Write a Mnesia backup from a node's directory without Erlang (optionally renaming the node)."`
 	RenameNode RenameNodeCmd `cmd:"" name:"rename-node" help:"Rename a node in a Mnesia backup (offline mnesia_change_nodename)."`
 	DB         DBCmd         `cmd:"" name:"db" help:"Create, upgrade or check the SQL schema export writes into."`
+	Export     ExportCmd     `cmd:"" help:"Export every persistent table into PostgreSQL (ejabberd's schemas): from a live node or from files; resumable."`
+	Verify     VerifyCmd     `cmd:"" help:"Compare a database with the source it was exported from, row by row (counts, then a digest of every row)."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
 
@@ -124,9 +127,12 @@ func report(w io.Writer, err error) int {
 	var rf *refusal
 	var de *erldist.Error
 	var un *unreachable
+	var rm *remoteFailure
 	switch {
 	case errors.As(err, &un):
 		code = exitConnect
+	case errors.As(err, &rm):
+		code = exitRemote
 	case errors.As(err, &ue):
 		hint, code = ue.hint, exitUsage
 	case errors.As(err, &rf):

@@ -25,6 +25,7 @@ type Ejabberd struct {
 	Base    string // holds conf/, spool/, logs/
 	Host    string // the XMPP virtual host
 	C2SPort int
+	opt     EjabberdOptions
 }
 
 // EjabberdOptions configures StartEjabberd.
@@ -34,6 +35,9 @@ type EjabberdOptions struct {
 	Host   string // XMPP host (default "example.com")
 	Base   string // directory to use (default: a new one under the temp dir)
 	Name   string // full node name (default: <prefix>-<random>@localhost)
+	// ExtraConfig is appended to ejabberd.yml (top-level options, e.g. the
+	// sql_* options of an SQL database).
+	ExtraConfig string
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -130,14 +134,14 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 	if opt.Name == "" {
 		opt.Name = opt.Prefix + "-" + RandomID(6) + "@localhost"
 	}
-	e := &Ejabberd{Name: opt.Name, Cookie: opt.Cookie, Base: base, Host: opt.Host, C2SPort: port}
+	e := &Ejabberd{Name: opt.Name, Cookie: opt.Cookie, Base: base, Host: opt.Host, C2SPort: port, opt: opt}
 	for _, d := range []string{"conf", "spool", "logs"} {
 		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
 	files := map[string]string{
-		"conf/ejabberd.yml":    fmt.Sprintf(ejabberdYML, opt.Host, port),
+		"conf/ejabberd.yml":    fmt.Sprintf(ejabberdYML, opt.Host, port) + opt.ExtraConfig,
 		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n",
 		"conf/vm.args":         "-setcookie " + opt.Cookie + "\n",
 		"conf/inetrc":          "",
@@ -178,6 +182,43 @@ func chownEjabberd(dir string) error {
 		}
 		return os.Lchown(p, uid, gid)
 	})
+}
+
+// Load compiles an Erlang module (its source text), loads it into the node
+// and evaluates expr there, returning what it prints as ~p (or the string
+// it returns).
+func (e *Ejabberd) Load(source []byte, module, expr string) (string, error) {
+	dir := filepath.Join(e.Base, "load")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	src := filepath.Join(dir, module+".erl")
+	if err := os.WriteFile(src, source, 0o644); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("erlc", "-o", dir, src).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("erlc: %v: %s", err, out)
+	}
+	if err := chownEjabberd(dir); err != nil {
+		return "", err
+	}
+	return e.Eval(fmt.Sprintf("{module, _} = code:load_abs(%s), %s", erlString(filepath.Join(dir, module)), expr))
+}
+
+// Restart stops the node and starts it again on the same spool, with
+// extra configuration in place of the first.
+func (e *Ejabberd) Restart(extraConfig string) error {
+	if err := e.Stop(); err != nil {
+		return err
+	}
+	opt := e.opt
+	opt.Base, opt.Name, opt.Cookie, opt.ExtraConfig = e.Base, e.Name, e.Cookie, extraConfig
+	ne, err := StartEjabberd(opt)
+	if err != nil {
+		return err
+	}
+	*e = *ne
+	return nil
 }
 
 // Ctl runs ejabberdctl against this node with its private directories.
@@ -288,26 +329,10 @@ func (e *Ejabberd) Populate(opt PopulateOptions) (map[string]int, error) {
 	if opt.Rooms == 0 {
 		opt.Rooms = 30
 	}
-	dir := filepath.Join(e.Base, "populate")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	src := filepath.Join(dir, "mimmigrate_populate.erl")
-	if err := os.WriteFile(src, populateSource, 0o644); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("erlc", "-o", dir, src).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("erlc: %v: %s", err, out)
-	}
-	if err := chownEjabberd(dir); err != nil {
-		return nil, err
-	}
-	beam := filepath.Join(dir, "mimmigrate_populate")
-	expr := fmt.Sprintf(`{module, _} = code:load_abs(%s),
-R = mimmigrate_populate:run(%s, #{users => %d, api_users => %d, contacts => %d, rooms => %d}),
-lists:flatten([io_lib:format("~s ~b~n", [T, S]) || {T, S} <- R])`,
-		erlString(beam), "<<"+erlString(e.Host)+">>", opt.Users, opt.APIUsers, opt.Contacts, opt.Rooms)
-	out, err := e.Eval(expr)
+	expr := fmt.Sprintf(`mimmigrate_populate:run(%s, #{users => %d, api_users => %d, contacts => %d, rooms => %d})`,
+		"<<"+erlString(e.Host)+">>", opt.Users, opt.APIUsers, opt.Contacts, opt.Rooms)
+	out, err := e.Load(populateSource, "mimmigrate_populate",
+		`lists:flatten([io_lib:format("~s ~b~n", [T, S]) || {T, S} <- `+expr+`])`)
 	if err != nil {
 		return nil, fmt.Errorf("populate: %v", err)
 	}
