@@ -304,15 +304,17 @@ func streamGroup(ctx context.Context, src RecordSource, runs map[string]*tableRu
 		close(runs[name].chunks)
 	}
 	wg.Wait()
+	// The first failure cancels the others; report it, not the
+	// cancellations it caused in the tables still in flight.
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
 	for _, name := range group {
 		if runs[name].err != nil {
 			return runs[name].err
 		}
 	}
 	if err != nil {
-		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-			return c
-		}
 		return err
 	}
 	for _, name := range group {
