@@ -5,6 +5,7 @@
 //
 //	ejabberd            ejabberd's pg.sql (one virtual host per database)
 //	ejabberd-multihost  ejabberd's pg.new.sql (server_host columns)
+//	mongooseim          MongooseIM 6.x priv/pg.sql (server columns, pass_details)
 //
 // A database records which schema it holds, and at which version, in its
 // own migrations table (mimmigrate_migrations_<schema>), so that two
@@ -30,7 +31,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
-//go:embed ejabberd/*.sql ejabberd-multihost/*.sql
+//go:embed ejabberd/*.sql ejabberd-multihost/*.sql mongooseim/*.sql
 var migrations embed.FS
 
 // Schemas are the schema names, sorted.

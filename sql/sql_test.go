@@ -132,3 +132,58 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("unknown schema: %v", err)
 	}
 }
+
+// The MongooseIM schema applies to a real PostgreSQL and has the layout
+// MongooseIM 6.x's queries rely on (MongooseIM is not installed here, so
+// the checks name its facts one by one).
+func TestMongooseIMSchema(t *testing.T) {
+	ctx, url := open(t)
+	db, err := mimsql.Open(ctx, url, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := mimsql.Migrate(ctx, db, "mongooseim"); err != nil {
+		t.Fatal(err)
+	}
+	have, err := mimsql.Current(ctx, db, "mongooseim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string]bool{}
+	for _, l := range have {
+		if rest, ok := strings.CutPrefix(l, "column "); ok {
+			tab, _, _ := strings.Cut(rest, ".")
+			tables[tab] = true
+		}
+	}
+	if len(tables) != 41 {
+		t.Errorf("%d tables, want 41", len(tables))
+	}
+	for _, want := range []string{
+		"column users.pass_details text(0) nullable=YES",
+		"column users.server character varying(250) nullable=NO",
+		"column last.seconds integer(0) nullable=NO",
+		"column mam_message.message bytea(0) nullable=NO",
+		"column mam_message.direction USER-DEFINED(0) nullable=NO",
+		"column offline_message.expire bigint(0) nullable=YES",
+		"column muc_rooms.options json(0) nullable=NO",
+		"column vcard.server character varying(100) nullable=NO",
+		"index privacy_list_data.privacy_list_data_pkey unique=true btree (id, ord)",
+		"index mam_server_user.i_mam_server_user_name unique=true btree (server, user_name)",
+		"index discovery_nodes.i_discovery_nodes_node_num unique=true btree (cluster_name, node_num)",
+		"index inbox.i_inbox_box unique=false btree (box) WHERE ((box)::text = 'bin'::text)",
+	} {
+		found := false
+		for _, l := range have {
+			found = found || l == want
+		}
+		if !found {
+			t.Errorf("layout lacks %q", want)
+		}
+	}
+	// ejabberd's schemas see foreign tables here, and the reverse.
+	if st, err := mimsql.Inspect(ctx, db, "ejabberd"); err != nil || st.Version != 0 || len(st.Foreign) == 0 {
+		t.Errorf("ejabberd in a MongooseIM database: %+v, %v", st, err)
+	}
+}
