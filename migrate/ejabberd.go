@@ -12,6 +12,10 @@ import (
 type Row struct {
 	Table  string
 	Values []any
+	// Canon, when set, is the row as verify compares it: the values with
+	// ids the export assigns (and PostgreSQL keeps) replaced by what they
+	// stand for.
+	Canon []any
 }
 
 // Target says how rows are shaped: ejabberd's pg.sql has no server_host
@@ -19,6 +23,29 @@ type Row struct {
 // per-host table.
 type Target struct {
 	Multihost bool
+	// Mongoose selects MongooseIM's schema (every table keyed by server).
+	Mongoose bool
+}
+
+// OneHost reports whether the schema holds a single virtual host.
+func (tg Target) OneHost() bool { return !tg.Multihost && !tg.Mongoose }
+
+// Tables lists the Mnesia tables the target maps.
+func (tg Target) Tables() []Table {
+	if tg.Mongoose {
+		return MongooseTables
+	}
+	return Tables
+}
+
+// TableByName finds a table the target maps.
+func (tg Target) TableByName(name string) (Table, bool) {
+	for _, t := range tg.Tables() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Table{}, false
 }
 
 // columns lists each target table's columns, in the order Row values
@@ -74,6 +101,9 @@ var hostIndex = func() map[string]int {
 
 // Columns lists a target table's columns in the order Row values come.
 func (tg Target) Columns(table string) []string {
+	if tg.Mongoose {
+		return mimColumns[table]
+	}
 	cols, ok := columns[table]
 	if !ok {
 		return nil

@@ -59,6 +59,9 @@ type Sink interface {
 	// NextID is the next free id of a serial column the export fills
 	// itself (privacy_list.id).
 	NextID(ctx context.Context, table, column string) (int64, error)
+	// MamUsers are the MongooseIM archive ids the target holds
+	// (server \x00 user -> id).
+	MamUsers(ctx context.Context) (map[string]int32, error)
 	// Write stores a chunk and its checkpoint, all or nothing.
 	Write(ctx context.Context, c *Chunk) error
 	// Finish advances sequences and ends the export.
@@ -124,7 +127,7 @@ func Plan(src RecordSource, opt Options) (tables []Table, res Result, err error)
 	have := src.Tables()
 	named := map[string]bool{}
 	for _, t := range opt.Tables {
-		if _, ok := TableByName(t); !ok {
+		if _, ok := opt.Target.TableByName(t); !ok {
 			if _, vol := Volatile[t]; vol {
 				return nil, res, fmt.Errorf("table %s holds only running state (%s): nothing to export", t, Volatile[t])
 			}
@@ -135,7 +138,7 @@ func Plan(src RecordSource, opt Options) (tables []Table, res Result, err error)
 		}
 		named[t] = true
 	}
-	for _, t := range Tables {
+	for _, t := range opt.Target.Tables() {
 		if _, ok := have[t.Name]; !ok {
 			continue
 		}
@@ -148,7 +151,7 @@ func Plan(src RecordSource, opt Options) (tables []Table, res Result, err error)
 		}
 	}
 	for name := range have {
-		if _, ok := TableByName(name); ok {
+		if _, ok := opt.Target.TableByName(name); ok {
 			continue
 		}
 		if _, vol := Volatile[name]; vol {
@@ -208,6 +211,21 @@ func Export(ctx context.Context, src RecordSource, sink Sink, opt Options) (*Res
 		}
 	}
 
+	if opt.Target.Mongoose {
+		// Archive ids: those the database holds, unless the archive
+		// starts over (its first chunk deletes them).
+		known, err := sink.MamUsers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tables {
+			if t.Name == "archive_msg" && !checks[t.Name].Done && !(checks[t.Name].Records > 0 && src.Positional()) &&
+				(checks[t.Name].Records > 0 || checks[t.Name].Rows > 0) {
+				known = nil
+			}
+		}
+		base.MamUsers = NewMamUsers(known)
+	}
 	runs := map[string]*tableRun{}
 	var todo []string
 	for _, t := range tables {
@@ -229,6 +247,12 @@ func Export(ctx context.Context, src RecordSource, sink Sink, opt Options) (*Res
 				return nil, err
 			}
 		}
+		if t.Name == "muc_room" && opt.Target.Mongoose && !cp.Done {
+			if r.m.NextRoomID, err = sink.NextID(ctx, "muc_rooms", "id"); err != nil {
+				return nil, err
+			}
+		}
+
 		runs[t.Name] = r
 		if !cp.Done {
 			todo = append(todo, t.Name)
@@ -237,7 +261,7 @@ func Export(ctx context.Context, src RecordSource, sink Sink, opt Options) (*Res
 	// pubsub_node goes before the tables whose rows refer to it.
 	var first, second []string
 	for _, name := range todo {
-		if name == "pubsub_state" || name == "pubsub_item" {
+		if runs[name].t.After {
 			second = append(second, name)
 		} else {
 			first = append(first, name)

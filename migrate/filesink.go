@@ -45,7 +45,7 @@ func (s *SQLFileSink) printf(format string, args ...any) {
 // first checks that the target tables are empty.
 func (s *SQLFileSink) Checkpoints(context.Context, string) (map[string]Checkpoint, error) {
 	var names []string
-	for _, t := range Tables {
+	for _, t := range s.tg.Tables() {
 		for _, tt := range t.Targets {
 			names = append(names, tt)
 		}
@@ -59,6 +59,9 @@ func (s *SQLFileSink) Checkpoints(context.Context, string) (map[string]Checkpoin
 	s.printf("END\n$mimmigrate$;\n")
 	return map[string]Checkpoint{}, s.err
 }
+
+// MamUsers implements Sink: the file loads into empty tables.
+func (s *SQLFileSink) MamUsers(context.Context) (map[string]int32, error) { return nil, nil }
 
 // NextID implements Sink: the file loads into empty tables.
 func (s *SQLFileSink) NextID(context.Context, string, string) (int64, error) { return 1, nil }
@@ -149,7 +152,7 @@ func appendCopyText(dst []byte, s string) []byte {
 
 // Finish implements Sink.
 func (s *SQLFileSink) Finish(context.Context) error {
-	for _, q := range SequenceSQL() {
+	for _, q := range SequenceSQL(s.tg) {
 		s.printf("%s\n", q)
 	}
 	if s.err == nil {
@@ -165,6 +168,9 @@ type DrySink struct{}
 func (DrySink) Checkpoints(context.Context, string) (map[string]Checkpoint, error) {
 	return map[string]Checkpoint{}, nil
 }
+
+// MamUsers implements Sink.
+func (DrySink) MamUsers(context.Context) (map[string]int32, error) { return nil, nil }
 
 // NextID implements Sink.
 func (DrySink) NextID(context.Context, string, string) (int64, error) { return 1, nil }

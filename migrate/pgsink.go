@@ -109,7 +109,7 @@ func (s *PGSink) Checkpoints(ctx context.Context, identity string) (map[string]C
 		return out, nil
 	}
 	full := map[string]int64{}
-	for _, t := range Tables {
+	for _, t := range s.Target.Tables() {
 		for _, tt := range t.Targets {
 			var n int64
 			if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+pgx.Identifier{tt}.Sanitize()+` LIMIT 1) x`).Scan(&n); err != nil {
@@ -135,7 +135,7 @@ func (s *PGSink) Fresh(ctx context.Context) error {
 		return err
 	}
 	names := []string{CheckpointTable}
-	for _, t := range Tables {
+	for _, t := range s.Target.Tables() {
 		for _, tt := range t.Targets {
 			names = append(names, pgx.Identifier{tt}.Sanitize())
 		}
@@ -163,9 +163,35 @@ func (s *PGSink) NextID(ctx context.Context, table, column string) (int64, error
 	return n, err
 }
 
+// MamUsers implements Sink.
+func (s *PGSink) MamUsers(ctx context.Context) (map[string]int32, error) {
+	if !s.Target.Mongoose {
+		return nil, nil
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT id, server, user_name FROM mam_server_user`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int32{}
+	for rows.Next() {
+		var id int32
+		var server, user string
+		if err := rows.Scan(&id, &server, &user); err != nil {
+			return nil, err
+		}
+		out[server+"\x00"+user] = id
+	}
+	return out, rows.Err()
+}
+
 // restartDelete removes what an earlier, unfinished export of a table
 // wrote (motd is shared by two tables: each deletes only its own rows).
-func restartDelete(t Table) []string {
+func restartDelete(tg Target, t Table) []string {
+	if tg.Mongoose && (t.Name == "archive_prefs" || t.Name == "mam_prefs") {
+		// the archive ids it added stay: they are reused on the next run
+		return []string{`DELETE FROM mam_config`}
+	}
 	switch t.Name {
 	case "motd":
 		return []string{`DELETE FROM motd WHERE username = ''`}
@@ -187,7 +213,7 @@ func (s *PGSink) Write(ctx context.Context, c *Chunk) error {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if c.Restart {
-		for _, q := range restartDelete(c.Table) {
+		for _, q := range restartDelete(s.Target, c.Table) {
 			if _, err := tx.Exec(ctx, q); err != nil {
 				return err
 			}
@@ -230,9 +256,13 @@ func describeCopyError(table string, err error) error {
 var serials = [][2]string{{"privacy_list", "id"}, {"pubsub_node", "nodeid"}, {"pubsub_state", "stateid"}, {"spool", "seq"}, {"archive", "id"}}
 
 // SequenceSQL sets each serial column's sequence past the highest id.
-func SequenceSQL() []string {
+func SequenceSQL(tg Target) []string {
 	var out []string
-	for _, s := range serials {
+	list := serials
+	if tg.Mongoose {
+		list = mimSerials
+	}
+	for _, s := range list {
 		t, c := pgx.Identifier{s[0]}.Sanitize(), pgx.Identifier{s[1]}.Sanitize()
 		out = append(out, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s', '%s'), coalesce(max(%s), 0) + 1, false) FROM %s;`, s[0], s[1], c, t))
 	}
@@ -241,7 +271,7 @@ func SequenceSQL() []string {
 
 // Finish implements Sink.
 func (s *PGSink) Finish(ctx context.Context) error {
-	for _, q := range SequenceSQL() {
+	for _, q := range SequenceSQL(s.Target) {
 		if _, err := s.Pool.Exec(ctx, q); err != nil {
 			return err
 		}

@@ -15,6 +15,9 @@ type Table struct {
 	Targets []string // the SQL tables it fills
 	// Optional tables (a cache) are exported only when asked for by name.
 	Optional bool
+	// After tables are exported once the others are done (their rows
+	// refer to ids the others assign).
+	After bool
 	mapFn    func(m *Mapper, rec term.Tuple) ([]Row, string, error)
 }
 
@@ -43,8 +46,8 @@ var Tables = []Table{
 	{Name: "oauth_client", Targets: []string{"oauth_client"}, mapFn: (*Mapper).oauthClient},
 	{Name: "mqtt_pub", Targets: []string{"mqtt_pub"}, mapFn: (*Mapper).mqttPub},
 	{Name: "pubsub_node", Targets: []string{"pubsub_node", "pubsub_node_option"}, mapFn: (*Mapper).pubsubNode},
-	{Name: "pubsub_state", Targets: []string{"pubsub_state"}, mapFn: (*Mapper).pubsubState},
-	{Name: "pubsub_item", Targets: []string{"pubsub_item"}, mapFn: (*Mapper).pubsubItem},
+	{Name: "pubsub_state", Targets: []string{"pubsub_state"}, After: true, mapFn: (*Mapper).pubsubState},
+	{Name: "pubsub_item", Targets: []string{"pubsub_item"}, After: true, mapFn: (*Mapper).pubsubItem},
 	{Name: "caps_features", Targets: []string{"caps_features"}, Optional: true, mapFn: (*Mapper).capsFeatures},
 }
 
@@ -63,16 +66,6 @@ var Volatile = map[string]string{
 	"pubsub_orphan": "pubsub orphans", "mod_http_upload_quota": "a cache", "http_bind": "BOSH sessions",
 	"iq_response": "pending IQs", "acl": "old configuration", "access": "old configuration",
 	"irc_custom": "the IRC transport (removed)", "user_caps": "a cache",
-}
-
-// TableByName finds a mapped table.
-func TableByName(name string) (Table, bool) {
-	for _, t := range Tables {
-		if t.Name == name {
-			return t, true
-		}
-	}
-	return Table{}, false
 }
 
 // Mapper turns records into rows for one export: the target schema, the
@@ -95,6 +88,13 @@ type Mapper struct {
 	// would refuse them). Filled by NotePubsubNode before the pubsub tables
 	// are mapped.
 	PubsubNodes map[int64]string
+	// NextRoomID is the id the next MUC room gets (mongooseim).
+	NextRoomID int64
+	// MamUsers assigns MongooseIM's archive ids, shared by the tables.
+	MamUsers *mamUsers
+	// the archive being mapped and its message times (mongooseim ids)
+	mamOwner string
+	mamSeen  map[int64]int64
 }
 
 // Map maps one record of a table. skip is not empty when the record
@@ -258,8 +258,8 @@ func sqlTime(usec int64) time.Time { return time.UnixMicro(usec).UTC() }
 // OfflineTime is the message time of an offline_msg record, for ordering
 // a user's spool (0 when unreadable).
 func OfflineTime(rec term.Term) int64 {
-	if tu, ok := rec.(term.Tuple); ok && len(tu) == 7 {
-		usec, _ := timestampUsec(tu[2])
+	if tu, ok := rec.(term.Tuple); ok && (len(tu) == 7 || len(tu) == 8) {
+		usec, _ := anyUsec(tu[2])
 		return usec
 	}
 	return 0
@@ -796,7 +796,7 @@ func SortSpool(recs []term.Term) {
 }
 
 func spoolKey(rec term.Term) string {
-	if tu, ok := rec.(term.Tuple); ok && len(tu) == 7 {
+	if tu, ok := rec.(term.Tuple); ok && (len(tu) == 7 || len(tu) == 8) {
 		if u, s, err := us(tu[1]); err == nil {
 			return s + "\x00" + u
 		}

@@ -53,6 +53,12 @@ func (s *rowSet) add(vals []string, keyCols int) {
 // verifyColumns are the columns compared per table (serial ids left out)
 // and how many of them name the row in a report.
 func (tg Target) verifyColumns(table string) (cols []string, keyCols int) {
+	if tg.Mongoose {
+		if v, ok := mimVerify[table]; ok {
+			return v.cols, v.key
+		}
+		return tg.Columns(table), 2
+	}
 	for _, c := range tg.Columns(table) {
 		if (table == "privacy_list" || table == "privacy_list_data") && c == "id" {
 			continue
@@ -78,6 +84,24 @@ func (tg Target) verifyColumns(table string) (cols []string, keyCols int) {
 		return append(extra, cols...), len(extra)
 	}
 	return cols, keyCols
+}
+
+// mimVerify says how the MongooseIM tables whose rows hold assigned ids
+// are compared: the ids replaced by what they stand for (the same order as
+// the mapper's Row.Canon), read through joins.
+var mimVerify = map[string]struct {
+	cols []string
+	from string
+	key  int
+}{
+	"privacy_list":      {[]string{"server", "username", "name"}, "", 3},
+	"privacy_list_data": {[]string{"l.server", "l.username", "l.name", "d.t", "d.value", "d.action", "d.ord", "d.match_all", "d.match_iq", "d.match_message", "d.match_presence_in", "d.match_presence_out"}, "privacy_list_data d JOIN privacy_list l ON l.id = d.id", 3},
+	"muc_rooms":         {[]string{"muc_host", "room_name", "options"}, "", 2},
+	"muc_room_aff":      {[]string{"r.muc_host", "r.room_name", "a.luser", "a.lserver", "a.resource", "a.aff"}, "muc_room_aff a JOIN muc_rooms r ON r.id = a.room_id", 2},
+	"mam_server_user":   {[]string{"server", "user_name"}, "", 2},
+	"mam_message":       {[]string{"u.server", "u.user_name", "m.id", "m.from_jid", "m.remote_bare_jid", "m.remote_resource", "m.direction", "m.message", "m.search_body", "m.origin_id", "m.is_groupchat"}, "mam_message m JOIN mam_server_user u ON u.id = m.user_id", 3},
+	"mam_muc_message":   {[]string{"r.server", "r.user_name", "m.id", "s.server", "s.user_name", "m.nick_name", "m.message", "m.search_body", "m.origin_id"}, "mam_muc_message m JOIN mam_server_user r ON r.id = m.room_id JOIN mam_server_user s ON s.id = m.sender_id", 3},
+	"mam_config":        {[]string{"u.server", "u.user_name", "c.remote_jid", "c.behaviour"}, "mam_config c JOIN mam_server_user u ON u.id = c.user_id", 3},
 }
 
 // canonical writes a mapped value as PostgreSQL's ::text prints it.
@@ -141,7 +165,7 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 	if err != nil {
 		return nil, err
 	}
-	base := &Mapper{Target: opt.Target, Services: opt.Services, Known: map[string]bool{}}
+	base := &Mapper{Target: opt.Target, Services: opt.Services, Known: map[string]bool{}, MamUsers: NewMamUsers(nil)}
 	if len(opt.Hosts) > 0 {
 		base.Hosts = map[string]bool{}
 		for _, h := range opt.Hosts {
@@ -219,6 +243,14 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 		for _, row := range rows {
 			cols, keyCols := opt.Target.verifyColumns(row.Table)
 			vals := make([]string, 0, len(cols))
+			switch {
+			case row.Canon != nil:
+				for _, v := range row.Canon {
+					vals = append(vals, canonical(v))
+				}
+				want[row.Table].add(vals, keyCols)
+				continue
+			}
 			switch row.Table {
 			case "privacy_list":
 				for _, v := range row.Values[:len(row.Values)-1] {
@@ -260,7 +292,7 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string)
 		name := c
 		if !strings.Contains(c, ".") {
 			name = pgx.Identifier{c}.Sanitize()
-			if table == "privacy_list_data" {
+			if table == "privacy_list_data" && !tg.Mongoose {
 				name = "d." + name
 			}
 		}
@@ -272,6 +304,9 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string)
 	from := pgx.Identifier{table}.Sanitize()
 	if table == "privacy_list_data" {
 		from = "privacy_list_data d JOIN privacy_list l ON l.id = d.id"
+	}
+	if v, ok := mimVerify[table]; ok && tg.Mongoose && v.from != "" {
+		from = v.from
 	}
 	rows, err := pool.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+from)
 	if err != nil {

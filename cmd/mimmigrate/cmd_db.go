@@ -22,7 +22,7 @@ type DBCmd struct {
 // dbFlags are the flags naming a database and a schema.
 type dbFlags struct {
 	DB     string `name:"db" required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"PostgreSQL URL (postgres://user@host:5432/db); a password in it is never printed. Or $MIMMIGRATE_DB."`
-	Schema string `required:"" enum:"ejabberd,ejabberd-multihost" help:"Target schema: ejabberd (pg.sql, one host), ejabberd-multihost (pg.new.sql)."`
+	Schema string `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"Target schema: ejabberd (pg.sql, one host), ejabberd-multihost (pg.new.sql), mongooseim (MongooseIM 6.x priv/pg.sql)."`
 }
 
 // DBMigrateCmd is `db migrate`.

@@ -23,7 +23,7 @@ import (
 type ExportCmd struct {
 	From             string   `required:"" placeholder:"SOURCE" help:"Where the data is: node:ejabberd@host (a running node), dir:/var/lib/ejabberd (a Mnesia directory), backup:FILE, dump:FILE."`
 	To               string   `env:"MIMMIGRATE_DB" placeholder:"URL|FILE.sql" help:"postgres://user@host/db to load the rows, or a file for psql -1 -f (default: mimmigrate-export.sql). A password in the URL is never printed."`
-	Schema           string   `required:"" enum:"ejabberd,ejabberd-multihost" help:"Target schema: ejabberd (pg.sql, one virtual host per database) or ejabberd-multihost (pg.new.sql)."`
+	Schema           string   `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"Target schema: ejabberd (pg.sql, one virtual host per database), ejabberd-multihost (pg.new.sql) or mongooseim (MongooseIM 6.x priv/pg.sql)."`
 	Host             []string `placeholder:"VHOST" help:"Export only this virtual host (repeatable). Default: every host (the ejabberd schema holds one)."`
 	Service          []string `placeholder:"SERVICE=VHOST" help:"The virtual host a MUC or pubsub service belongs to, when its name does not say (repeatable)."`
 	Table            []string `short:"t" placeholder:"TABLE" help:"Only this Mnesia table (repeatable; caps_features only when named)."`
@@ -107,7 +107,7 @@ func (c *ExportCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost"}
+	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost", Mongoose: c.Schema == "mongooseim"}
 
 	src, closeSrc, err := openExportSource(g, c.From, c.Workers, c.IncludeUncertain)
 	if err != nil {
@@ -127,15 +127,15 @@ func (c *ExportCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	if !tg.Multihost && len(c.Host) == 0 && len(known) > 1 {
+	if tg.OneHost() && len(c.Host) == 0 && len(known) > 1 {
 		return &userError{msg: fmt.Sprintf("the source serves %d virtual hosts (%s); the ejabberd schema holds one", len(known), strings.Join(known, ", ")),
 			hint: "pick one with --host, or use --schema ejabberd-multihost"}
 	}
-	if !tg.Multihost && len(c.Host) > 1 {
+	if tg.OneHost() && len(c.Host) > 1 {
 		return &userError{msg: "the ejabberd schema holds one virtual host: give --host once", hint: "or use --schema ejabberd-multihost"}
 	}
 	hosts := c.Host
-	if !tg.Multihost && len(hosts) == 0 && len(known) == 1 {
+	if tg.OneHost() && len(hosts) == 0 && len(known) == 1 {
 		hosts = known
 	}
 

@@ -16,7 +16,7 @@ import (
 type VerifyCmd struct {
 	From      string   `required:"" placeholder:"SOURCE" help:"The data exported: node:NAME, dir:PATH, backup:FILE or dump:FILE."`
 	To        string   `required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"The PostgreSQL database it was exported into (a password in it is never printed)."`
-	Schema    string   `required:"" enum:"ejabberd,ejabberd-multihost" help:"The schema it was exported into."`
+	Schema    string   `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"The schema it was exported into."`
 	Host      []string `placeholder:"VHOST" help:"As given to export."`
 	Service   []string `placeholder:"SERVICE=VHOST" help:"As given to export."`
 	Table     []string `short:"t" placeholder:"TABLE" help:"Only this Mnesia table's rows (repeatable)."`
@@ -47,7 +47,7 @@ func (c *VerifyCmd) Run(g *Globals) error {
 		}
 		services[k] = v
 	}
-	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost"}
+	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost", Mongoose: c.Schema == "mongooseim"}
 	src, closeSrc, err := openExportSource(g, c.From, c.Workers, false)
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func (c *VerifyCmd) Run(g *Globals) error {
 		}
 	}
 	hosts := c.Host
-	if !tg.Multihost && len(hosts) == 0 && len(known) == 1 {
+	if tg.OneHost() && len(hosts) == 0 && len(known) == 1 {
 		hosts = known
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.Timeout)
