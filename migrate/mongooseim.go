@@ -54,7 +54,7 @@ var noMongooseTable = map[string]string{
 	"sr_group": "MongooseIM's shared roster is LDAP only", "sr_user": "MongooseIM's shared roster is LDAP only",
 	"motd": "MongooseIM has no message of the day module", "motd_users": "MongooseIM has no message of the day module",
 	"oauth_token": "MongooseIM has no OAuth module", "oauth_client": "MongooseIM has no OAuth module",
-	"mqtt_pub": "MongooseIM has no MQTT module",
+	"mqtt_pub":     "MongooseIM has no MQTT module",
 	"push_session": "MongooseIM's push subscriptions (event_pusher_push_subscription) take a different form and are re-registered by clients",
 	"pubsub_node":  "MongooseIM's pubsub layout (pubsub_nodes, JSON options) is not mapped yet",
 	"pubsub_state": "MongooseIM's pubsub layout is not mapped yet", "pubsub_item": "MongooseIM's pubsub layout is not mapped yet",
@@ -839,7 +839,7 @@ func NormalizeSearch(body string) string {
 }
 
 // mimPrefs maps archive preferences (ejabberd's archive_prefs or
-// MongooseIM's mam_prefs) to mam_config: the default as the '' row, then
+// MongooseIM's mam_prefs) to mam_config: the default as the ” row, then
 // one row per always / never JID.
 func (m *Mapper) mimPrefs(rec term.Tuple) ([]Row, string, error) {
 	if len(rec) != 5 {

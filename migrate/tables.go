@@ -18,7 +18,7 @@ type Table struct {
 	// After tables are exported once the others are done (their rows
 	// refer to ids the others assign).
 	After bool
-	mapFn    func(m *Mapper, rec term.Tuple) ([]Row, string, error)
+	mapFn func(m *Mapper, rec term.Tuple) ([]Row, string, error)
 }
 
 // Tables lists the persistent ejabberd tables the export maps, in export

@@ -362,6 +362,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 		compareWithOracle(t, oracleMulti, db, multi)
 		verifyOK(t, "--from", from, "--to", db, "--schema", "ejabberd-multihost")
 	}
+	mongooseChecks(t, e.SpoolDir(), oracleMulti)
 	exportFaults(t, e, oracleMulti)
 }
 
