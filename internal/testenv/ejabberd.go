@@ -188,6 +188,11 @@ func chownEjabberd(dir string) error {
 // and evaluates expr there, returning what it prints as ~p (or the string
 // it returns).
 func (e *Ejabberd) Load(source []byte, module, expr string) (string, error) {
+	return e.LoadWithin(source, module, expr, time.Minute)
+}
+
+// LoadWithin is Load with another time limit for the evaluation.
+func (e *Ejabberd) LoadWithin(source []byte, module, expr string, limit time.Duration) (string, error) {
 	dir := filepath.Join(e.Base, "load")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -202,7 +207,7 @@ func (e *Ejabberd) Load(source []byte, module, expr string) (string, error) {
 	if err := chownEjabberd(dir); err != nil {
 		return "", err
 	}
-	return e.Eval(fmt.Sprintf("{module, _} = code:load_abs(%s), %s", erlString(filepath.Join(dir, module)), expr))
+	return EvalOnWithin(e.Name, e.Cookie, fmt.Sprintf("{module, _} = code:load_abs(%s), %s", erlString(filepath.Join(dir, module)), expr), limit)
 }
 
 // Restart stops the node and starts it again on the same spool, with
@@ -331,8 +336,10 @@ func (e *Ejabberd) Populate(opt PopulateOptions) (map[string]int, error) {
 	}
 	expr := fmt.Sprintf(`mimmigrate_populate:run(%s, #{users => %d, api_users => %d, contacts => %d, rooms => %d})`,
 		"<<"+erlString(e.Host)+">>", opt.Users, opt.APIUsers, opt.Contacts, opt.Rooms)
-	out, err := e.Load(populateSource, "mimmigrate_populate",
-		`lists:flatten([io_lib:format("~s ~b~n", [T, S]) || {T, S} <- `+expr+`])`)
+	// about 10 ms a user at most on a slow machine
+	out, err := e.LoadWithin(populateSource, "mimmigrate_populate",
+		`lists:flatten([io_lib:format("~s ~b~n", [T, S]) || {T, S} <- `+expr+`])`,
+		time.Minute+time.Duration(opt.Users)*10*time.Millisecond)
 	if err != nil {
 		return nil, fmt.Errorf("populate: %v", err)
 	}

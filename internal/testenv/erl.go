@@ -205,8 +205,13 @@ func (n *ErlNode) TryEval(expr string) (string, error) {
 	return EvalOn(n.Name, n.Cookie, expr)
 }
 
-// EvalOn evaluates expr on any node (see ErlNode.Eval).
+// EvalOn evaluates expr on any node (see ErlNode.Eval), within a minute.
 func EvalOn(node, cookie, expr string) (string, error) {
+	return EvalOnWithin(node, cookie, expr, time.Minute)
+}
+
+// EvalOnWithin is EvalOn with another time limit for the call.
+func EvalOnWithin(node, cookie, expr string, limit time.Duration) (string, error) {
 	helper := "mmh-" + RandomID(8)
 	nameFlag := "-sname"
 	if host := node[strings.IndexByte(node, '@')+1:]; strings.Contains(host, ".") {
@@ -216,7 +221,7 @@ func EvalOn(node, cookie, expr string) (string, error) {
 Node = %s,
 {ok, Toks, _} = erl_scan:string(%s),
 {ok, Exprs} = erl_parse:parse_exprs(Toks),
-R = case rpc:call(Node, erl_eval, exprs, [Exprs, []], 60000) of
+R = case rpc:call(Node, erl_eval, exprs, [Exprs, []], %d) of
         {value, V, _} -> V;
         Other -> {eval_failed, Other}
     end,
@@ -228,8 +233,8 @@ Out = case R of
                end
       end,
 io:format("~ts", [Out]),
-case R of {eval_failed, _} -> halt(2); _ -> halt(0) end.`, erlQuote(node), erlString(expr+"."))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+case R of {eval_failed, _} -> halt(2); _ -> halt(0) end.`, erlQuote(node), erlString(expr+"."), limit.Milliseconds())
+	ctx, cancel := context.WithTimeout(context.Background(), limit+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "erl", "-noshell", "-hidden", nameFlag, helper, "-setcookie", cookie, "-eval", prog)
 	var stdout, stderr bytes.Buffer
