@@ -105,7 +105,7 @@ func BenchmarkExportVersusEjabberd(b *testing.B) {
 	os.WriteFile(file, nil, 0o666)
 	os.Chown(file, ejabberdUID(), -1)
 	start := time.Now()
-	if out, err := e.Ctl("export2sql", e.Host, file); err != nil {
+	if out, err := e.Ctl("--no-timeout", "export2sql", e.Host, file); err != nil {
 		b.Fatalf("export2sql: %v %s", err, out)
 	}
 	tExport := time.Since(start)
