@@ -283,16 +283,11 @@ func (tg Target) Roster(rec term.Tuple) ([]Row, error) {
 // jid:encode does: user@server/resource, parts that are empty left out.
 // The parts are already lowercased (stored that way).
 func ljidText(t term.Term) (string, error) {
-	tu, ok := t.(term.Tuple)
-	if !ok || len(tu) != 3 {
-		return "", reject("JID is not {User, Server, Resource}: %s", short(t))
-	}
-	u, err1 := text(tu[0], "JID user")
-	s, err2 := text(tu[1], "JID server")
-	r, err3 := text(tu[2], "JID resource")
-	if err := firstErr(err1, err2, err3); err != nil {
+	p, err := ljidParts(t)
+	if err != nil {
 		return "", err
 	}
+	u, s, r := p[0], p[1], p[2]
 	if s == "" {
 		return "", reject("JID without a server: %s", short(t))
 	}

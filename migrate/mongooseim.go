@@ -344,19 +344,9 @@ var mimRoomOptions = []string{"title", "description", "allow_change_subj", "allo
 // mod_muc_rdbms writes them: the option list as a JSON object, in
 // MongooseIM's option set) and muc_room_aff (one row per affiliation).
 func (m *Mapper) mimRoom(rec term.Tuple) ([]Row, string, error) {
-	if len(rec) != 3 {
-		return nil, "", reject("muc_room record of %d fields", len(rec)-1)
-	}
-	name, service, err := pair(rec[1], "room")
-	if err != nil {
-		return nil, "", err
-	}
-	vhost, err := m.serviceHost(service)
-	if err != nil {
-		return nil, "", err
-	}
-	if !m.wanted(vhost) {
-		return nil, vhost, nil
+	name, service, _, skip, err := m.roomKey(rec)
+	if err != nil || skip != "" {
+		return nil, skip, err
 	}
 	opts, ok := term.Elems(rec[2])
 	if !ok {

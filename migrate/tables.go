@@ -383,20 +383,25 @@ func (m *Mapper) privacy(rec term.Tuple) ([]Row, string, error) {
 	return rows, "", nil
 }
 
-func (m *Mapper) mucRoom(rec term.Tuple) ([]Row, string, error) {
+// roomKey reads a muc_room record's {Name, Service} and the virtual host
+// the service belongs to; skip names that host when it is not exported.
+func (m *Mapper) roomKey(rec term.Tuple) (name, service, vhost, skip string, err error) {
 	if len(rec) != 3 {
-		return nil, "", reject("muc_room record of %d fields", len(rec)-1)
+		return "", "", "", "", reject("muc_room record of %d fields", len(rec)-1)
 	}
-	name, service, err := pair(rec[1], "room")
-	if err != nil {
-		return nil, "", err
+	if name, service, err = pair(rec[1], "room"); err != nil {
+		return "", "", "", "", err
 	}
-	vhost, err := m.serviceHost(service)
-	if err != nil {
-		return nil, "", err
+	if vhost, err = m.serviceHost(service); err != nil {
+		return "", "", "", "", err
 	}
-	if !m.wanted(vhost) {
-		return nil, vhost, nil
+	return name, service, vhost, m.hostOf(vhost), nil
+}
+
+func (m *Mapper) mucRoom(rec term.Tuple) ([]Row, string, error) {
+	name, service, vhost, skip, err := m.roomKey(rec)
+	if err != nil || skip != "" {
+		return nil, skip, err
 	}
 	opts, ok := term.Elems(rec[2])
 	if !ok {
