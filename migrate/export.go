@@ -364,6 +364,7 @@ type tableRun struct {
 	seen    int64 // records read in this run (skipped ones included)
 	restart bool
 	pending []pendingRec
+	buf     []byte // the pending records' bytes
 	lastKey []byte
 	rows    map[string]int64
 	res     TableResult
@@ -372,9 +373,10 @@ type tableRun struct {
 }
 
 type pendingRec struct {
-	pos int64
-	rec term.Term
-	raw []byte
+	pos      int64
+	off, end int       // the encoded record in tableRun.buf
+	rec      term.Term // decoded, where the chunk needs it before mapping
+	err      error
 }
 
 func (r *tableRun) add(ctx context.Context, raw []byte) error {
@@ -405,12 +407,11 @@ func (r *tableRun) add(ctx context.Context, raw []byte) error {
 		}
 		r.lastKey = append(r.lastKey[:0], key...)
 	}
-	v, err := term.Decode(raw)
-	p := pendingRec{pos: r.seen, rec: v}
-	if err != nil {
-		p.raw = append([]byte(nil), raw...)
-	}
-	r.pending = append(r.pending, p)
+	// Records wait as bytes (a decoded vCard is ten times its encoding)
+	// and are decoded one at a time when the chunk is mapped.
+	start := len(r.buf)
+	r.buf = append(r.buf, raw...)
+	r.pending = append(r.pending, pendingRec{pos: r.seen, off: start, end: len(r.buf)})
 	return nil
 }
 
@@ -422,6 +423,11 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 		return nil
 	}
 	if r.t.Name == "offline_msg" {
+		// A user's messages are written in their time order: decode the
+		// chunk first to sort it.
+		for i := range r.pending {
+			r.pending[i].decode(r.buf)
+		}
 		sort.SliceStable(r.pending, func(i, j int) bool {
 			ki, kj := spoolKey(r.pending[i].rec), spoolKey(r.pending[j].rec)
 			if ki != kj {
@@ -433,9 +439,11 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 	c := &Chunk{Table: r.t, Restart: r.restart, Rows: map[string][][]any{}}
 	r.restart = false
 	maxPos := r.check.Records
-	for _, p := range r.pending {
+	for i := range r.pending {
+		p := &r.pending[i]
 		maxPos = max(maxPos, p.pos)
-		if p.rec == nil {
+		p.decode(r.buf)
+		if p.err != nil {
 			r.reject(p, "undecodable record")
 			continue
 		}
@@ -455,6 +463,7 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 			r.reject(p, re.Reason)
 			continue
 		}
+		p.rec = nil
 		for _, row := range rows {
 			c.Rows[row.Table] = append(c.Rows[row.Table], row.Values)
 			r.rows[row.Table]++
@@ -470,7 +479,13 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 		r.end = time.Now()
 	}
 	c.Check = r.check
-	r.pending = r.pending[:0]
+	// Drop the decoded records now: a finished table must not keep its
+	// last chunk alive for the rest of the export.
+	clear(r.pending)
+	r.pending, r.buf = r.pending[:0], r.buf[:0]
+	if last {
+		r.pending, r.buf = nil, nil
+	}
 	if r.opt.Progress != nil {
 		r.opt.Progress(r.t.Name, r.seen)
 	}
@@ -482,7 +497,14 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 	}
 }
 
-func (r *tableRun) reject(p pendingRec, reason string) {
+// decode decodes the record once.
+func (p *pendingRec) decode(buf []byte) {
+	if p.rec == nil && p.err == nil {
+		p.rec, p.err = term.Decode(buf[p.off:p.end])
+	}
+}
+
+func (r *tableRun) reject(p *pendingRec, reason string) {
 	r.check.Rejects++
 	if r.opt.Rejects == nil {
 		return
@@ -491,8 +513,8 @@ func (r *tableRun) reject(p pendingRec, reason string) {
 	if tu, ok := p.rec.(term.Tuple); ok && len(tu) > 1 {
 		rj.Key = tu[1]
 	}
-	if p.rec == nil {
-		rj.Record = term.Binary(p.raw)
+	if p.err != nil {
+		rj.Record = term.Binary(bytes.Clone(r.buf[p.off:p.end]))
 	}
 	r.opt.Rejects(rj)
 }

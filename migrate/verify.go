@@ -1,10 +1,12 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,30 +26,44 @@ import (
 
 type digest [16]byte
 
+// rowSet holds a table's rows as digests only (16 bytes a row): the
+// comparison sorts and merges the two sides, and the keys of the rows that
+// differ are found in a second pass over just those tables.
 type rowSet struct {
-	mu    sync.Mutex
-	count map[digest]int32
-	key   map[digest]string // the row's key columns, for the report
-	n     int64
+	mu sync.Mutex
+	ds []digest
+	// find, in the second pass: digest -> the row's key columns
+	find map[digest]string
 }
 
-func newRowSet() *rowSet { return &rowSet{count: map[digest]int32{}, key: map[digest]string{}} }
-
-func (s *rowSet) add(vals []string, keyCols int) {
+func rowDigest(vals []string) digest {
 	h := sha256.New()
+	var sep = []byte{0}
 	for _, v := range vals {
 		h.Write([]byte(v))
-		h.Write([]byte{0})
+		h.Write(sep)
 	}
+	var sum [sha256.Size]byte
 	var d digest
-	copy(d[:], h.Sum(nil))
+	copy(d[:], h.Sum(sum[:0]))
+	return d
+}
+
+func (s *rowSet) add(vals []string, keyCols int) {
+	d := rowDigest(vals)
 	s.mu.Lock()
-	s.count[d]++
-	if _, ok := s.key[d]; !ok {
-		s.key[d] = strings.Join(vals[:min(keyCols, len(vals))], "/")
+	defer s.mu.Unlock()
+	if s.find != nil {
+		if k, ok := s.find[d]; ok && k == "" {
+			s.find[d] = strings.Join(vals[:min(keyCols, len(vals))], "/")
+		}
+		return
 	}
-	s.n++
-	s.mu.Unlock()
+	s.ds = append(s.ds, d)
+}
+
+func (s *rowSet) sort() {
+	slices.SortFunc(s.ds, func(a, b digest) int { return bytes.Compare(a[:], b[:]) })
 }
 
 // verifyColumns are the columns compared per table (serial ids left out)
@@ -186,36 +202,136 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 			return nil, err
 		}
 	}
-	want := map[string]*rowSet{}
 	var targets []string
+	seen := map[string]bool{}
+	var names []string
 	for _, t := range tables {
+		names = append(names, t.Name)
 		for _, tt := range t.Targets {
-			if want[tt] == nil {
-				want[tt] = newRowSet()
+			if !seen[tt] {
+				seen[tt] = true
 				targets = append(targets, tt)
 			}
 		}
 	}
+	sort.Strings(targets)
+	res := &VerifyResult{}
+	want := map[string]*rowSet{}
+	for _, tt := range targets {
+		want[tt] = &rowSet{}
+	}
+	if res.Rejects, err = verifySource(ctx, src, base, tables, names, opt.Target, want); err != nil {
+		return nil, err
+	}
+	missing, extra := map[string]map[digest]int{}, map[string]map[digest]int{}
+	for _, tt := range targets {
+		got := &rowSet{}
+		if err := readTable(ctx, pool, opt.Target, tt, got); err != nil {
+			return nil, err
+		}
+		w := want[tt]
+		w.sort()
+		got.sort()
+		tv := TableVerify{Table: tt, Source: int64(len(w.ds)), Database: int64(len(got.ds))}
+		missing[tt], extra[tt] = diffSorted(w.ds, got.ds)
+		w.ds = nil
+		res.Tables = append(res.Tables, tv)
+	}
+	// Second passes, only where rows differ: name them by their keys.
+	var again []Table
+	for _, t := range tables {
+		for _, tt := range t.Targets {
+			if len(missing[tt]) > 0 {
+				again = append(again, t)
+				break
+			}
+		}
+	}
+	if len(again) > 0 {
+		var againNames []string
+		for _, tt := range targets {
+			want[tt] = &rowSet{find: map[digest]string{}}
+			for d := range missing[tt] {
+				want[tt].find[d] = ""
+			}
+		}
+		for _, t := range again {
+			againNames = append(againNames, t.Name)
+		}
+		if _, err := verifySource(ctx, src, base, again, againNames, opt.Target, want); err != nil {
+			return nil, err
+		}
+	}
+	for i, tt := range targets {
+		got := &rowSet{find: map[digest]string{}}
+		for d := range extra[tt] {
+			got.find[d] = ""
+		}
+		if len(got.find) > 0 {
+			if err := readTable(ctx, pool, opt.Target, tt, got); err != nil {
+				return nil, err
+			}
+		}
+		res.Tables[i] = compareSets(res.Tables[i], missing[tt], want[tt].find, extra[tt], got.find, maxReport)
+	}
+	return res, nil
+}
+
+// diffSorted merges two sorted digest lists: the source's digests the
+// database lacks and the database's the source lacks, with multiplicity.
+func diffSorted(want, got []digest) (missing, extra map[digest]int) {
+	missing, extra = map[digest]int{}, map[digest]int{}
+	i, j := 0, 0
+	for i < len(want) || j < len(got) {
+		c := 0
+		switch {
+		case i == len(want):
+			c = 1
+		case j == len(got):
+			c = -1
+		default:
+			c = bytes.Compare(want[i][:], got[j][:])
+		}
+		switch {
+		case c == 0:
+			i++
+			j++
+		case c < 0:
+			missing[want[i]]++
+			i++
+		default:
+			extra[got[j]]++
+			j++
+		}
+	}
+	return missing, extra
+}
+
+// verifySource maps the source's records as an export would and adds every
+// row to its table's set. It returns the count of records that cannot be
+// mapped.
+func verifySource(ctx context.Context, src RecordSource, base *Mapper, tables []Table, names []string, tg Target, want map[string]*rowSet) (int64, error) {
 	mappers := map[string]*Mapper{}
 	byName := map[string]Table{}
+	mam := NewMamUsers(nil) // each pass numbers the archive owners afresh
 	for _, t := range tables {
 		m := *base
+		m.MamUsers = mam
 		mappers[t.Name] = &m
 		byName[t.Name] = t
 	}
-	var names []string
-	for _, t := range tables {
-		names = append(names, t.Name)
-	}
-	res := &VerifyResult{}
 	var rejMu sync.Mutex
-	err = src.Stream(ctx, names, func(table string, raw []byte) error {
+	var rejects int64
+	reject := func() {
+		rejMu.Lock()
+		rejects++
+		rejMu.Unlock()
+	}
+	err := src.Stream(ctx, names, func(table string, raw []byte) error {
 		t, m := byName[table], mappers[table]
 		v, err := term.Decode(raw)
 		if err != nil {
-			rejMu.Lock()
-			res.Rejects++
-			rejMu.Unlock()
+			reject()
 			return nil
 		}
 		rows, skip, err := m.Map(t, v)
@@ -224,9 +340,7 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 		}
 		if skip != "" || err != nil {
 			if err != nil {
-				rejMu.Lock()
-				res.Rejects++
-				rejMu.Unlock()
+				reject()
 			}
 			return nil
 		}
@@ -241,22 +355,18 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 			}
 		}
 		for _, row := range rows {
-			cols, keyCols := opt.Target.verifyColumns(row.Table)
-			vals := make([]string, 0, len(cols))
+			_, keyCols := tg.verifyColumns(row.Table)
+			var vals []string
 			switch {
 			case row.Canon != nil:
 				for _, v := range row.Canon {
 					vals = append(vals, canonical(v))
 				}
-				want[row.Table].add(vals, keyCols)
-				continue
-			}
-			switch row.Table {
-			case "privacy_list":
+			case row.Table == "privacy_list":
 				for _, v := range row.Values[:len(row.Values)-1] {
 					vals = append(vals, canonical(v))
 				}
-			case "privacy_list_data":
+			case row.Table == "privacy_list_data":
 				vals = append(vals, lists[row.Values[0].(int64)]...)
 				for _, v := range row.Values[1:] {
 					vals = append(vals, canonical(v))
@@ -270,22 +380,11 @@ func Verify(ctx context.Context, src RecordSource, pool *pgxpool.Pool, opt Optio
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(targets)
-	for _, tt := range targets {
-		got, err := readTable(ctx, pool, opt.Target, tt)
-		if err != nil {
-			return nil, err
-		}
-		res.Tables = append(res.Tables, compareSets(tt, want[tt], got, maxReport))
-	}
-	return res, nil
+	return rejects, err
 }
 
 // readTable reads a table's rows in canonical form.
-func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string) (*rowSet, error) {
+func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string, set *rowSet) error {
 	cols, keyCols := tg.verifyColumns(table)
 	sel := make([]string, len(cols))
 	for i, c := range cols {
@@ -310,10 +409,9 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string)
 	}
 	rows, err := pool.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+from)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", table, err)
+		return fmt.Errorf("reading %s: %w", table, err)
 	}
 	defer rows.Close()
-	set := newRowSet()
 	vals := make([]string, len(cols))
 	nullable := make([]*string, len(cols))
 	ptrs := make([]any, len(cols))
@@ -322,7 +420,7 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string)
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+			return err
 		}
 		for i, c := range cols {
 			switch {
@@ -337,21 +435,19 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string)
 		}
 		set.add(vals, keyCols)
 	}
-	return set, rows.Err()
+	return rows.Err()
 }
 
-func compareSets(table string, want, got *rowSet, maxReport int) TableVerify {
-	tv := TableVerify{Table: table, Source: want.n, Database: got.n}
+// compareSets names the differences by key: a key with rows missing and
+// rows extra has different rows.
+func compareSets(tv TableVerify, missing map[digest]int, missingKey map[digest]string, extra map[digest]int, extraKey map[digest]string, maxReport int) TableVerify {
+	table := tv.Table
 	missingKeys, extraKeys := map[string]int{}, map[string]int{}
-	for d, n := range want.count {
-		if k := n - got.count[d]; k > 0 {
-			missingKeys[want.key[d]] += int(k)
-		}
+	for d, n := range missing {
+		missingKeys[missingKey[d]] += n
 	}
-	for d, n := range got.count {
-		if k := n - want.count[d]; k > 0 {
-			extraKeys[got.key[d]] += int(k)
-		}
+	for d, n := range extra {
+		extraKeys[extraKey[d]] += n
 	}
 	var out []Mismatch
 	for k, n := range missingKeys {
