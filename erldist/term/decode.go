@@ -90,6 +90,16 @@ func decodeChecked(b []byte) (Term, error) {
 // decodeWalked hands a checked term to erlang_go, rewriting maps and local
 // funs first when the walk found any, and normalises the result.
 func decodeWalked(b []byte, special bool) (Term, error) {
+	if !special {
+		if t, end, ok := fastDecode(b, 1); ok && end == len(b) {
+			return t, nil
+		}
+	}
+	return decodeGeneral(b, special)
+}
+
+// decodeGeneral decodes a checked term through erlang_go.
+func decodeGeneral(b []byte, special bool) (Term, error) {
 	if special {
 		out := make([]byte, 1, len(b)+64)
 		out[0] = tagVersion

@@ -47,6 +47,15 @@ func TestErlangGoDefectsAreCovered(t *testing.T) {
 		t.Errorf("re-encoding differs:\n got %v\nwant %v", enc, funAndBinaryKeyMap)
 	}
 
+	// A bignum's sign byte is negative when it is not 0 (binary_to_term of
+	// <<131,110,1,2,5>> is -5); erlang_go reads only 1 as negative.
+	for _, b := range [][]byte{{131, 110, 1, 2, 5}, {131, 104, 1, 110, 1, 2, 5}} {
+		v, err := term.Decode(b)
+		if err != nil || !term.Equal(v, int64(-5)) && !term.Equal(v, term.Tuple{int64(-5)}) {
+			t.Errorf("Decode(%v) = %#v, %v; want -5", b, v, err)
+		}
+	}
+
 	// erlang_go turns true/false/undefined into Go values; the layer gives atoms back.
 	got, err = term.Decode([]byte{131, 104, 3, 119, 4, 't', 'r', 'u', 'e', 119, 5, 'f', 'a', 'l', 's', 'e', 119, 9, 'u', 'n', 'd', 'e', 'f', 'i', 'n', 'e', 'd'})
 	if err != nil || !term.Equal(got, term.Tuple{term.True, term.False, term.Undefined}) {

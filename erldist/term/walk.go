@@ -271,7 +271,9 @@ func (w *walker) bignum(start, n, signPos int) (int, error) {
 		}
 		return end, nil
 	}
-	if n <= bigInline {
+	// A sign byte other than 0 or 1 means negative to binary_to_term but
+	// positive to erlang_go: such a bignum takes the marker path too.
+	if n <= bigInline && w.b[signPos] <= 1 {
 		w.copyRange(start, end)
 		return end, nil
 	}
