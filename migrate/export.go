@@ -539,9 +539,33 @@ func (tg Target) checkRows(rows []Row) error {
 			if !utf8.ValidString(s) {
 				return reject("%s.%s is not valid UTF-8", row.Table, col)
 			}
+			if xmlColumns[row.Table+"."+col] {
+				if r, bad := forbiddenXMLChar(s); bad {
+					return reject("%s.%s holds U+%04X, which XML 1.0 forbids: the server could not parse the row back", row.Table, col, r)
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// xmlColumns are the columns a server parses as XML when it reads them.
+var xmlColumns = map[string]bool{
+	"vcard.vcard": true, "private_storage.data": true, "spool.xml": true, "archive.xml": true,
+	"pubsub_item.payload": true, "motd.xml": true,
+	"offline_message.packet": true, "pubsub_items.payload": true,
+}
+
+// forbiddenXMLChar finds a character outside XML 1.0's Char production
+// (C0 controls other than tab, LF and CR; U+FFFE, U+FFFF), which expat
+// and so fxml and exml refuse.
+func forbiddenXMLChar(s string) (rune, bool) {
+	for _, r := range s {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // VirtualHosts lists the virtual hosts a source's users belong to (the

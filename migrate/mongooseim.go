@@ -23,30 +23,36 @@ import (
 // mimColumns lists each MongooseIM table's columns in the order Row values
 // come (serial ids the export does not assign left out).
 var mimColumns = map[string][]string{
-	"users":                {"username", "server", "password", "pass_details"},
-	"last":                 {"server", "username", "seconds", "state"},
-	"rosterusers":          {"server", "username", "jid", "nick", "subscription", "ask", "askmessage"},
-	"rostergroups":         {"server", "username", "jid", "grp"},
-	"roster_version":       {"server", "username", "version"},
-	"vcard":                {"username", "server", "vcard"},
-	"vcard_search":         {"username", "lusername", "server", "fn", "lfn", "family", "lfamily", "given", "lgiven", "middle", "lmiddle", "nickname", "lnickname", "bday", "lbday", "ctry", "lctry", "locality", "llocality", "email", "lemail", "orgname", "lorgname", "orgunit", "lorgunit"},
-	"private_storage":      {"server", "username", "namespace", "data"},
-	"privacy_default_list": {"server", "username", "name"},
-	"privacy_list":         {"server", "username", "name", "id"},
-	"privacy_list_data":    {"id", "t", "value", "action", "ord", "match_all", "match_iq", "match_message", "match_presence_in", "match_presence_out"},
-	"offline_message":      {"timestamp", "expire", "server", "username", "from_jid", "packet", "permanent_fields"},
-	"mam_server_user":      {"id", "server", "user_name"},
-	"mam_message":          {"id", "user_id", "from_jid", "remote_bare_jid", "remote_resource", "direction", "message", "search_body", "origin_id", "is_groupchat"},
-	"mam_muc_message":      {"id", "room_id", "sender_id", "nick_name", "message", "search_body", "origin_id"},
-	"mam_config":           {"user_id", "remote_jid", "behaviour"},
-	"muc_rooms":            {"id", "muc_host", "room_name", "options"},
-	"muc_room_aff":         {"room_id", "luser", "lserver", "resource", "aff"},
-	"muc_registered":       {"muc_host", "luser", "lserver", "nick"},
+	"users":                   {"username", "server", "password", "pass_details"},
+	"last":                    {"server", "username", "seconds", "state"},
+	"rosterusers":             {"server", "username", "jid", "nick", "subscription", "ask", "askmessage"},
+	"rostergroups":            {"server", "username", "jid", "grp"},
+	"roster_version":          {"server", "username", "version"},
+	"vcard":                   {"username", "server", "vcard"},
+	"vcard_search":            {"username", "lusername", "server", "fn", "lfn", "family", "lfamily", "given", "lgiven", "middle", "lmiddle", "nickname", "lnickname", "bday", "lbday", "ctry", "lctry", "locality", "llocality", "email", "lemail", "orgname", "lorgname", "orgunit", "lorgunit"},
+	"private_storage":         {"server", "username", "namespace", "data"},
+	"privacy_default_list":    {"server", "username", "name"},
+	"privacy_list":            {"server", "username", "name", "id"},
+	"privacy_list_data":       {"id", "t", "value", "action", "ord", "match_all", "match_iq", "match_message", "match_presence_in", "match_presence_out"},
+	"offline_message":         {"timestamp", "expire", "server", "username", "from_jid", "packet", "permanent_fields"},
+	"mam_server_user":         {"id", "server", "user_name"},
+	"mam_message":             {"id", "user_id", "from_jid", "remote_bare_jid", "remote_resource", "direction", "message", "search_body", "origin_id", "is_groupchat"},
+	"mam_muc_message":         {"id", "room_id", "sender_id", "nick_name", "message", "search_body", "origin_id"},
+	"mam_config":              {"user_id", "remote_jid", "behaviour"},
+	"muc_rooms":               {"id", "muc_host", "room_name", "options"},
+	"muc_room_aff":            {"room_id", "luser", "lserver", "resource", "aff"},
+	"muc_registered":          {"muc_host", "luser", "lserver", "nick"},
+	"pubsub_nodes":            {"nidx", "p_key", "name", "type", "owners", "options"},
+	"pubsub_node_collections": {"name", "parent_name"},
+	"pubsub_affiliations":     {"nidx", "luser", "lserver", "aff"},
+	"pubsub_subscriptions":    {"nidx", "luser", "lserver", "lresource", "type", "sub_id", "options"},
+	"pubsub_items": {"nidx", "itemid", "created_luser", "created_lserver", "created_at",
+		"modified_luser", "modified_lserver", "modified_lresource", "modified_at", "publisher", "payload"},
 }
 
 // mimSerials are MongooseIM's serial columns the export fills or leaves to
 // PostgreSQL; their sequences are advanced after the load.
-var mimSerials = [][2]string{{"privacy_list", "id"}, {"muc_rooms", "id"}, {"mam_server_user", "id"}, {"offline_message", "id"}}
+var mimSerials = [][2]string{{"privacy_list", "id"}, {"muc_rooms", "id"}, {"mam_server_user", "id"}, {"offline_message", "id"}, {"pubsub_nodes", "nidx"}}
 
 // noMongooseTable maps the ejabberd tables MongooseIM keeps nowhere in SQL
 // (its modules for them have no RDBMS backend, or none at all).
@@ -56,8 +62,6 @@ var noMongooseTable = map[string]string{
 	"oauth_token": "MongooseIM has no OAuth module", "oauth_client": "MongooseIM has no OAuth module",
 	"mqtt_pub":     "MongooseIM has no MQTT module",
 	"push_session": "MongooseIM's push subscriptions (event_pusher_push_subscription) take a different form and are re-registered by clients",
-	"pubsub_node":  "MongooseIM's pubsub layout (pubsub_nodes, JSON options) is not mapped yet",
-	"pubsub_state": "MongooseIM's pubsub layout is not mapped yet", "pubsub_item": "MongooseIM's pubsub layout is not mapped yet",
 }
 
 // MongooseTables lists the tables the mongooseim schema maps, in export
@@ -79,8 +83,11 @@ var MongooseTables = func() []Table {
 		{Name: "archive_msg", Targets: []string{"mam_server_user", "mam_message", "mam_muc_message"}, mapFn: (*Mapper).mimArchive},
 		{Name: "archive_prefs", Targets: []string{"mam_server_user", "mam_config"}, After: true, mapFn: (*Mapper).mimPrefs},
 		{Name: "mam_prefs", Targets: []string{"mam_server_user", "mam_config"}, After: true, mapFn: (*Mapper).mimPrefs},
+		{Name: "pubsub_node", Targets: []string{"pubsub_nodes", "pubsub_node_collections"}, mapFn: (*Mapper).mimPubsubNode},
+		{Name: "pubsub_state", Targets: []string{"pubsub_affiliations", "pubsub_subscriptions"}, After: true, mapFn: (*Mapper).mimPubsubState},
+		{Name: "pubsub_item", Targets: []string{"pubsub_items"}, After: true, mapFn: (*Mapper).mimPubsubItem},
 	}
-	for _, name := range []string{"sr_group", "sr_user", "motd", "motd_users", "oauth_token", "oauth_client", "mqtt_pub", "push_session", "pubsub_node", "pubsub_state", "pubsub_item"} {
+	for _, name := range []string{"sr_group", "sr_user", "motd", "motd_users", "oauth_token", "oauth_client", "mqtt_pub", "push_session"} {
 		why := noMongooseTable[name]
 		out = append(out, Table{Name: name, mapFn: func(*Mapper, term.Tuple) ([]Row, string, error) {
 			return nil, "", reject("no table for it in the mongooseim schema: %s", why)

@@ -396,7 +396,7 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string,
 			}
 		}
 		sel[i] = name + "::text"
-		if c == "created_at" {
+		if c == "created_at" && !tg.Mongoose { // ejabberd's timestamp column (MongooseIM's are µs integers)
 			sel[i] = fmt.Sprintf("to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", name)
 		}
 	}
@@ -426,7 +426,7 @@ func readTable(ctx context.Context, pool *pgxpool.Pool, tg Target, table string,
 			switch {
 			case nullable[i] == nil:
 				vals[i] = canonical(nil)
-			case c == "created_at":
+			case c == "created_at" && !tg.Mongoose:
 				// as canonical prints a time: no trailing zeros in the fraction
 				vals[i] = strings.TrimRight(strings.TrimRight(*nullable[i], "0"), ".")
 			default:

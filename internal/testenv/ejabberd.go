@@ -38,6 +38,9 @@ type EjabberdOptions struct {
 	// ExtraConfig is appended to ejabberd.yml (top-level options, e.g. the
 	// sql_* options of an SQL database).
 	ExtraConfig string
+	// SQL makes the node keep everything in the SQL database of
+	// ExtraConfig (auth_method and default_db sql) instead of Mnesia.
+	SQL bool
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -106,6 +109,14 @@ modules:
   mod_vcard: {}
 `
 
+func ejabberdConfig(opt EjabberdOptions, port int) string {
+	yml := fmt.Sprintf(ejabberdYML, opt.Host, port)
+	if opt.SQL {
+		yml = strings.Replace(yml, "auth_method: internal\n", "auth_method: sql\ndefault_db: sql\n", 1)
+	}
+	return yml + opt.ExtraConfig
+}
+
 // StartEjabberd starts a private ejabberd node and waits until it runs.
 func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 	if why := EjabberdAvailable(); why != "" {
@@ -141,7 +152,7 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 		}
 	}
 	files := map[string]string{
-		"conf/ejabberd.yml":    fmt.Sprintf(ejabberdYML, opt.Host, port) + opt.ExtraConfig,
+		"conf/ejabberd.yml":    ejabberdConfig(opt, port),
 		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n",
 		"conf/vm.args":         "-setcookie " + opt.Cookie + "\n",
 		"conf/inetrc":          "",

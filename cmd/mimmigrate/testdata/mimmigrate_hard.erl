@@ -109,6 +109,11 @@ nul(Host) ->
                              {xmlel, <<"vCard">>, [{<<"xmlns">>, <<"vcard-temp">>}],
                               [{xmlel, <<"FN">>, [], [{xmlcdata, <<"nul", 0, "byte">>}]}]}}),
     ok = mnesia:dirty_write({last_activity, {<<"nul">>, Host}, 1, <<"st", 0, "atus">>}),
+    %% A control character XML 1.0 forbids (what a binary built without
+    %% /utf8 makes of Cyrillic text): ejabberd stores it in Mnesia, but no
+    %% XML parser reads it back from SQL.
+    ok = mnesia:dirty_write({private_storage, {<<"nul">>, Host, <<"ns:ctl">>},
+                             {xmlel, <<"x">>, [{<<"xmlns">>, <<"ns:ctl">>}], [{xmlcdata, <<31, "@825B">>}]}}),
     ok.
 
 subscribe(Jid, Nick, Room) ->

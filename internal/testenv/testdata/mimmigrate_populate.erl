@@ -90,7 +90,7 @@ run(Host, Opts) ->
          From = <<(hd(contacts(U, 1, N)))/binary, "@", Host/binary>>,
          To = <<U/binary, "@", Host/binary>>,
          mod_admin_extra:send_message(<<"chat">>, From, To, <<>>, <<"Hello ", U/binary, " 1">>),
-         mod_admin_extra:send_message(<<"chat">>, From, To, <<>>, <<"Привет ", U/binary, " 2"/utf8>>)
+         mod_admin_extra:send_message(<<"chat">>, From, To, <<>>, <<"Привет "/utf8, U/binary, " 2">>)
      end || U <- every(4, Users)],
 
     %% Message archive (mod_mam's Mnesia records): a short chat history for
