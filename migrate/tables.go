@@ -583,12 +583,26 @@ func (m *Mapper) pushSession(rec term.Tuple) ([]Row, string, error) {
 		return nil, "", err
 	}
 	xml := ""
-	if !term.IsAtom(rec[5], "undefined") {
+	switch {
+	case term.IsAtom(rec[5], "undefined"):
+	case isRecordNamed(rec[5], "xdata"):
+		// ejabberd 23.x keeps the form as the xmpp library's record.
+		b, err := xdataXML(nil, rec[5])
+		if err != nil {
+			return nil, "", reject("publish options: %v", err)
+		}
+		xml = string(b)
+	default:
 		if xml, err = xmlText(rec[5], "publish options"); err != nil {
-			return nil, "", reject("publish options are not stored XML (an xdata record): %s", short(rec[5]))
+			return nil, "", err
 		}
 	}
 	return []Row{m.Target.row("push_session", user, host, usec, service, node, xml)}, "", nil
+}
+
+func isRecordNamed(t term.Term, name string) bool {
+	tu, ok := t.(term.Tuple)
+	return ok && len(tu) > 0 && term.IsAtom(tu[0], term.Atom(name))
 }
 
 func (m *Mapper) srGroup(rec term.Tuple) ([]Row, string, error) {

@@ -114,3 +114,92 @@ func TestXMLOldShapes(t *testing.T) {
 		}
 	}
 }
+
+// Push sessions' publish options (#xdata{} records) become the XML
+// ejabberd's SQL backend stores: checked against xmpp:encode and fxml on
+// random forms.
+func TestXDataMatchesXmppCodec(t *testing.T) {
+	escript := testenv.Escript(t)
+	r := rand.New(rand.NewSource(2))
+	texts := func(n int) term.List {
+		var l term.List
+		for range r.Intn(n + 1) {
+			l = append(l, randomText(r, 5))
+		}
+		return l
+	}
+	orEmpty := func() term.Binary {
+		if r.Intn(2) == 0 {
+			return term.Binary("")
+		}
+		return randomText(r, 5)
+	}
+	fieldTypes := []term.Atom{"undefined", "boolean", "fixed", "hidden", "jid-multi", "jid-single", "list-multi", "list-single", "text-multi", "text-private", "text-single"}
+	field := func() term.Tuple {
+		var opts term.List
+		for range r.Intn(3) {
+			opts = append(opts, term.Tuple{term.Atom("xdata_option"), orEmpty(), randomText(r, 4)})
+		}
+		var subs term.List
+		if r.Intn(4) == 0 {
+			subs = append(subs, randomElement(r, 2))
+		}
+		return term.Tuple{term.Atom("xdata_field"), orEmpty(), fieldTypes[r.Intn(len(fieldTypes))], orEmpty(),
+			term.Atom([]string{"true", "false"}[r.Intn(2)]), orEmpty(), texts(3), opts, subs}
+	}
+	fields := func(n int) term.List {
+		var l term.List
+		for range r.Intn(n + 1) {
+			l = append(l, field())
+		}
+		return l
+	}
+	var xs term.List
+	for range 500 {
+		var title, reported term.Term = term.Atom("undefined"), term.Atom("undefined")
+		if r.Intn(2) == 0 {
+			title = orEmpty()
+		}
+		if r.Intn(3) == 0 {
+			reported = fields(2)
+		}
+		var items term.List
+		for range r.Intn(3) {
+			items = append(items, fields(2))
+		}
+		xs = append(xs, term.Tuple{term.Atom("xdata"), term.Atom([]string{"cancel", "form", "result", "submit"}[r.Intn(4)]),
+			texts(2), title, reported, items, fields(4)})
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.etf"), filepath.Join(dir, "out.bin")
+	enc, err := term.Encode(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(in, enc, 0o644)
+	if b, err := exec.Command(escript, "testdata/xdata.escript", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("xdata.escript: %v\n%s", err, b)
+	}
+	want, _ := os.ReadFile(out)
+	compared := 0
+	for i, x := range xs {
+		n := binary.BigEndian.Uint32(want)
+		want = want[4:]
+		got, err := xdataXML(nil, x)
+		if n == 0xFFFFFFFF {
+			continue // the codec refuses it (e.g. an element it cannot encode)
+		}
+		exp := want[:n]
+		want = want[n:]
+		if err != nil {
+			t.Fatalf("form %d: %v", i, err)
+		}
+		if !bytes.Equal(got, exp) {
+			t.Fatalf("form %d:\nours:  %q\nxmpp:  %q", i, got, exp)
+		}
+		compared++
+	}
+	if compared < 400 {
+		t.Fatalf("only %d of %d forms compared", compared, len(xs))
+	}
+}
