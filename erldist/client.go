@@ -37,6 +37,12 @@ type Client struct {
 	once     sync.Once
 	creation uint32
 	pids     atomic.Uint32
+	// For a Node's own dials: its pids, and the answer to status alive
+	// (true: a node that dials has no live connection to the peer, so the
+	// one the peer holds is stale).
+	pid     func() term.Pid
+	replace bool
+	flags   Flags // ClientFlags when 0
 }
 
 func (cl *Client) init() {
@@ -120,13 +126,19 @@ func (cl *Client) dialAs(ctx context.Context, node, host string, port, version i
 	}
 	r := bufio.NewReaderSize(nc, 64<<10)
 	hs := clientHandshake{OurName: name, PeerName: node, Cookie: cl.Cookie, Creation: cl.creation,
-		Flags: ClientFlags, Version: version}
+		Flags: ClientFlags, Version: version, ReplaceIf: cl.replace}
+	if cl.flags != 0 {
+		hs.Flags = cl.flags
+	}
 	res, err := hs.run(ctx, nc, r)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	self := term.Pid{Node: term.Atom(name), ID: cl.pids.Add(1), Serial: 0, Creation: cl.creation}
+	if cl.pid != nil {
+		self = cl.pid()
+	}
 	c := newConn(nc, r, res, term.Atom(name), cl.creation, self, cl.Timeouts, cl.Logger)
 	cl.Logger.Debug("connected", "conn", c.String(), "flags", res.Flags.String())
 	return c, nil

@@ -53,6 +53,7 @@ type Conn struct {
 	creation  uint32
 	flags     Flags
 	peerFlags Flags
+	peerCre   uint32 // the peer's creation: a restarted peer has another
 	version   int
 	enc       term.EncodeOptions
 	self      term.Pid
@@ -82,6 +83,8 @@ type Conn struct {
 	links          map[term.Pid]bool
 	unlinks        map[uint64]chan struct{}
 	names          map[term.Atom]Handler
+	rpc            map[string]RPCFunc // served to erpc (rpc:call)
+	spawns         atomic.Uint32
 	mailbox        chan Message
 
 	done chan struct{}
@@ -92,7 +95,7 @@ type Conn struct {
 func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, creation uint32, self term.Pid, tm Timeouts, log *slog.Logger) *Conn {
 	c := &Conn{
 		peer: term.Atom(hs.PeerName), local: local, creation: creation,
-		flags: hs.Flags, peerFlags: hs.PeerFlags, version: hs.Version,
+		flags: hs.Flags, peerFlags: hs.PeerFlags, peerCre: hs.PeerCreation, version: hs.Version,
 		enc:  term.EncodeOptions{Legacy: !hs.Flags.Has(FlagUTF8Atoms | FlagBigCreation)},
 		self: self, tm: tm, log: log.With("node", hs.PeerName),
 		nc: nc, r: r,
@@ -150,6 +153,15 @@ func (c *Conn) Mailbox() <-chan Message { return c.mailbox }
 func (c *Conn) Register(name term.Atom, h Handler) {
 	c.mu.Lock()
 	c.names[name] = h
+	c.mu.Unlock()
+}
+
+// ServeRPC serves these functions ("module:function/arity") to rpc:call
+// and erpc from the peer. The connection must have been set up with the
+// SPAWN flag (a Node does that when it serves RPC).
+func (c *Conn) ServeRPC(funcs map[string]RPCFunc) {
+	c.mu.Lock()
+	c.rpc = funcs
 	c.mu.Unlock()
 }
 

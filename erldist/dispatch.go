@@ -1,6 +1,10 @@
 package erldist
 
-import "github.com/mimmigrate/mimmigrate/erldist/term"
+import (
+	"fmt"
+
+	"github.com/mimmigrate/mimmigrate/erldist/term"
+)
 
 // What the reader does with each control message from the peer.
 
@@ -83,10 +87,69 @@ func (c *Conn) dispatch(ctl term.Tuple, msg term.Term) {
 		if ok {
 			ch <- reason
 		}
+	case opSpawnRequest, opSpawnRequestTT:
+		c.spawnRequest(ctl, msg)
 	default:
 		c.log.Debug("ignoring control message", "op", op)
 	}
 }
+
+// spawnRequest serves erpc (what rpc:call uses on OTP 23+ towards a node
+// with the SPAWN flag): spawn_request(Node, erpc, execute_call, [Ref, M, F,
+// Args], [monitor, …]). No process is started: the call runs at once, the
+// spawn reply names a pid of ours, and the monitor's 'DOWN' carries the
+// result as erpc's execute_call would exit with it: {Ref, return, Result},
+// or {Ref, error, undef, [{M, F, Args, []}]} for a function not served.
+func (c *Conn) spawnRequest(ctl term.Tuple, msg term.Term) {
+	if len(ctl) < 6 {
+		return
+	}
+	reqID, from := ctl[1], ctl[2]
+	caller, ok := from.(term.Pid)
+	if !ok {
+		return
+	}
+	monitor, link := false, false
+	opts, _ := term.Elems(ctl[5])
+	for _, o := range opts {
+		if term.IsAtom(o, "monitor") {
+			monitor = true
+		} else if tu, ok := o.(term.Tuple); ok && len(tu) == 2 && term.IsAtom(tu[0], "monitor") {
+			monitor = true
+		} else if term.IsAtom(o, "link") {
+			link = true
+		}
+	}
+	mfa, _ := ctl[4].(term.Tuple)
+	args, _ := term.Elems(msg)
+	erpc := len(mfa) == 3 && term.IsAtom(mfa[0], "erpc") && term.IsAtom(mfa[1], "execute_call") && len(args) == 4
+	c.mu.Lock()
+	funcs := c.rpc
+	c.mu.Unlock()
+	if !erpc || link || funcs == nil {
+		c.reply(term.Tuple{int64(opSpawnReply), reqID, caller, int64(0), term.Atom("notsup")})
+		return
+	}
+	ref, mod, fn := args[0], args[1], args[2]
+	fargs, _ := term.Elems(args[3])
+	var reason term.Term
+	if f, ok := funcs[fmt.Sprintf("%s:%s/%d", term.Format(mod), term.Format(fn), len(fargs))]; ok {
+		reason = term.Tuple{ref, term.Atom("return"), f(c.peer, fargs)}
+	} else {
+		reason = term.Tuple{ref, term.Atom("error"), term.Atom("undef"), term.List{term.Tuple{mod, fn, term.List(fargs), term.List{}}}}
+	}
+	pid := term.Pid{Node: c.local, ID: 1<<27 | c.spawns.Add(1)&(1<<27-1), Creation: c.creation}
+	flags := int64(0)
+	if monitor {
+		flags = 2
+	}
+	c.reply(term.Tuple{int64(opSpawnReply), reqID, caller, flags, pid})
+	if monitor {
+		c.reply(ctlMonitorExit(pid, caller, refOf(reqID), reason))
+	}
+}
+
+func refOf(t term.Term) term.Ref { r, _ := t.(term.Ref); return r }
 
 // reply sends a control message from the reader. A failure ends the
 // connection, which the reader notices on its next read.

@@ -265,8 +265,9 @@ type serverHandshake struct {
 	Cookie   string
 	Creation uint32
 	Flags    Flags
-	// Status decides the status sent to an initiator ("ok" when nil).
-	Status func(peer string) string
+	// Status decides the status sent to an initiator ("ok" when nil),
+	// given its name and creation (0 when a version 5 send_name has none).
+	Status func(peer string, creation uint32) string
 }
 
 func (h serverHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) (handshakeResult, error) {
@@ -300,7 +301,7 @@ func (h serverHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) 
 	}
 	status := "ok"
 	if h.Status != nil {
-		status = h.Status(res.PeerName)
+		status = h.Status(res.PeerName, res.PeerCreation)
 	}
 	if err := c.write(Status{Status: status}.Encode(nil)); err != nil {
 		return res, err

@@ -54,7 +54,7 @@ func runClient(t *testing.T, port, version int, replace bool) (handshakeResult, 
 func serve(status string) func(c *hsConn) {
 	return func(c *hsConn) {
 		h := serverHandshake{OurName: "peer@localhost", Cookie: testCookie, Creation: 99,
-			Flags: ClientFlags | FlagPublished, Status: func(string) string { return status }}
+			Flags: ClientFlags | FlagPublished, Status: func(string, uint32) string { return status }}
 		h.run(context.Background(), c.nc, c.r)
 	}
 }
