@@ -6,6 +6,7 @@
 //	ejabberd            ejabberd's pg.sql (one virtual host per database)
 //	ejabberd-multihost  ejabberd's pg.new.sql (server_host columns)
 //	mongooseim          MongooseIM 6.x priv/pg.sql (server columns, pass_details)
+//	discovery           discovery_nodes, where mimmigrate's cluster nodes find each other
 //
 // A database records which schema it holds, and at which version, in its
 // own migrations table (mimmigrate_migrations_<schema>), so that two
@@ -31,7 +32,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
-//go:embed ejabberd/*.sql ejabberd-multihost/*.sql mongooseim/*.sql
+//go:embed ejabberd/*.sql ejabberd-multihost/*.sql mongooseim/*.sql discovery/*.sql
 var migrations embed.FS
 
 // Schemas are the schema names, sorted.

@@ -1,0 +1,289 @@
+// Package cetsnode is mimmigrate's cluster node: in-memory tables
+// replicated to every node the way MongooseIM's CETS does it, over Erlang
+// distribution between Go nodes, with nodes that find each other through a
+// PostgreSQL table.
+//
+// Every node holds a full copy of every table; reads are local. A write is
+// applied locally, sent to every peer of the table's segment, and returns
+// when each live peer has acknowledged it or has been declared down. Each
+// node sends its writes over one connection per peer, so a sender's order
+// is kept. Two segments join by pausing writes on every member (queued, not
+// lost), exchanging dumps, merging them with the table's conflict handler
+// and resuming under a new join reference; a write carrying another join
+// reference is dropped (but acknowledged). A node that goes down is dropped
+// from every segment and the records it owned are deleted on every
+// survivor. See docs/cluster.md.
+package cetsnode
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/mimmigrate/mimmigrate/erldist/term"
+)
+
+// Record is a table's record: a tuple whose key is element KeyPos.
+type Record = term.Tuple
+
+// Entry is a record with the time it was written (µs, the writer's clock)
+// and the node that wrote it: what a conflict handler decides on.
+type Entry struct {
+	Rec    Record
+	Stamp  int64
+	Writer term.Atom
+}
+
+// ConflictFunc picks the entry that survives a join when both sides hold
+// one with the same key and they differ. It must be deterministic: every
+// node of the join computes the same result.
+type ConflictFunc func(a, b Entry) Entry
+
+// LastWriterWins is the default conflict handler: the later write, ties
+// broken by the writer's name.
+func LastWriterWins(a, b Entry) Entry {
+	if a.Stamp != b.Stamp {
+		if a.Stamp > b.Stamp {
+			return a
+		}
+		return b
+	}
+	if a.Writer >= b.Writer {
+		return a
+	}
+	return b
+}
+
+// TableOptions configure a table.
+type TableOptions struct {
+	KeyPos   int          // 1-based key position (default 1)
+	Conflict ConflictFunc // default LastWriterWins
+	// Owner names the node a record belongs to: when that node goes down,
+	// every survivor deletes its records. Nil: records outlive nodes.
+	Owner func(Record) term.Atom
+	// Index, when set, keeps the records grouped by a secondary key (a
+	// session table by bare JID) for Select.
+	Index func(Record) string
+}
+
+// store is a table's local copy.
+type store struct {
+	mu   sync.RWMutex
+	recs map[string]Entry
+	idx  map[string]map[string]struct{} // Index value -> keys
+	opt  TableOptions
+}
+
+func newStore(opt TableOptions) *store {
+	if opt.KeyPos <= 0 {
+		opt.KeyPos = 1
+	}
+	if opt.Conflict == nil {
+		opt.Conflict = LastWriterWins
+	}
+	return &store{recs: map[string]Entry{}, idx: map[string]map[string]struct{}{}, opt: opt}
+}
+
+// put and del keep the index; the caller holds the write lock.
+func (s *store) put(k string, e Entry) {
+	if s.opt.Index != nil {
+		if old, ok := s.recs[k]; ok {
+			s.unindex(k, old.Rec)
+		}
+		ix := s.opt.Index(e.Rec)
+		if s.idx[ix] == nil {
+			s.idx[ix] = map[string]struct{}{}
+		}
+		s.idx[ix][k] = struct{}{}
+	}
+	s.recs[k] = e
+}
+
+func (s *store) del(k string) {
+	if old, ok := s.recs[k]; ok {
+		if s.opt.Index != nil {
+			s.unindex(k, old.Rec)
+		}
+		delete(s.recs, k)
+	}
+}
+
+func (s *store) unindex(k string, r Record) {
+	ix := s.opt.Index(r)
+	if m := s.idx[ix]; m != nil {
+		delete(m, k)
+		if len(m) == 0 {
+			delete(s.idx, ix)
+		}
+	}
+}
+
+// selectIndex returns the records whose Index value is ix.
+func (s *store) selectIndex(ix string) []Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Record
+	for k := range s.idx[ix] {
+		out = append(out, s.recs[k].Rec)
+	}
+	return out
+}
+
+func (s *store) keyOf(r Record) (string, bool) {
+	if len(r) < s.opt.KeyPos {
+		return "", false
+	}
+	return canonKey(r[s.opt.KeyPos-1])
+}
+
+func canonKey(k term.Term) (string, bool) {
+	ks, err := term.CanonicalKey(k)
+	return ks, err == nil
+}
+
+func (s *store) insert(recs []Record, stamp int64, writer term.Atom) {
+	s.mu.Lock()
+	for _, r := range recs {
+		if k, ok := s.keyOf(r); ok {
+			s.put(k, Entry{Rec: r, Stamp: stamp, Writer: writer})
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *store) insertNew(r Record, stamp int64, writer term.Atom) bool {
+	k, ok := s.keyOf(r)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.recs[k]; exists {
+		return false
+	}
+	s.put(k, Entry{Rec: r, Stamp: stamp, Writer: writer})
+	return true
+}
+
+func (s *store) delete(keys []term.Term) {
+	s.mu.Lock()
+	for _, k := range keys {
+		if ks, ok := canonKey(k); ok {
+			s.del(ks)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *store) deleteObjects(recs []Record) {
+	s.mu.Lock()
+	for _, r := range recs {
+		if k, ok := s.keyOf(r); ok {
+			if cur, ok := s.recs[k]; ok && term.Equal(cur.Rec, r) {
+				s.del(k)
+			}
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *store) lookup(key term.Term) (Record, bool) {
+	k, ok := canonKey(key)
+	if !ok {
+		return nil, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.recs[k]
+	return e.Rec, ok
+}
+
+// each calls fn on every record (under the read lock: fn must not write).
+func (s *store) each(fn func(Record)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.recs {
+		fn(e.Rec)
+	}
+}
+
+// dump returns every entry, sorted by key.
+func (s *store) dump() []Entry {
+	s.mu.RLock()
+	keys := make([]string, 0, len(s.recs))
+	for k := range s.recs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]Entry, len(keys))
+	for i, k := range keys {
+		out[i] = s.recs[k]
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+func (s *store) replace(entries []Entry) {
+	s.mu.Lock()
+	s.recs = make(map[string]Entry, len(entries))
+	s.idx = map[string]map[string]struct{}{}
+	for _, e := range entries {
+		if k, ok := s.keyOf(e.Rec); ok {
+			s.put(k, e)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *store) size() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.recs)
+}
+
+// removeOwned deletes the records owned by node and returns how many.
+func (s *store) removeOwned(node term.Atom) int {
+	if s.opt.Owner == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, e := range s.recs {
+		if s.opt.Owner(e.Rec) == node {
+			s.del(k)
+			n++
+		}
+	}
+	return n
+}
+
+// merge unites two dumps: a key on one side only is kept; on both sides
+// with different records, the conflict handler decides.
+func merge(a, b []Entry, keyPos int, conflict ConflictFunc) []Entry {
+	m := map[string]Entry{}
+	var order []string
+	for _, side := range [][]Entry{a, b} {
+		for _, e := range side {
+			if len(e.Rec) < keyPos {
+				continue
+			}
+			k, ok := canonKey(e.Rec[keyPos-1])
+			if !ok {
+				continue
+			}
+			if cur, ok := m[k]; ok {
+				if !term.Equal(cur.Rec, e.Rec) || cur.Stamp != e.Stamp {
+					m[k] = conflict(cur, e)
+				}
+				continue
+			}
+			m[k] = e
+			order = append(order, k)
+		}
+	}
+	out := make([]Entry, 0, len(order))
+	for _, k := range order {
+		out = append(out, m[k])
+	}
+	return out
+}
