@@ -21,14 +21,14 @@ type Table struct {
 	ev   chan func()
 
 	// owned by the goroutine
-	members    map[term.Atom]bool // the other nodes of our segment
-	joinRef    string
-	seq        uint64
-	pending    map[uint64]*pending
-	paused     map[string]term.Atom // pause ref -> the node holding it
-	pauseWait  []func()             // pause replies waiting for pending writes
-	backlog    []func()
-	downs      []DownEvent
+	members   map[term.Atom]bool // the other nodes of our segment
+	joinRef   string
+	seq       uint64
+	pending   map[uint64]*pending
+	paused    map[string]term.Atom // pause ref -> the node holding it
+	pauseWait []func()             // pause replies waiting for pending writes
+	backlog   []func()
+	downs     []DownEvent
 
 	view sync.Mutex // a copy for readers on other goroutines
 	vMem []term.Atom
