@@ -35,6 +35,7 @@ type Cluster struct {
 	waiters map[string]chan term.Term
 	refs    atomic.Uint64
 	joinMu  sync.Mutex
+	left    atomic.Bool
 }
 
 // New makes the cluster side of a node. Call before node.Start: it installs
@@ -177,15 +178,25 @@ func (c *Cluster) request(from term.Atom, body term.Tuple, reply func(term.Term)
 			}
 			reply(term.Atom("ok"))
 		}()
+	case "remove_node":
+		node, _ := body[1].(term.Atom)
+		for _, t := range c.Tables() {
+			t.post(func() { t.down(node) })
+		}
+		reply(term.Atom("ok"))
 	case "tables":
 		var out term.List
 		for _, t := range c.Tables() {
-			out = append(out, term.Tuple{t.name, nodeList(t.Nodes())})
+			out = append(out, term.Tuple{t.name, nodeList(append([]term.Atom{c.self}, t.Nodes()...))})
 		}
 		reply(out)
 	default:
 		if len(body) < 2 {
 			reply(term.Tuple{term.Atom("error"), term.Atom("badarg")})
+			return
+		}
+		if c.left.Load() && (kind == "info" || kind == "pause" || kind == "install") {
+			reply(term.Tuple{term.Atom("error"), term.Atom("left")})
 			return
 		}
 		t := c.table(body[1])
@@ -281,6 +292,9 @@ func (c *Cluster) Join(ctx context.Context, node string) error {
 	peer := term.Atom(node)
 	if peer == c.self {
 		return errors.New("a node cannot join itself")
+	}
+	if c.left.Load() {
+		return ErrLeft
 	}
 	if _, err := c.Node.Connect(ctx, node); err != nil {
 		return err

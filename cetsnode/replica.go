@@ -2,6 +2,8 @@ package cetsnode
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -98,6 +100,17 @@ func (t *Table) Each(fn func(Record)) { t.st.each(fn) }
 
 // Dump returns every entry, sorted by key.
 func (t *Table) Dump() []Entry { return t.st.dump() }
+
+// Digest is a SHA-256 over every entry in key order (record, stamp,
+// writer): equal digests, equal tables.
+func (t *Table) Digest() string {
+	h := sha256.New()
+	for _, e := range t.st.dump() {
+		b, _ := term.Encode(term.Tuple{e.Rec, e.Stamp, e.Writer})
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // Downs are the peers this table lost, oldest first.
 func (t *Table) Downs() []DownEvent {
