@@ -84,7 +84,9 @@ func (d *Discovery) RemoveNode(ctx context.Context, node string) error {
 // RPC are the functions a node serves to rpc:call from Erlang and to
 // mimmigrate cluster: status and table info, and the cluster commands.
 func (d *Discovery) RPC() map[string]erldist.RPCFunc {
-	ctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 60*time.Second) }
+	ctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 60*time.Second)
+	}
 	result := func(err error, okMsg string) term.Term {
 		if err != nil {
 			return term.Tuple{term.Atom("error"), term.Binary(err.Error())}
