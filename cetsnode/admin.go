@@ -118,6 +118,24 @@ func (d *Discovery) RPC() map[string]erldist.RPCFunc {
 			}
 			return out
 		},
+		// Points a domain at this node; route_lookup/1 reads it.
+		"mimmigrate:route_register/1": func(_ term.Atom, args term.List) term.Term {
+			c, cancel := ctx()
+			defer cancel()
+			if d.routes == nil || len(args) != 1 {
+				return term.Tuple{term.Atom("error"), term.Binary("badarg")}
+			}
+			return result(d.routes.Register(c, arg(args)), "registered")
+		},
+		"mimmigrate:route_lookup/1": func(_ term.Atom, args term.List) term.Term {
+			if d.routes == nil || len(args) != 1 {
+				return term.Tuple{term.Atom("error"), term.Binary("badarg")}
+			}
+			if n, ok := d.routes.Lookup(arg(args)); ok {
+				return term.Tuple{term.Atom("ok"), n}
+			}
+			return term.Atom("none")
+		},
 		// [{Node, Sessions}]: the session table's records by owner.
 		"mimmigrate:session_count/0": func(term.Atom, term.List) term.Term {
 			if d.sessions == nil {

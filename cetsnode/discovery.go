@@ -36,6 +36,7 @@ type Discovery struct {
 
 	c        *Cluster
 	sessions *Sessions
+	routes   *Routes
 	kick     chan struct{}
 	mu       sync.Mutex
 	nodes    []term.Atom
@@ -70,6 +71,9 @@ func NewDiscovery(c *Cluster, pool *pgxpool.Pool, cluster string) *Discovery {
 
 // UseSessions lets the node's RPC register sessions in this table.
 func (d *Discovery) UseSessions(s *Sessions) { d.sessions = s }
+
+// UseRoutes lets the node's RPC register routes in this table.
+func (d *Discovery) UseRoutes(r *Routes) { d.routes = r }
 
 // Kick asks for a check now.
 func (d *Discovery) Kick() {
@@ -130,25 +134,39 @@ func (d *Discovery) Check(ctx context.Context) error {
 		d.c.Log.Warn("discovery: database check failed", "err", err)
 		return err
 	}
+	// Connect to every listed node at once (an unreachable one costs its
+	// dial timeout, not the others'), then join them one at a time.
 	unavail := map[term.Atom]string{}
+	var umu sync.Mutex
+	var wg sync.WaitGroup
 	for _, n := range nodes {
-		if n == d.c.self {
+		if n == d.c.self || d.c.Node.Conn(n) != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if _, err := d.c.Node.Connect(cctx, string(n)); err != nil {
+				umu.Lock()
+				unavail[n] = err.Error()
+				umu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range nodes {
+		if _, down := unavail[n]; down || n == d.c.self || d.c.Node.Conn(n) == nil {
 			continue
 		}
 		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := d.c.Node.Connect(jctx, string(n))
-		if err == nil {
-			err = d.c.Join(jctx, string(n))
-			if errors.Is(err, ErrAlreadyJoined) {
-				err = nil
-			} else if err != nil {
-				d.c.Log.Warn("discovery: join failed", "node", n, "err", err)
-				err = nil // reachable; the next check retries the join
-			}
-		} else {
-			unavail[n] = err.Error()
-		}
+		err := d.c.Join(jctx, string(n))
 		cancel()
+		if err != nil && !errors.Is(err, ErrAlreadyJoined) {
+			// Reachable: the next check retries the join.
+			d.c.Log.Warn("discovery: join failed", "node", n, "err", err)
+		}
 	}
 	d.mu.Lock()
 	d.unavail = unavail

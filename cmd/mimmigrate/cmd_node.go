@@ -95,6 +95,7 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	sessions := cetsnode.NewSessions(cluster)
 	d := cetsnode.NewDiscovery(cluster, pool, c.ClusterName)
 	d.UseSessions(sessions)
+	d.UseRoutes(cetsnode.NewRoutes(cluster))
 	d.ExpireTime, d.Initial, d.Regular, d.InitialPhase = c.ExpireTime, c.CheckInterval, c.Regular, c.InitialPhase
 	d.AfterError = min(time.Second, c.CheckInterval)
 	node.RPC = d.RPC()
@@ -124,8 +125,18 @@ func ensureDiscoveryTable(ctx context.Context, url string, timeout time.Duration
 		return err
 	}
 	defer db.Close()
+	// Nodes starting together must not create it twice.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('mimmigrate:discovery schema'))"); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(hashtext('mimmigrate:discovery schema'))")
 	var exists bool
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass('discovery_nodes') IS NOT NULL").Scan(&exists); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT to_regclass('discovery_nodes') IS NOT NULL").Scan(&exists); err != nil {
 		return err
 	}
 	if exists {
