@@ -45,11 +45,11 @@ func newClusterBed(t *testing.T) *clusterBed {
 	return &clusterBed{t: t, bin: bin, db: testenv.PostgresDB(t), cookie: cookie, file: testenv.WriteCookieFile(t, cookie), nodes: map[string]*goNode{}}
 }
 
-func (b *clusterBed) start(name string) *goNode {
+func (b *clusterBed) start(name string, extra ...string) *goNode {
 	b.t.Helper()
 	n := &goNode{name: name, log: &testenv.SyncBuffer{}, exited: make(chan struct{})}
-	n.cmd = exec.Command(b.bin, "node", "start", "--name", name, "--cookie-file", b.file, "--db", b.db,
-		"--check-interval", "200ms", "--expire-time", "3s", "--net-ticktime", "2s", "--log-format", "json")
+	n.cmd = exec.Command(b.bin, append([]string{"node", "start", "--name", name, "--cookie-file", b.file, "--db", b.db,
+		"--check-interval", "200ms", "--expire-time", "3s", "--net-ticktime", "2s", "--log-format", "json"}, extra...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
@@ -329,5 +329,79 @@ func TestGoCluster(t *testing.T) {
 	}
 	if !n4.cmd.ProcessState.Success() || !strings.Contains(n4.log.String(), `"msg":"stopped"`) {
 		t.Errorf("SIGTERM: %v\n%s", n4.cmd.ProcessState, tail(n4.log.String(), 2000))
+	}
+}
+
+// cluster join / leave / remove from the command line: prompts, -f,
+// messages and exit codes. The two nodes are in different clusters (names),
+// so only the commands bring them together.
+func TestClusterCommands(t *testing.T) {
+	b := newClusterBed(t)
+	a, c := "mimc1@127.0.0.1", "mimc2@127.0.0.1"
+	b.start(a, "--cluster-name", "left")
+	nc := b.start(c, "--cluster-name", "right")
+	for _, n := range []string{a, c} {
+		b.waitFor(n+" up", 20*time.Second, func() (bool, string) { return b.healthy(n, 1) })
+	}
+	cli := func(stdin string, args ...string) (string, string, int) {
+		return runCLI(t, stdin, append(args, "--cookie-file", b.file)...)
+	}
+	// Answering no changes nothing.
+	out, stderr, code := cli("no\n", "cluster", "join", "--node", c, a)
+	if !strings.Contains(out, "Do you want to continue? (yes/no)") {
+		t.Errorf("no prompt: %s", out)
+	}
+	oneLineError(t, stderr, code, exitRefused, "Operation discarded by user")
+	if _, nodes, _, _ := b.info(c); len(nodes) != 1 {
+		t.Fatalf("joined after no: %v", nodes)
+	}
+	// yes joins, and says so in MongooseIM's words.
+	out, stderr, code = cli("yes\n", "cluster", "join", "--node", c, a)
+	if code != 0 || !strings.Contains(out, "Joining the cluster...") || !strings.Contains(out, "You have successfully joined the node "+c+" to the cluster with node member "+a) {
+		t.Fatalf("join: %d %s %s", code, out, stderr)
+	}
+	b.waitFor("joined", 5*time.Second, func() (bool, string) { return b.converged(a, c) })
+	// Again: already joined.
+	_, stderr, code = cli("", "cluster", "join", "-f", "--node", c, a)
+	oneLineError(t, stderr, code, exitRefused, "already_joined")
+	// status as JSON, as text.
+	out, _, code = cli("", "cluster", "status", "--node", a, "--json")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st["joinedNodes"] == nil || code != exitOK && code != exitFindings {
+		t.Errorf("status --json: %d %v %s", code, err, out)
+	}
+	// remove of a live node is refused.
+	_, stderr, code = cli("", "cluster", "remove", "-f", "--node", a, c)
+	oneLineError(t, stderr, code, exitRefused, "node_is_alive")
+	// leave: c stops replicating and stays out.
+	out, stderr, code = cli("", "cluster", "leave", "-f", "--node", c)
+	if code != 0 || !strings.Contains(out, "has successfully left the cluster") {
+		t.Fatalf("leave: %d %s %s", code, out, stderr)
+	}
+	b.waitFor("a alone", 5*time.Second, func() (bool, string) {
+		_, nodes, _, err := b.info(a)
+		return err == nil && len(nodes) == 1, fmt.Sprint(nodes, err)
+	})
+	time.Sleep(time.Second) // discovery rounds: c must not come back
+	if _, nodes, _, _ := b.info(c); len(nodes) != 1 {
+		t.Errorf("c back after leave: %v", nodes)
+	}
+	_, stderr, code = cli("", "cluster", "leave", "-f", "--node", c)
+	oneLineError(t, stderr, code, exitRefused, "not_in_cluster")
+	// A dead node: remove works, its row goes.
+	res, _ := b.rpc(c, "session_register", term.Binary("x"), term.Binary("example.com"), term.Binary("r"))
+	_ = res
+	nc.cmd.Process.Kill()
+	<-nc.exited
+	out, stderr, code = cli("", "cluster", "remove", "-f", "--node", a, c)
+	if code != 0 || !strings.Contains(out, "The dead node "+c+" has been removed from the cluster.") {
+		t.Errorf("remove: %d %s %s", code, out, stderr)
+	}
+	// Bad input: one line, exit 2; an unknown node: exit 3.
+	_, stderr, code = cli("", "cluster", "join", "-f", "--node", a, "not-a-node")
+	oneLineError(t, stderr, code, exitUsage, "not a node name")
+	_, stderr, code = runCLI(t, "", "cluster", "status", "--node", "nobody@127.0.0.1", "--cookie-file", b.file, "--timeout", "3s")
+	if code != exitConnect || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("status of a node that is not there: %d %s", code, stderr)
 	}
 }
