@@ -195,7 +195,7 @@ func (c *Cluster) request(from term.Atom, body term.Tuple, reply func(term.Term)
 			reply(term.Tuple{term.Atom("error"), term.Atom("badarg")})
 			return
 		}
-		if c.left.Load() && (kind == "info" || kind == "pause" || kind == "install") {
+		if c.left.Load() && (kind == "info" || kind == "pause" || kind == "install" || kind == "install_chunk") {
 			reply(term.Tuple{term.Atom("error"), term.Atom("left")})
 			return
 		}
@@ -394,29 +394,66 @@ func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error
 		}
 		pausedOn = append(pausedOn, n)
 	}
-	var dumps [2][]Entry
-	for i, n := range []term.Atom{c.self, peer} {
-		res, err := c.call(ctx, n, term.Tuple{term.Atom("dump"), t.name})
-		if err != nil {
-			return err
+	// Each side streams its records, in chunks, to every node of the other
+	// side, which merges them in with the table's conflict handler
+	// (deterministic, so both sides agree); then the new join reference.
+	joinRef := newRef()
+	moved := 0
+	type chunk struct {
+		res term.Term
+		err error
+	}
+	for _, pair := range [][2][]term.Atom{{{c.self}, theirs}, {{peer}, ours}} {
+		from, to := pair[0][0], pair[1]
+		// The next chunk is on its way while this one is merged.
+		fetch := func(i int) chan chunk {
+			ch := make(chan chunk, 1)
+			go func() {
+				res, err := c.call(ctx, from, term.Tuple{term.Atom("dump"), t.name, term.Binary(pauseRef), int64(i)})
+				ch <- chunk{res, err}
+			}()
+			return ch
 		}
-		if dumps[i], err = decodeEntries(res); err != nil {
-			return fmt.Errorf("%s's dump: %w", n, err)
+		next := fetch(0)
+		for i := 0; ; i++ {
+			got := <-next
+			if got.err != nil {
+				return got.err
+			}
+			tu, ok := got.res.(term.Tuple)
+			if !ok || len(tu) != 3 {
+				return fmt.Errorf("%s's dump: %s", from, term.Format(got.res))
+			}
+			more := term.IsAtom(tu[1], "true")
+			if more {
+				next = fetch(i + 1)
+			}
+			entries, _ := term.Elems(tu[0])
+			moved += len(entries)
+			for _, n := range to {
+				res, err := c.call(ctx, n, term.Tuple{term.Atom("install_chunk"), t.name, term.Binary(pauseRef), term.List(entries), tu[2]})
+				if err != nil {
+					return err
+				}
+				if !term.IsAtom(res, "ok") {
+					return fmt.Errorf("%s refused records: %s", n, term.Format(res))
+				}
+			}
+			if !more {
+				break
+			}
 		}
 	}
-	merged := merge(dumps[0], dumps[1], t.st.opt.KeyPos, t.st.opt.Conflict)
-	enc := encodeEntries(merged)
-	joinRef := newRef()
 	for _, n := range all {
-		res, err := c.call(ctx, n, term.Tuple{term.Atom("install"), t.name, term.Binary(pauseRef), term.Binary(joinRef), nodeList(all), enc})
+		res, err := c.call(ctx, n, term.Tuple{term.Atom("install"), t.name, term.Binary(pauseRef), term.Binary(joinRef), nodeList(all)})
 		if err != nil {
 			return err
 		}
 		if !term.IsAtom(res, "ok") {
-			return fmt.Errorf("%s refused the merged table: %s", n, term.Format(res))
+			return fmt.Errorf("%s refused the join: %s", n, term.Format(res))
 		}
 	}
-	c.Log.Info("joined", "table", t.name, "with", peer, "nodes", len(all), "records", len(merged), "ms", time.Since(start).Milliseconds())
+	c.Log.Info("joined", "table", t.name, "with", peer, "nodes", len(all), "records_moved", moved, "ms", time.Since(start).Milliseconds())
 	return nil
 }
 

@@ -16,7 +16,9 @@ import (
 // owned records: {rec, Key, OwnerNode, Value}
 var ownedOpts = TableOptions{KeyPos: 2, Owner: func(r Record) term.Atom { a, _ := r[2].(term.Atom); return a }}
 
-func startCluster(t *testing.T, cookie string) *Cluster {
+func startCluster(t *testing.T, cookie string) *Cluster { return startClusterTB(t, cookie) }
+
+func startClusterTB(t testing.TB, cookie string) *Cluster {
 	t.Helper()
 	n := &erldist.Node{Name: "cets" + testenv.RandomID(6) + "@127.0.0.1", Cookie: cookie, ListenAddr: "127.0.0.1:0",
 		Timeouts: erldist.Timeouts{Tick: 2 * time.Second, Peer: 4 * time.Second, Write: 5 * time.Second, Call: 10 * time.Second}}

@@ -31,11 +31,16 @@ type Table struct {
 	pauseWait []func()             // pause replies waiting for pending writes
 	backlog   []func()
 	downs     []DownEvent
+	snap      []Entry // the dump a join is streaming
+	snapRef   string
 
 	view sync.Mutex // a copy for readers on other goroutines
 	vMem []term.Atom
 	vRef string
 }
+
+// dumpChunk is how many records a join moves per message.
+const dumpChunk = 20000
 
 // DownEvent is a peer this table lost.
 type DownEvent struct {
@@ -356,9 +361,48 @@ func (t *Table) request(from term.Atom, kind term.Atom, body term.Tuple, reply f
 			t.pauseWait = append(t.pauseWait, func() { reply(ok) })
 		}
 	case "dump":
-		reply(encodeEntries(t.st.dump()))
+		// {dump, T, PauseRef, I}: chunk I of a snapshot taken at the first
+		// (stable: the table is paused), and whether more follow.
+		if len(body) != 4 {
+			reply(term.Atom("badarg"))
+			return
+		}
+		ref, _ := body[2].(term.Binary)
+		i, _ := term.Int(body[3])
+		if _, held := t.paused[string(ref)]; !held {
+			reply(term.Atom("not_paused"))
+			return
+		}
+		if i == 0 || t.snap == nil || t.snapRef != string(ref) {
+			t.snap, t.snapRef = t.st.entries(), string(ref)
+		}
+		lo, hi := int(i)*dumpChunk, int(i+1)*dumpChunk
+		lo, hi = min(lo, len(t.snap)), min(hi, len(t.snap))
+		more := hi < len(t.snap)
+		reply(term.Tuple{encodeEntries(t.snap[lo:hi]), term.Atom(fmt.Sprint(more)), int64(len(t.snap))})
+		if !more {
+			t.snap, t.snapRef = nil, ""
+		}
+	case "install_chunk":
+		ref, _ := body[2].(term.Binary)
+		if _, held := t.paused[string(ref)]; !held {
+			reply(term.Atom("not_paused"))
+			return
+		}
+		entries, err := decodeEntries(body[3])
+		if err != nil {
+			reply(term.Atom("bad_dump"))
+			return
+		}
+		if len(body) > 4 {
+			if total, ok := term.Int(body[4]); ok {
+				t.st.reserve(int(total))
+			}
+		}
+		t.st.mergeIn(entries)
+		reply(ok)
 	case "install":
-		if len(body) != 6 {
+		if len(body) != 5 {
 			reply(term.Atom("badarg"))
 			return
 		}
@@ -369,12 +413,6 @@ func (t *Table) request(from term.Atom, kind term.Atom, body term.Tuple, reply f
 		}
 		joinRef, _ := body[3].(term.Binary)
 		nodes, _ := term.Elems(body[4])
-		entries, err := decodeEntries(body[5])
-		if err != nil {
-			reply(term.Atom("bad_dump"))
-			return
-		}
-		t.st.replace(entries)
 		t.members = map[term.Atom]bool{}
 		for _, n := range nodes {
 			if a, ok := n.(term.Atom); ok && a != t.c.self {

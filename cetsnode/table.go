@@ -206,6 +206,47 @@ func (s *store) each(fn func(Record)) {
 	}
 }
 
+// entries returns every entry, unordered.
+func (s *store) entries() []Entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Entry, 0, len(s.recs))
+	for _, e := range s.recs {
+		out = append(out, e)
+	}
+	return out
+}
+
+// reserve makes room for n more records when the table is empty (a node
+// joining a big table): the map does not grow step by step.
+func (s *store) reserve(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recs) == 0 && n > 1024 {
+		s.recs = make(map[string]Entry, n)
+	}
+}
+
+// mergeIn adds the other side's entries at a join: a key held here too
+// goes through the conflict handler (which both sides run alike).
+func (s *store) mergeIn(es []Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range es {
+		k, ok := s.keyOf(e.Rec)
+		if !ok {
+			continue
+		}
+		if cur, ok := s.recs[k]; ok {
+			if term.Equal(cur.Rec, e.Rec) && cur.Stamp == e.Stamp {
+				continue
+			}
+			e = s.opt.Conflict(cur, e)
+		}
+		s.put(k, e)
+	}
+}
+
 // dump returns every entry, sorted by key.
 func (s *store) dump() []Entry {
 	s.mu.RLock()

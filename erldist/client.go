@@ -42,7 +42,8 @@ type Client struct {
 	// one the peer holds is stale).
 	pid     func() term.Pid
 	replace bool
-	flags   Flags // ClientFlags when 0
+	flags   Flags       // ClientFlags when 0
+	serve   func(*Conn) // installs a Node's handlers on a new connection
 }
 
 func (cl *Client) init() {
@@ -139,7 +140,7 @@ func (cl *Client) dialAs(ctx context.Context, node, host string, port, version i
 	if cl.pid != nil {
 		self = cl.pid()
 	}
-	c := newConn(nc, r, res, term.Atom(name), cl.creation, self, cl.Timeouts, cl.Logger)
+	c := newConn(nc, r, res, term.Atom(name), cl.creation, self, cl.Timeouts, cl.Logger, cl.serve)
 	cl.Logger.Debug("connected", "conn", c.String(), "flags", res.Flags.String())
 	return c, nil
 }

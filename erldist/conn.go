@@ -92,7 +92,10 @@ type Conn struct {
 	once sync.Once
 }
 
-func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, creation uint32, self term.Pid, tm Timeouts, log *slog.Logger) *Conn {
+// newConn starts the connection's reader and ticker. serve, when not nil,
+// installs handlers before the first packet is read (a message arriving at
+// once must find them).
+func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, creation uint32, self term.Pid, tm Timeouts, log *slog.Logger, serve func(*Conn)) *Conn {
 	c := &Conn{
 		peer: term.Atom(hs.PeerName), local: local, creation: creation,
 		flags: hs.Flags, peerFlags: hs.PeerFlags, peerCre: hs.PeerCreation, version: hs.Version,
@@ -110,6 +113,9 @@ func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, 
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
 	c.refSalt = [2]uint32{randomUint32(), randomUint32()}
+	if serve != nil {
+		serve(c)
+	}
 	go c.readLoop()
 	go c.tickLoop()
 	return c
@@ -256,9 +262,50 @@ func (c *Conn) writeRaw(b []byte) error {
 	return c.enqueue(func(dst []byte) ([]byte, error) { return append(dst, b...), nil })
 }
 
-// send writes one pass-through packet.
+// send writes one pass-through packet. A large message is encoded before
+// taking the write lock, so that ticks and other senders are not held up
+// while it is built.
 func (c *Conn) send(control, msg term.Term) error {
+	n := 0
+	if big, ok := msg.(term.List); ok {
+		n = len(big)
+	} else if tu, ok := msg.(term.Tuple); ok {
+		n = bigList(tu)
+	}
+	if n > 256 {
+		// Sized up front (about a small record per element): growing a
+		// buffer of megabytes step by step costs more than encoding it.
+		pkt, err := appendPacket(make([]byte, 0, 256+n*128), control, msg, c.enc)
+		if err != nil {
+			return err
+		}
+		return c.enqueue(func(dst []byte) ([]byte, error) {
+			if len(dst) == 0 {
+				return pkt, nil
+			}
+			return append(dst, pkt...), nil
+		})
+	}
 	return c.enqueue(func(dst []byte) ([]byte, error) { return appendPacket(dst, control, msg, c.enc) })
+}
+
+// bigList is the length of the longest list a tuple carries within two
+// levels (a table dump inside a reply).
+func bigList(tu term.Tuple) int {
+	n := 0
+	for _, e := range tu {
+		switch v := e.(type) {
+		case term.List:
+			n = max(n, len(v))
+		case term.Tuple:
+			for _, f := range v {
+				if l, ok := f.(term.List); ok {
+					n = max(n, len(l))
+				}
+			}
+		}
+	}
+	return n
 }
 
 // enqueue appends a packet with add and makes sure it gets written.

@@ -17,7 +17,8 @@ const MaxPacket = 1 << 30
 const passThrough = 'p'
 
 // readPacket reads one 4-byte-framed packet. A tick is an empty packet (nil, nil).
-// Memory grows with the bytes that really arrive, not with the length claimed.
+// Above 16 MB, memory grows with the bytes that really arrive, not with the
+// length claimed.
 func readPacket(r *bufio.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -30,7 +31,7 @@ func readPacket(r *bufio.Reader) ([]byte, error) {
 	if n > MaxPacket {
 		return nil, fmt.Errorf("packet of %d bytes exceeds the %d limit", n, MaxPacket)
 	}
-	if n <= 1<<20 {
+	if n <= 16<<20 { // up to 16 MB taken at its word: a join's chunks
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, unexpected(err)
@@ -38,7 +39,7 @@ func readPacket(r *bufio.Reader) ([]byte, error) {
 		return buf, nil
 	}
 	var buf bytes.Buffer
-	buf.Grow(1 << 20)
+	buf.Grow(16 << 20)
 	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		return nil, unexpected(err)
 	}

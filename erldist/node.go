@@ -49,6 +49,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	conns   map[term.Atom]*Conn
+	retired map[*Conn]bool
 	dialing map[term.Atom]chan struct{}
 	closed  bool
 	wg      sync.WaitGroup
@@ -123,6 +124,9 @@ func (n *Node) Close() error {
 	n.closed = true
 	conns := make([]*Conn, 0, len(n.conns))
 	for _, c := range n.conns {
+		conns = append(conns, c)
+	}
+	for c := range n.retired {
 		conns = append(conns, c)
 	}
 	n.mu.Unlock()
@@ -210,7 +214,7 @@ func (n *Node) Connect(ctx context.Context, peer string) (*Conn, error) {
 
 func (n *Node) dial(ctx context.Context, peer string) (*Conn, error) {
 	cl := &Client{Name: n.Name, Cookie: n.Cookie, EPMDPort: n.EPMDPort, Timeouts: n.Timeouts, Logger: n.Logger,
-		DialTimeout: 5 * time.Second, pid: n.self, replace: true, flags: n.flags()}
+		DialTimeout: 5 * time.Second, pid: n.self, replace: true, flags: n.flags(), serve: n.serve}
 	cl.init()
 	cl.creation = n.creation
 	c, err := cl.Dial(ctx, peer)
@@ -219,6 +223,39 @@ func (n *Node) dial(ctx context.Context, peer string) (*Conn, error) {
 	}
 	return n.adopt(c, true, false)
 }
+
+// serve installs the node's handlers on a connection, before its reader
+// starts.
+func (n *Node) serve(c *Conn) {
+	for name, h := range n.Handlers {
+		c.Register(name, h)
+	}
+	if n.RPC != nil {
+		c.ServeRPC(n.RPC)
+		c.Register("rex", RexHandler(n.RPC))
+	}
+}
+
+// retire ends a connection that lost a race to another to the same peer.
+// It stays open a while: what was sent on it before both ends settled on
+// the other (a request, its reply, an acknowledgement) still arrives.
+func (n *Node) retire(c *Conn) {
+	n.mu.Lock()
+	if n.retired == nil {
+		n.retired = map[*Conn]bool{}
+	}
+	n.retired[c] = true
+	n.mu.Unlock()
+	time.AfterFunc(RetireDelay, func() {
+		c.Close()
+		n.mu.Lock()
+		delete(n.retired, c)
+		n.mu.Unlock()
+	})
+}
+
+// RetireDelay is how long a connection that lost a race stays open.
+var RetireDelay = 10 * time.Second
 
 // self makes the pid a new connection's messages come from.
 func (n *Node) self() term.Pid {
@@ -273,7 +310,7 @@ func (n *Node) accept(nc net.Conn) error {
 		nc.Close()
 		return err
 	}
-	c := newConn(nc, r, res, term.Atom(n.Name), n.creation, n.self(), n.Timeouts, n.Logger)
+	c := newConn(nc, r, res, term.Atom(n.Name), n.creation, n.self(), n.Timeouts, n.Logger, n.serve)
 	_, err = n.adopt(c, false, replace)
 	return err
 }
@@ -282,13 +319,6 @@ func (n *Node) accept(nc net.Conn) error {
 // one started by the node whose name sorts first is kept (both ends decide
 // alike), and the other is closed without a down.
 func (n *Node) adopt(c *Conn, outgoing, replace bool) (*Conn, error) {
-	for name, h := range n.Handlers {
-		c.Register(name, h)
-	}
-	if n.RPC != nil {
-		c.ServeRPC(n.RPC)
-		c.Register("rex", RexHandler(n.RPC))
-	}
 	peer := c.Peer()
 	n.mu.Lock()
 	if n.closed {
@@ -303,12 +333,12 @@ func (n *Node) adopt(c *Conn, outgoing, replace bool) (*Conn, error) {
 		keepNew := replace || (weInitiatedNew && n.Name < string(peer)) || (!weInitiatedNew && string(peer) < n.Name)
 		if !keepNew {
 			n.mu.Unlock()
-			c.Close()
+			n.retire(c)
 			return old, nil
 		}
 		n.conns[peer] = c
 		n.mu.Unlock()
-		old.Close()
+		n.retire(old)
 	} else {
 		n.conns[peer] = c
 		n.mu.Unlock()
