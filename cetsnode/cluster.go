@@ -248,6 +248,15 @@ func (c *Cluster) call(ctx context.Context, node term.Atom, body term.Tuple) (te
 	}
 }
 
+// sendEncoded delivers an encoded one-way message to a peer.
+func (c *Cluster) sendEncoded(node term.Atom, msg []byte) bool {
+	conn := c.Node.Conn(node)
+	if conn == nil {
+		return false
+	}
+	return conn.SendNamedEncoded(serverName, msg) == nil
+}
+
 // send delivers a one-way message to a peer; false when it is not connected.
 func (c *Cluster) send(node term.Atom, msg term.Tuple) bool {
 	conn := c.Node.Conn(node)
@@ -326,6 +335,29 @@ func (c *Cluster) Join(ctx context.Context, node string) error {
 
 func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error {
 	start := time.Now()
+	// A member that no longer counts us in its segment (it dropped us while
+	// we were frozen or cut off, and we missed its going) is stale: drop it
+	// here, with the records it owned (the join brings back its current
+	// ones), so that the join can take both back.
+	for _, m := range t.Nodes() {
+		res, err := c.call(ctx, m, term.Tuple{term.Atom("info"), t.name})
+		if err != nil {
+			continue
+		}
+		if info, ok := res.(term.Tuple); ok && len(info) == 2 {
+			l, _ := term.Elems(info[0])
+			found := false
+			for _, n := range l {
+				found = found || n == term.Term(c.self)
+			}
+			if !found {
+				c.Log.Warn("a member no longer counts us in its segment: dropping it", "table", t.name, "member", m)
+				done := make(chan struct{})
+				t.post(func() { t.down(m); close(done) })
+				<-done
+			}
+		}
+	}
 	ours := append([]term.Atom{c.self}, t.Nodes()...)
 	for _, n := range ours {
 		if n == peer {

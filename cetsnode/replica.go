@@ -208,9 +208,14 @@ func (t *Table) replicate(op term.Tuple, stamp int64, writer term.Atom, done cha
 	}
 	t.seq++
 	p := &pending{waiting: map[term.Atom]bool{}, done: done}
-	msg := term.Tuple{term.Atom("op"), t.name, int64(t.seq), term.Binary(t.joinRef), stamp, writer, op}
+	msg, err := term.Encode(term.Tuple{term.Atom("op"), t.name, int64(t.seq), term.Binary(t.joinRef), stamp, writer, op})
+	if err != nil {
+		t.c.Log.Error("cannot encode a write", "table", t.name, "err", err)
+		close(done)
+		return
+	}
 	for m := range t.members {
-		if t.c.send(m, msg) {
+		if t.c.sendEncoded(m, msg) {
 			p.waiting[m] = true
 		}
 	}

@@ -3,6 +3,7 @@ package erldist
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -360,6 +361,30 @@ func (c *Conn) Send(to term.Pid, msg term.Term) error {
 		return c.send(ctlSendSender(c.self, to), msg)
 	}
 	return c.send(ctlSend(to), msg)
+}
+
+// SendNamedEncoded sends to a registered name a message already encoded
+// (term.Encode's output): a message sent to many peers is encoded once.
+func (c *Conn) SendNamedEncoded(name term.Atom, msg []byte) error {
+	if c.enc.Legacy {
+		m, err := term.Decode(msg)
+		if err != nil {
+			return err
+		}
+		return c.SendNamed(name, m)
+	}
+	ctl := ctlRegSend(c.self, name)
+	return c.enqueue(func(dst []byte) ([]byte, error) {
+		start := len(dst)
+		dst = append(dst, 0, 0, 0, 0, passThrough)
+		dst, err := term.Append(dst, ctl, c.enc)
+		if err != nil {
+			return dst[:start], err
+		}
+		dst = append(dst, msg...)
+		binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+		return dst, nil
+	})
 }
 
 // SendNamed sends msg to a registered name on the peer.
