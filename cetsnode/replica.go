@@ -31,6 +31,8 @@ type Table struct {
 	pauseWait []func()             // pause replies waiting for pending writes
 	backlog   []func()
 	downs     []DownEvent
+	ackOwed   map[term.Atom]int64 // peer -> its last operation applied, not yet acknowledged
+	ackCount  int
 	snap      []Entry // the dump a join is streaming
 	snapRef   string
 
@@ -62,6 +64,9 @@ func (t *Table) post(f func()) { t.ev <- f }
 func (t *Table) loop() {
 	for f := range t.ev {
 		f()
+		if len(t.ackOwed) > 0 && len(t.ev) == 0 {
+			t.flushAcks()
+		}
 	}
 }
 
@@ -242,14 +247,24 @@ func (t *Table) remote(from term.Atom, kind term.Atom, msg term.Tuple) {
 		} else {
 			t.c.Log.Debug("dropped an operation of another join", "table", t.name, "from", from)
 		}
-		// Acknowledged either way, so the writer never hangs.
-		t.c.send(from, term.Tuple{term.Atom("ack"), t.name, msg[2]})
+		// Acknowledged either way, so the writer never hangs. A sender's
+		// operations arrive in order, so one acknowledgement covers every
+		// operation up to it: while more events wait, they are coalesced.
+		seq, _ := term.Int(msg[2])
+		if t.ackOwed == nil {
+			t.ackOwed = map[term.Atom]int64{}
+		}
+		t.ackOwed[from] = max(t.ackOwed[from], seq)
+		t.ackCount++
+		if len(t.ev) == 0 || t.ackCount >= 64 {
+			t.flushAcks()
+		}
 	case "ack":
 		if len(msg) != 3 {
 			return
 		}
 		seq, _ := term.Int(msg[2])
-		t.acked(uint64(seq), from)
+		t.ackedUpTo(uint64(seq), from)
 	case "check":
 		if len(msg) != 3 {
 			return
@@ -263,6 +278,24 @@ func (t *Table) remote(from term.Atom, kind term.Atom, msg term.Tuple) {
 	case "check_failed":
 		if t.members[from] {
 			t.drop(from)
+		}
+	}
+}
+
+// flushAcks sends the acknowledgements owed.
+func (t *Table) flushAcks() {
+	for peer, seq := range t.ackOwed {
+		t.c.send(peer, term.Tuple{term.Atom("ack"), t.name, seq})
+	}
+	clear(t.ackOwed)
+	t.ackCount = 0
+}
+
+// ackedUpTo: the peer has applied every operation up to seq.
+func (t *Table) ackedUpTo(seq uint64, from term.Atom) {
+	for s, p := range t.pending {
+		if s <= seq && p.waiting[from] {
+			t.acked(s, from)
 		}
 	}
 }
