@@ -297,34 +297,3 @@ func (s *store) removeOwned(node term.Atom) int {
 	}
 	return n
 }
-
-// merge unites two dumps: a key on one side only is kept; on both sides
-// with different records, the conflict handler decides.
-func merge(a, b []Entry, keyPos int, conflict ConflictFunc) []Entry {
-	m := map[string]Entry{}
-	var order []string
-	for _, side := range [][]Entry{a, b} {
-		for _, e := range side {
-			if len(e.Rec) < keyPos {
-				continue
-			}
-			k, ok := canonKey(e.Rec[keyPos-1])
-			if !ok {
-				continue
-			}
-			if cur, ok := m[k]; ok {
-				if !term.Equal(cur.Rec, e.Rec) || cur.Stamp != e.Stamp {
-					m[k] = conflict(cur, e)
-				}
-				continue
-			}
-			m[k] = e
-			order = append(order, k)
-		}
-	}
-	out := make([]Entry, 0, len(order))
-	for _, k := range order {
-		out = append(out, m[k])
-	}
-	return out
-}
