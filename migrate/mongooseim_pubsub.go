@@ -115,96 +115,54 @@ func (m *Mapper) mimPubsubNode(rec term.Tuple) ([]Row, string, error) {
 }
 
 func (m *Mapper) mimPubsubState(rec term.Tuple) ([]Row, string, error) {
-	if len(rec) != 6 {
-		return nil, "", reject("pubsub_state record of %d fields", len(rec)-1)
-	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, "", reject("stateid is not {JID, Node}: %s", short(rec[1]))
-	}
-	nidx, skip, err := m.pubsubNidx(k[1])
+	st, skip, err := m.readPubsubState(rec)
 	if err != nil || skip != "" {
 		return nil, skip, err
 	}
-	j, err := ljidParts(k[0])
+	j, err := ljidParts(st.jid)
 	if err != nil {
 		return nil, "", err
 	}
 	var rows []Row
-	aff, _ := rec[4].(term.Atom)
-	if code, ok := mimPubsubAff[aff]; ok {
+	if code, ok := mimPubsubAff[st.aff]; ok {
 		if j[2] != "" {
 			// MongooseIM keys affiliations by the bare JID; ejabberd sets
 			// them there too, so a full JID's is not expected.
-			return nil, "", reject("affiliation %s of a full JID (MongooseIM keeps them per bare JID)", aff)
+			return nil, "", reject("affiliation %s of a full JID (MongooseIM keeps them per bare JID)", st.aff)
 		}
-		rows = append(rows, Row{Table: "pubsub_affiliations", Values: []any{nidx, j[0], j[1], code}})
-	} else if aff != "none" && aff != "" {
-		return nil, "", reject("pubsub affiliation %s", short(rec[4]))
+		rows = append(rows, Row{Table: "pubsub_affiliations", Values: []any{st.nidx, j[0], j[1], code}})
+	} else if st.aff != "none" && st.aff != "" {
+		return nil, "", reject("pubsub affiliation %s", st.aff)
 	}
-	subs, ok := term.Elems(rec[5])
-	if !ok {
-		return nil, "", reject("subscriptions are not a list: %s", short(rec[5]))
-	}
-	for _, s := range subs {
-		st, ok := s.(term.Tuple)
-		if !ok || len(st) < 2 {
-			return nil, "", reject("subscription is not {State, SubId}: %s", short(s))
-		}
-		sa, _ := st[0].(term.Atom)
+	for _, sub := range st.subs {
+		sa, _ := sub[0].(term.Atom)
 		code, ok := mimPubsubSub[sa]
 		if !ok {
-			return nil, "", reject("subscription state %s (MongooseIM 6 keeps none, pending and subscribed)", short(st[0]))
+			return nil, "", reject("subscription state %s (MongooseIM 6 keeps none, pending and subscribed)", short(sub[0]))
 		}
-		id, err := text(st[1], "subscription id")
+		id, err := text(sub[1], "subscription id")
 		if err != nil {
 			return nil, "", err
 		}
-		rows = append(rows, Row{Table: "pubsub_subscriptions", Values: []any{nidx, j[0], j[1], j[2], code, id, "{}"}})
+		rows = append(rows, Row{Table: "pubsub_subscriptions", Values: []any{st.nidx, j[0], j[1], j[2], code, id, "{}"}})
 	}
 	return rows, "", nil
 }
 
 func (m *Mapper) mimPubsubItem(rec term.Tuple) ([]Row, string, error) {
-	if len(rec) != 6 {
-		return nil, "", reject("pubsub_item record of %d fields", len(rec)-1)
-	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, "", reject("itemid is not {ItemId, Node}: %s", short(rec[1]))
-	}
-	nidx, skip, err := m.pubsubNidx(k[1])
+	it, skip, err := m.readPubsubItem(rec)
 	if err != nil || skip != "" {
 		return nil, skip, err
 	}
-	itemID, err := text(k[0], "item id")
-	if err != nil {
-		return nil, "", err
-	}
-	c, ok1 := rec[3].(term.Tuple)
-	mo, ok2 := rec[4].(term.Tuple)
-	if !ok1 || !ok2 || len(c) != 2 || len(mo) != 2 {
-		return nil, "", reject("creation/modification are not {Now, JID}")
-	}
-	created, err1 := anyUsec(c[0])
-	modified, err2 := anyUsec(mo[0])
-	creator, err3 := ljidParts(c[1])
-	modifier, err4 := ljidParts(mo[1])
-	publisher, err5 := ljidText(mo[1])
+	created, err1 := anyUsec(it.created)
+	modified, err2 := anyUsec(it.modified)
+	creator, err3 := ljidParts(it.creator)
+	modifier, err4 := ljidParts(it.modifier)
+	publisher, err5 := ljidText(it.modifier)
 	if err := firstErr(err1, err2, err3, err4, err5); err != nil {
 		return nil, "", err
 	}
-	payload, ok := term.Elems(rec[5])
-	if !ok {
-		return nil, "", reject("payload is not a list: %s", short(rec[5]))
-	}
-	xml := []byte("<item>")
-	for _, p := range payload {
-		if xml, err = AppendXML(xml, p); err != nil {
-			return nil, "", reject("payload: %v", err)
-		}
-	}
-	xml = append(xml, "</item>"...)
-	return []Row{{Table: "pubsub_items", Values: []any{nidx, itemID, creator[0], creator[1], created,
+	xml := append(append([]byte("<item>"), it.payload...), "</item>"...)
+	return []Row{{Table: "pubsub_items", Values: []any{it.nidx, it.itemID, creator[0], creator[1], created,
 		modifier[0], modifier[1], modifier[2], modified, publisher, string(xml)}}}, "", nil
 }

@@ -109,89 +109,126 @@ func (m *Mapper) pubsubNidx(t term.Term) (int64, string, error) {
 var pubsubAffiliation = map[term.Atom]string{"owner": "o", "publisher": "p", "publish_only": "u", "member": "m", "outcast": "c"}
 var pubsubSubscription = map[term.Atom]string{"subscribed": "s", "pending": "p", "unconfigured": "u", "none": "n"}
 
-func (m *Mapper) pubsubState(rec term.Tuple) ([]Row, string, error) {
+// pubsubStateRec is a pubsub_state record read for either schema.
+type pubsubStateRec struct {
+	nidx int64
+	jid  term.Term // the state's LJID
+	aff  term.Atom
+	subs [][2]term.Term // {State atom, SubId text}
+}
+
+// readPubsubState reads {pubsub_state, {LJID, Nidx}, Nidx, Items, Aff, Subs}.
+func (m *Mapper) readPubsubState(rec term.Tuple) (st pubsubStateRec, skip string, err error) {
 	if len(rec) != 6 {
-		return nil, "", reject("pubsub_state record of %d fields", len(rec)-1)
+		return st, "", reject("pubsub_state record of %d fields", len(rec)-1)
 	}
 	k, ok := rec[1].(term.Tuple)
 	if !ok || len(k) != 2 {
-		return nil, "", reject("stateid is not {JID, Node}: %s", short(rec[1]))
+		return st, "", reject("stateid is not {JID, Node}: %s", short(rec[1]))
 	}
-	nidx, skip, err := m.pubsubNidx(k[1])
+	if st.nidx, skip, err = m.pubsubNidx(k[1]); err != nil || skip != "" {
+		return st, skip, err
+	}
+	st.jid = k[0]
+	st.aff, _ = rec[4].(term.Atom)
+	subs, ok := term.Elems(rec[5])
+	if !ok {
+		return st, "", reject("subscriptions are not a list: %s", short(rec[5]))
+	}
+	for _, s := range subs {
+		t, ok := s.(term.Tuple)
+		if !ok || len(t) != 2 {
+			return st, "", reject("subscription is not {State, SubId}: %s", short(s))
+		}
+		st.subs = append(st.subs, [2]term.Term{t[0], t[1]})
+	}
+	return st, "", nil
+}
+
+func (m *Mapper) pubsubState(rec term.Tuple) ([]Row, string, error) {
+	st, skip, err := m.readPubsubState(rec)
 	if err != nil || skip != "" {
 		return nil, skip, err
 	}
-	jid, err := ljidText(k[0])
+	jid, err := ljidText(st.jid)
 	if err != nil {
 		return nil, "", err
 	}
-	aff, _ := rec[4].(term.Atom)
-	a := pubsubAffiliation[aff]
+	a := pubsubAffiliation[st.aff]
 	if a == "" {
 		a = "n"
 	}
-	subs, ok := term.Elems(rec[5])
-	if !ok {
-		return nil, "", reject("subscriptions are not a list: %s", short(rec[5]))
-	}
-	parts := make([]string, 0, len(subs))
-	for _, s := range subs {
-		st, ok := s.(term.Tuple)
-		if !ok || len(st) != 2 {
-			return nil, "", reject("subscription is not {State, SubId}: %s", short(s))
-		}
-		sa, _ := st[0].(term.Atom)
+	parts := make([]string, 0, len(st.subs))
+	for _, sub := range st.subs {
+		sa, _ := sub[0].(term.Atom)
 		code := pubsubSubscription[sa]
 		if code == "" {
-			return nil, "", reject("subscription state %s", short(st[0]))
+			return nil, "", reject("subscription state %s", short(sub[0]))
 		}
-		id, err := text(st[1], "subscription id")
+		id, err := text(sub[1], "subscription id")
 		if err != nil {
 			return nil, "", err
 		}
 		parts = append(parts, code+":"+id)
 	}
-	return []Row{{Table: "pubsub_state", Values: []any{nidx, jid, a, strings.Join(parts, ",")}}}, "", nil
+	return []Row{{Table: "pubsub_state", Values: []any{st.nidx, jid, a, strings.Join(parts, ",")}}}, "", nil
 }
 
-func (m *Mapper) pubsubItem(rec term.Tuple) ([]Row, string, error) {
+// pubsubItemRec is a pubsub_item record read for either schema.
+type pubsubItemRec struct {
+	nidx              int64
+	itemID            string
+	created, modified term.Term // {Mega, Sec, Micro}
+	creator, modifier term.Term // LJIDs
+	payload           []byte    // the children as XML
+}
+
+// readPubsubItem reads {pubsub_item, {ItemId, Nidx}, Nidx, {Now, LJID},
+// {Now, LJID}, Payload}.
+func (m *Mapper) readPubsubItem(rec term.Tuple) (it pubsubItemRec, skip string, err error) {
 	if len(rec) != 6 {
-		return nil, "", reject("pubsub_item record of %d fields", len(rec)-1)
+		return it, "", reject("pubsub_item record of %d fields", len(rec)-1)
 	}
 	k, ok := rec[1].(term.Tuple)
 	if !ok || len(k) != 2 {
-		return nil, "", reject("itemid is not {ItemId, Node}: %s", short(rec[1]))
+		return it, "", reject("itemid is not {ItemId, Node}: %s", short(rec[1]))
 	}
-	nidx, skip, err := m.pubsubNidx(k[1])
-	if err != nil || skip != "" {
-		return nil, skip, err
+	if it.nidx, skip, err = m.pubsubNidx(k[1]); err != nil || skip != "" {
+		return it, skip, err
 	}
-	itemID, err := text(k[0], "item id")
-	if err != nil {
-		return nil, "", err
+	if it.itemID, err = text(k[0], "item id"); err != nil {
+		return it, "", err
 	}
 	c, ok1 := rec[3].(term.Tuple)
 	mo, ok2 := rec[4].(term.Tuple)
 	if !ok1 || !ok2 || len(c) != 2 || len(mo) != 2 {
-		return nil, "", reject("creation/modification are not {Now, JID}")
+		return it, "", reject("creation/modification are not {Now, JID}")
 	}
-	created, err1 := pubsubNow(c[0])
-	modified, err2 := pubsubNow(mo[0])
-	publisher, err3 := ljidText(mo[1])
+	it.created, it.creator, it.modified, it.modifier = c[0], c[1], mo[0], mo[1]
+	payload, ok := term.Elems(rec[5])
+	if !ok {
+		return it, "", reject("payload is not a list: %s", short(rec[5]))
+	}
+	for _, p := range payload {
+		if it.payload, err = AppendXML(it.payload, p); err != nil {
+			return it, "", reject("payload: %v", err)
+		}
+	}
+	return it, "", nil
+}
+
+func (m *Mapper) pubsubItem(rec term.Tuple) ([]Row, string, error) {
+	it, skip, err := m.readPubsubItem(rec)
+	if err != nil || skip != "" {
+		return nil, skip, err
+	}
+	created, err1 := pubsubNow(it.created)
+	modified, err2 := pubsubNow(it.modified)
+	publisher, err3 := ljidText(it.modifier)
 	if err := firstErr(err1, err2, err3); err != nil {
 		return nil, "", err
 	}
-	payload, ok := term.Elems(rec[5])
-	if !ok {
-		return nil, "", reject("payload is not a list: %s", short(rec[5]))
-	}
-	var xml []byte
-	for _, p := range payload {
-		if xml, err = AppendXML(xml, p); err != nil {
-			return nil, "", reject("payload: %v", err)
-		}
-	}
-	return []Row{{Table: "pubsub_item", Values: []any{nidx, itemID, publisher, created, modified, string(xml)}}}, "", nil
+	return []Row{{Table: "pubsub_item", Values: []any{it.nidx, it.itemID, publisher, created, modified, string(it.payload)}}}, "", nil
 }
 
 // pubsubNow writes {Mega, Sec, Micro} as ejabberd's pubsub SQL keeps it:
