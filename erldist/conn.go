@@ -87,6 +87,7 @@ type Conn struct {
 	rpc            map[string]RPCFunc // served to erpc (rpc:call)
 	spawns         atomic.Uint32
 	mailbox        chan Message
+	routes         map[string]*route // messages tagged with a reference, by its key
 
 	done chan struct{}
 	err  error // why the connection ended; set before done is closed
@@ -110,6 +111,7 @@ func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, 
 		unlinks:        map[uint64]chan struct{}{},
 		names:          map[term.Atom]Handler{"net_kernel": netKernel},
 		mailbox:        make(chan Message, 256),
+		routes:         map[string]*route{},
 		done:           make(chan struct{}),
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
@@ -455,6 +457,59 @@ func (c *Conn) Unlink(ctx context.Context, to term.Pid) error {
 	case <-c.done:
 		return c.lost(c.err)
 	}
+}
+
+// route is where the messages tagged with one reference go.
+type route struct {
+	ch   chan term.Term
+	gone chan struct{}
+}
+
+// Route delivers every message to our pid that is a tuple whose first
+// element is ref to the channel returned (which holds up to capacity
+// messages; more wait, and so hold up the connection's reader, until it
+// is read), instead of to the mailbox. A protocol that tags its messages
+// with a reference of its own (a stream of chunks under flow control)
+// gets them this way. stop ends the route.
+func (c *Conn) Route(ref term.Ref, capacity int) (msgs <-chan term.Term, stop func()) {
+	r := &route{ch: make(chan term.Term, capacity), gone: make(chan struct{})}
+	key := ref.Key()
+	c.mu.Lock()
+	c.routes[key] = r
+	c.mu.Unlock()
+	var once sync.Once
+	return r.ch, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			delete(c.routes, key)
+			c.mu.Unlock()
+			close(r.gone)
+		})
+	}
+}
+
+// routed hands a message to the route of its tag, if there is one.
+func (c *Conn) routed(msg term.Term) bool {
+	tu, ok := msg.(term.Tuple)
+	if !ok || len(tu) < 2 {
+		return false
+	}
+	ref, ok := tu[0].(term.Ref)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	r := c.routes[ref.Key()]
+	c.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	select {
+	case r.ch <- msg:
+	case <-r.gone:
+	case <-c.done:
+	}
+	return true
 }
 
 // Linked reports whether a remote pid is linked to our pid.

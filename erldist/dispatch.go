@@ -188,11 +188,16 @@ func (c *Conn) deliver(from term.Pid, to, msg term.Term) {
 				ch <- tu[1]
 				return
 			}
-			if ref.Node == c.local {
-				// The reply to a call that gave up waiting (its deadline passed).
-				c.log.Debug("late RPC reply dropped", "ref", ref.String())
-				return
-			}
+		}
+	}
+	if c.routed(msg) {
+		return
+	}
+	if tu, ok := msg.(term.Tuple); ok && len(tu) == 2 {
+		if ref, ok := tu[0].(term.Ref); ok && ref.Node == c.local {
+			// The reply to a call that gave up waiting (its deadline passed).
+			c.log.Debug("late RPC reply dropped", "ref", ref.String())
+			return
 		}
 	}
 	c.toMailbox(Message{From: from, To: to, Msg: msg})

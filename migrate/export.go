@@ -6,32 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
+	"github.com/mimmigrate/mimmigrate/migrate/schema"
 )
-
-// RecordSource is where an export reads records: a Mnesia directory, a
-// backup, a dump, or a live node.
-type RecordSource interface {
-	// Identity names the data (kind, place, and for files a fingerprint):
-	// a checkpoint is resumed only by the same identity.
-	Identity() string
-	// Positional: the source gives the same records in the same order every
-	// time (files that did not change), so an export can resume after the
-	// last record it committed. A live node is not positional: an unfinished
-	// table is exported again from its start.
-	Positional() bool
-	// Tables lists the tables that hold data, with a record count estimate
-	// (-1 when unknown).
-	Tables() map[string]int64
-	// Stream reads the named tables and calls fn with each record (its
-	// term_to_binary, valid during the call). fn may be called from several
-	// goroutines, but never for one table from two at once.
-	Stream(ctx context.Context, tables []string, fn func(table string, rec []byte) error) error
-}
 
 // Checkpoint is how far an export of one table got.
 type Checkpoint struct {
@@ -45,23 +27,22 @@ type Checkpoint struct {
 // Chunk is a batch of rows of one source table, stored atomically with the
 // table's new checkpoint.
 type Chunk struct {
-	Table   Table
-	Restart bool // the first chunk of a table exported from its start
-	Rows    map[string][][]any
-	Check   Checkpoint // the checkpoint after this chunk
+	Table schema.Table
+	// Restart: what removes an earlier, unfinished run's rows of the
+	// table, done first (the first chunk of a table that starts over).
+	Restart []schema.Op
+	Rows    map[string][][]any // SQL table -> rows
+	Check   Checkpoint         // the checkpoint after this chunk
 }
 
 // Sink is where rows go: a PostgreSQL database, a psql file, or nowhere
 // (a dry run).
 type Sink interface {
+	// Querier answers the schema's questions about what the target holds
+	// (ids in use); a target that starts empty answers with no rows.
+	schema.Querier
 	// Checkpoints returns what an earlier run with this identity stored.
 	Checkpoints(ctx context.Context, identity string) (map[string]Checkpoint, error)
-	// NextID is the next free id of a serial column the export fills
-	// itself (privacy_list.id).
-	NextID(ctx context.Context, table, column string) (int64, error)
-	// MamUsers are the MongooseIM archive ids the target holds
-	// (server \x00 user -> id).
-	MamUsers(ctx context.Context) (map[string]int32, error)
 	// Write stores a chunk and its checkpoint, all or nothing.
 	Write(ctx context.Context, c *Chunk) error
 	// Finish advances sequences and ends the export.
@@ -70,16 +51,11 @@ type Sink interface {
 
 // Options configure an export.
 type Options struct {
-	Target Target
-	Hosts  []string // empty: every host
-	Known  []string // the virtual hosts the source serves
+	Schema schema.Schema
+	Scope  *schema.Scope
 	Tables []string // empty: every mapped, non-optional table
-	// Services maps service hosts to their virtual host.
-	Services map[string]string
 	// ChunkRecords bounds a chunk (default 5000).
 	ChunkRecords int
-	// Workers is how many tables are written at once (default 2).
-	Workers int
 	// Rejects receives each record that could not be mapped.
 	Rejects func(Reject)
 	// Progress is told the records consumed per table.
@@ -107,10 +83,8 @@ type TableResult struct {
 
 // Result is an export's outcome.
 type Result struct {
-	Tables   []TableResult
-	Volatile []string // tables skipped as running state
-	Unmapped []string // tables with data the export has no mapping for
-	Optional []string // mapped tables left out unless named
+	Plan
+	Tables []TableResult
 }
 
 // Rejected is the number of records rejected in all.
@@ -122,117 +96,50 @@ func (r *Result) Rejected() int64 {
 	return n
 }
 
-// Plan decides which of a source's tables are exported.
-func Plan(src RecordSource, opt Options) (tables []Table, res Result, err error) {
-	have := src.Tables()
-	named := map[string]bool{}
-	for _, t := range opt.Tables {
-		if _, ok := opt.Target.TableByName(t); !ok {
-			if _, vol := Volatile[t]; vol {
-				return nil, res, fmt.Errorf("table %s holds only running state (%s): nothing to export", t, Volatile[t])
+// NotePass shows a mapping the records of the tables the planned ones
+// need (pubsub nodes before their states and items).
+func NotePass(ctx context.Context, src Source, tables []schema.Table, m schema.Mapping) error {
+	var needs []string
+	for _, t := range tables {
+		for _, n := range t.Needs {
+			if _, ok := src.Tables()[n]; ok && !contains(needs, n) {
+				needs = append(needs, n)
 			}
-			return nil, res, fmt.Errorf("table %s has no SQL mapping", t)
-		}
-		if _, ok := have[t]; !ok {
-			return nil, res, fmt.Errorf("the source has no table %s", t)
-		}
-		named[t] = true
-	}
-	for _, t := range opt.Target.Tables() {
-		if _, ok := have[t.Name]; !ok {
-			continue
-		}
-		switch {
-		case len(named) > 0 && !named[t.Name]:
-		case len(named) == 0 && t.Optional:
-			res.Optional = append(res.Optional, t.Name)
-		default:
-			tables = append(tables, t)
 		}
 	}
-	for name := range have {
-		if _, ok := opt.Target.TableByName(name); ok {
-			continue
-		}
-		if _, vol := Volatile[name]; vol {
-			res.Volatile = append(res.Volatile, name)
-		} else {
-			res.Unmapped = append(res.Unmapped, name)
-		}
+	if len(needs) == 0 {
+		return nil
 	}
-	sort.Strings(res.Volatile)
-	sort.Strings(res.Unmapped)
-	return tables, res, nil
+	var mu sync.Mutex
+	return src.Stream(ctx, needs, func(table string, rec []byte) error {
+		v, err := term.Decode(rec)
+		if tu, ok := v.(term.Tuple); err == nil && ok {
+			mu.Lock()
+			m.Note(table, tu)
+			mu.Unlock()
+		}
+		return nil
+	})
 }
 
-// Export reads the source and writes every mapped table into the sink,
+// Export reads the source and writes every planned table into the sink,
 // resuming from the sink's checkpoints.
-func Export(ctx context.Context, src RecordSource, sink Sink, opt Options) (*Result, error) {
-	tables, res, err := Plan(src, opt)
+func Export(ctx context.Context, src Source, sink Sink, opt Options) (*Result, error) {
+	plan, err := MakePlan(src, opt.Schema, opt.Tables)
 	if err != nil {
 		return nil, err
 	}
 	if opt.ChunkRecords <= 0 {
 		opt.ChunkRecords = 5000
 	}
-	if opt.Workers <= 0 {
-		opt.Workers = 2
-	}
 	checks, err := sink.Checkpoints(ctx, src.Identity())
 	if err != nil {
 		return nil, err
 	}
-	base := &Mapper{Target: opt.Target, Services: opt.Services, Known: map[string]bool{}}
-	if len(opt.Hosts) > 0 {
-		base.Hosts = map[string]bool{}
-		for _, h := range opt.Hosts {
-			base.Hosts[h] = true
-		}
-	}
-	for _, h := range append(opt.Known, opt.Hosts...) {
-		base.Known[h] = true
-	}
-	// pubsub states and items are checked against the nodes: read them
-	// first (a small table).
-	needNodes := false
-	for _, t := range tables {
-		needNodes = needNodes || t.Name == "pubsub_state" || t.Name == "pubsub_item"
-	}
-	if _, ok := src.Tables()["pubsub_node"]; ok && needNodes {
-		base.PubsubNodes = map[int64]string{}
-		if err := src.Stream(ctx, []string{"pubsub_node"}, func(_ string, rec []byte) error {
-			v, err := term.Decode(rec)
-			if err == nil {
-				base.NotePubsubNode(v)
-			}
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-	}
-
-	if opt.Target.Mongoose {
-		// Archive ids: those the database holds, unless the archive
-		// starts over (its first chunk deletes them).
-		known, err := sink.MamUsers(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range tables {
-			if t.Name == "archive_msg" && !checks[t.Name].Done && !(checks[t.Name].Records > 0 && src.Positional()) &&
-				(checks[t.Name].Records > 0 || checks[t.Name].Rows > 0) {
-				known = nil
-			}
-		}
-		base.MamUsers = NewMamUsers(known)
-	}
 	runs := map[string]*tableRun{}
-	var todo []string
-	for _, t := range tables {
+	for _, t := range plan.Tables {
 		cp := checks[t.Name]
 		r := &tableRun{t: t, sink: sink, opt: &opt, start: time.Now(), rows: map[string]int64{}}
-		m := *base
-		r.m = &m
 		r.res = TableResult{Table: t.Name, Targets: t.Targets, Rows: r.rows}
 		switch {
 		case cp.Done:
@@ -242,50 +149,49 @@ func Export(ctx context.Context, src RecordSource, sink Sink, opt Options) (*Res
 		default:
 			r.restart = cp.Records > 0 || cp.Rows > 0
 		}
-		if t.Name == "privacy" && !cp.Done {
-			if r.m.NextPrivacyID, err = sink.NextID(ctx, "privacy_list", "id"); err != nil {
-				return nil, err
-			}
-		}
-		if t.Name == "muc_room" && opt.Target.Mongoose && !cp.Done {
-			if r.m.NextRoomID, err = sink.NextID(ctx, "muc_rooms", "id"); err != nil {
-				return nil, err
-			}
-		}
-
 		runs[t.Name] = r
-		if !cp.Done {
-			todo = append(todo, t.Name)
-		}
 	}
-	// pubsub_node goes before the tables whose rows refer to it.
+	mapping := opt.Schema.NewMapping(opt.Scope)
+	if err := mapping.Load(ctx, sink, func(table string) bool { return runs[table] != nil && runs[table].restart }); err != nil {
+		return nil, err
+	}
+	if err := NotePass(ctx, src, plan.Tables, mapping); err != nil {
+		return nil, err
+	}
+	// Tables whose rows refer to ids the others assign go last.
 	var first, second []string
-	for _, name := range todo {
-		if runs[name].t.After {
-			second = append(second, name)
+	for _, t := range plan.Tables {
+		r := runs[t.Name]
+		if r.res.Check.Done {
+			continue
+		}
+		r.m = NewMapper(opt.Schema, mapping.Mapper(t.Name))
+		if t.After {
+			second = append(second, t.Name)
 		} else {
-			first = append(first, name)
+			first = append(first, t.Name)
 		}
 	}
 	for _, group := range [][]string{first, second} {
 		if len(group) == 0 {
 			continue
 		}
-		if err := streamGroup(ctx, src, runs, group, opt.Workers); err != nil {
+		if err := streamGroup(ctx, src, runs, group); err != nil {
 			return nil, err
 		}
 	}
 	if err := sink.Finish(ctx); err != nil {
 		return nil, err
 	}
-	for _, t := range tables {
+	res := &Result{Plan: plan}
+	for _, t := range plan.Tables {
 		res.Tables = append(res.Tables, runs[t.Name].res)
 	}
-	return &res, nil
+	return res, nil
 }
 
 // streamGroup streams a group of tables, each through its own writer.
-func streamGroup(ctx context.Context, src RecordSource, runs map[string]*tableRun, group []string, workers int) error {
+func streamGroup(ctx context.Context, src Source, runs map[string]*tableRun, group []string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -306,7 +212,6 @@ func streamGroup(ctx context.Context, src RecordSource, runs map[string]*tableRu
 			}
 		}()
 	}
-	_ = workers // the source decides how many tables it reads at once
 	err := src.Stream(ctx, group, func(table string, rec []byte) error {
 		r := runs[table]
 		if r == nil {
@@ -353,7 +258,7 @@ func streamGroup(ctx context.Context, src RecordSource, runs map[string]*tableRu
 
 // tableRun is one table's export in progress.
 type tableRun struct {
-	t       Table
+	t       schema.Table
 	m       *Mapper
 	sink    Sink
 	opt     *Options
@@ -390,18 +295,18 @@ func (r *tableRun) add(ctx context.Context, raw []byte) error {
 		}
 		return nil
 	}
-	// A chunk ends between keys, so that a user's offline messages are
-	// ordered together.
+	// A chunk of a table grouped by key ends between keys, so that a
+	// user's offline messages are ordered together.
 	var key []byte
 	if len(r.pending) >= r.opt.ChunkRecords {
 		key, _ = term.Element(raw, 2)
-		if !bytes.Equal(key, r.lastKey) {
+		if !r.t.GroupByKey || !bytes.Equal(key, r.lastKey) {
 			if err := r.flush(ctx, false); err != nil {
 				return err
 			}
 		}
 	}
-	if r.t.Name == "offline_msg" {
+	if r.t.GroupByKey {
 		if key == nil {
 			key, _ = term.Element(raw, 2)
 		}
@@ -422,22 +327,18 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 	if len(r.pending) == 0 && !last {
 		return nil
 	}
-	if r.t.Name == "offline_msg" {
-		// A user's messages are written in their time order: decode the
-		// chunk first to sort it.
+	if r.t.Less != nil {
+		// Decode the chunk first to order it.
 		for i := range r.pending {
 			r.pending[i].decode(r.buf)
 		}
-		sort.SliceStable(r.pending, func(i, j int) bool {
-			ki, kj := spoolKey(r.pending[i].rec), spoolKey(r.pending[j].rec)
-			if ki != kj {
-				return ki < kj
-			}
-			return OfflineTime(r.pending[i].rec) < OfflineTime(r.pending[j].rec)
-		})
+		sort.SliceStable(r.pending, func(i, j int) bool { return r.t.Less(r.pending[i].rec, r.pending[j].rec) })
 	}
-	c := &Chunk{Table: r.t, Restart: r.restart, Rows: map[string][][]any{}}
-	r.restart = false
+	c := &Chunk{Table: r.t, Rows: map[string][][]any{}}
+	if r.restart {
+		c.Restart = r.opt.Schema.Restart(r.t.Name)
+		r.restart = false
+	}
 	maxPos := r.check.Records
 	for i := range r.pending {
 		p := &r.pending[i]
@@ -447,26 +348,23 @@ func (r *tableRun) flush(ctx context.Context, last bool) error {
 			r.reject(p, "undecodable record")
 			continue
 		}
-		rows, skip, err := r.m.Map(r.t, p.rec)
-		if skip != "" {
+		ops, err := r.m.Map(p.rec)
+		var skip *schema.Skip
+		var rj *schema.Reject
+		switch {
+		case errors.As(err, &skip):
 			r.check.Skipped++
 			continue
-		}
-		if err == nil {
-			err = r.m.Target.checkRows(rows)
-		}
-		if err != nil {
-			var re *RejectError
-			if !errors.As(err, &re) {
-				return err
-			}
-			r.reject(p, re.Reason)
+		case errors.As(err, &rj):
+			r.reject(p, rj.Reason)
 			continue
+		case err != nil:
+			return err
 		}
 		p.rec = nil
-		for _, row := range rows {
-			c.Rows[row.Table] = append(c.Rows[row.Table], row.Values)
-			r.rows[row.Table]++
+		for _, op := range ops {
+			c.Rows[op.Table] = append(c.Rows[op.Table], op.Values)
+			r.rows[op.Table]++
 			r.check.Rows++
 		}
 	}
@@ -519,41 +417,77 @@ func (r *tableRun) reject(p *pendingRec, reason string) {
 	r.opt.Rejects(rj)
 }
 
-// checkRows refuses text PostgreSQL cannot store: NUL bytes and invalid
-// UTF-8 (the whole record is rejected, never a part of it).
-func (tg Target) checkRows(rows []Row) error {
-	for _, row := range rows {
-		cols := tg.Columns(row.Table)
-		for i, v := range row.Values {
-			s, ok := v.(string)
-			if !ok {
-				continue
-			}
-			col := "?"
-			if i < len(cols) {
-				col = cols[i]
-			}
-			if bytes.IndexByte([]byte(s), 0) >= 0 {
-				return reject("%s.%s holds a NUL byte, which PostgreSQL text cannot store", row.Table, col)
-			}
-			if !utf8.ValidString(s) {
-				return reject("%s.%s is not valid UTF-8", row.Table, col)
-			}
-			if xmlColumns[row.Table+"."+col] {
-				if r, bad := forbiddenXMLChar(s); bad {
-					return reject("%s.%s holds U+%04X, which XML 1.0 forbids: the server could not parse the row back", row.Table, col, r)
-				}
+// Mapper maps one table's records and checks their rows: text PostgreSQL
+// cannot store (NUL bytes, invalid UTF-8) and XML the server could not
+// parse back reject the whole record, never a part of it.
+type Mapper struct {
+	sc    schema.Schema
+	m     schema.Mapper
+	xml   map[string]bool   // "table.column"
+	xmlAt map[string][]bool // per SQL table: which values are XML
+}
+
+// NewMapper wraps a schema's mapper of one table.
+func NewMapper(sc schema.Schema, m schema.Mapper) *Mapper {
+	c := &Mapper{sc: sc, m: m, xml: map[string]bool{}, xmlAt: map[string][]bool{}}
+	for _, col := range sc.XMLColumns() {
+		c.xml[col] = true
+	}
+	return c
+}
+
+// Map maps one record.
+func (c *Mapper) Map(rec term.Term) ([]schema.Op, error) {
+	tu, ok := rec.(term.Tuple)
+	if !ok || len(tu) == 0 {
+		return nil, schema.Rejectf("not a record: %s", schema.Short(rec))
+	}
+	ops, err := c.m.Map(tu)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if err := c.check(op); err != nil {
+			return nil, err
+		}
+	}
+	return ops, nil
+}
+
+func (c *Mapper) check(op schema.Op) error {
+	isXML, ok := c.xmlAt[op.Table]
+	if !ok {
+		cols := c.sc.Columns(op.Table)
+		isXML = make([]bool, len(cols))
+		for i, col := range cols {
+			isXML[i] = c.xml[op.Table+"."+col]
+		}
+		c.xmlAt[op.Table] = isXML
+	}
+	column := func(i int) string {
+		if cols := c.sc.Columns(op.Table); i < len(cols) {
+			return cols[i]
+		}
+		return "?"
+	}
+	for i, v := range op.Values {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return schema.Rejectf("%s.%s holds a NUL byte, which PostgreSQL text cannot store", op.Table, column(i))
+		}
+		if !utf8.ValidString(s) {
+			return schema.Rejectf("%s.%s is not valid UTF-8", op.Table, column(i))
+		}
+		if i < len(isXML) && isXML[i] {
+			if r, bad := forbiddenXMLChar(s); bad {
+				return schema.Rejectf("%s.%s holds U+%04X, which XML 1.0 forbids: the server could not parse the row back", op.Table, column(i), r)
 			}
 		}
 	}
 	return nil
-}
-
-// xmlColumns are the columns a server parses as XML when it reads them.
-var xmlColumns = map[string]bool{
-	"vcard.vcard": true, "private_storage.data": true, "spool.xml": true, "archive.xml": true,
-	"pubsub_item.payload": true, "motd.xml": true,
-	"offline_message.packet": true, "pubsub_items.payload": true,
 }
 
 // forbiddenXMLChar finds a character outside XML 1.0's Char production
@@ -566,40 +500,4 @@ func forbiddenXMLChar(s string) (rune, bool) {
 		}
 	}
 	return 0, false
-}
-
-// VirtualHosts lists the virtual hosts a source's users belong to (the
-// servers of passwd's keys; of roster's when there is no passwd).
-func VirtualHosts(ctx context.Context, src RecordSource) ([]string, error) {
-	have := src.Tables()
-	table := "passwd"
-	if _, ok := have[table]; !ok {
-		table = "roster"
-		if _, ok := have[table]; !ok {
-			return nil, nil
-		}
-	}
-	seen := map[string]bool{}
-	err := src.Stream(ctx, []string{table}, func(_ string, rec []byte) error {
-		k, err := term.Element(rec, 2)
-		if err != nil {
-			return nil
-		}
-		kv, err := term.Decode(append([]byte{131}, k...))
-		if err != nil {
-			return nil
-		}
-		if tu, ok := kv.(term.Tuple); ok && len(tu) >= 2 {
-			if s, ok := term.Text(tu[1]); ok {
-				seen[s] = true
-			}
-		}
-		return nil
-	})
-	out := make([]string, 0, len(seen))
-	for h := range seen {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out, err
 }

@@ -52,7 +52,7 @@ func OpenBackup(path string) (*Backup, error) {
 		if first {
 			h, ok := term.IsRecord(v, "log_header", 6)
 			if !ok || !term.IsAtom(h[1], "backup_log") {
-				return nil, fmt.Errorf("%s is a disk_log but not a Mnesia backup (first item %s)", path, short(term.Format(v)))
+				return nil, formatError("%s is a disk_log but not a Mnesia backup (first item %s)", path, short(term.Format(v)))
 			}
 			b.version, _ = term.Text(h[2])
 			b.mnesia, _ = term.Text(h[3])
@@ -87,7 +87,7 @@ func OpenBackup(path string) (*Backup, error) {
 		b.order = append(b.order, tab)
 	}
 	if first {
-		return nil, fmt.Errorf("%s is empty", path)
+		return nil, formatError("%s is empty", path)
 	}
 	for _, dm := range r.Damage {
 		b.problems = append(b.problems, Problem{Kind: ProblemDamage, File: baseName(path), Offset: dm.Offset, Detail: dm.String()})
@@ -396,19 +396,20 @@ func synthesizeDef(t Table, node string) term.List {
 }
 
 // RenameBackup copies a backup to out, renaming nodes in the schema
-// section and header: the offline mnesia_change_nodename.
-func RenameBackup(in, out string, rename map[string]string) (items int64, err error) {
+// section and header: the offline mnesia_change_nodename. It reports the
+// tables the schema defines and the records copied.
+func RenameBackup(in, out string, rename map[string]string) (rep BackupReport, err error) {
 	if _, err := OpenBackup(in); err != nil {
-		return 0, err
+		return rep, err
 	}
 	r, err := disklog.Open(in)
 	if err != nil {
-		return 0, err
+		return rep, err
 	}
 	defer r.Close()
 	w, err := disklog.Create(out)
 	if err != nil {
-		return 0, err
+		return rep, err
 	}
 	defer func() {
 		if err != nil {
@@ -429,13 +430,12 @@ func RenameBackup(in, out string, rename map[string]string) (items int64, err er
 			break
 		}
 		if err != nil {
-			return items, err
+			return rep, err
 		}
-		items++
 		if inSchema {
 			v, err := term.Decode(item)
 			if err != nil {
-				return items, err
+				return rep, err
 			}
 			switch {
 			case isHeader(v):
@@ -445,6 +445,9 @@ func RenameBackup(in, out string, rename map[string]string) (items int64, err er
 			case isSchemaRow(v):
 				row := v.(term.Tuple)
 				if def, ok := createList(row[2]); ok {
+					if !term.IsAtom(row[1], "schema") {
+						rep.Tables++
+					}
 					v = term.Tuple{row[0], row[1], renameDef(def, ren)}
 				} else if term.IsAtom(row[1], "db_nodes") {
 					nodes, _ := term.Elems(row[2])
@@ -459,19 +462,22 @@ func RenameBackup(in, out string, rename map[string]string) (items int64, err er
 			}
 			if inSchema {
 				if buf, err = term.Append(buf[:0], v, term.EncodeOptions{}); err != nil {
-					return items, err
+					return rep, err
 				}
 				item = buf
 			}
 		}
+		if !inSchema {
+			rep.Records++
+		}
 		if err := w.WriteItem(item); err != nil {
-			return items, err
+			return rep, err
 		}
 	}
 	if len(r.Damage) > 0 {
-		return items, fmt.Errorf("%s is damaged (%s): not renamed", in, r.Damage[0])
+		return rep, fmt.Errorf("%s is damaged (%s): not renamed", in, r.Damage[0])
 	}
-	return items, w.Close()
+	return rep, w.Close()
 }
 
 func isHeader(v term.Term) bool    { _, ok := term.IsRecord(v, "log_header", 6); return ok }

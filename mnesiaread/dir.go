@@ -129,7 +129,7 @@ func (d *Dir) readSchema() error {
 	name := "schema.DAT"
 	if !d.exists(name) {
 		if !d.exists("schema.DMP") {
-			return fmt.Errorf("%s holds no schema.DAT: not a Mnesia directory (or the schema was RAM only)", d.path)
+			return formatError("%s holds no schema.DAT: not a Mnesia directory (or the schema was RAM only)", d.path)
 		}
 		name = "schema.DMP"
 	}

@@ -42,14 +42,14 @@ func OpenDump(path string, opt DumpOptions) (*Dump, error) {
 	tr := term.NewTextReader(f, term.TextOptions{UTF8: opt.UTF8})
 	v, err := tr.Next()
 	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s is empty", path)
+		return nil, formatError("%s is empty", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a Mnesia text dump: %w", path, err)
+		return nil, &FormatError{Msg: path + " is not a Mnesia text dump", Err: err}
 	}
 	hdr, ok := v.(term.Tuple)
 	if !ok || len(hdr) != 2 || !term.IsAtom(hdr[0], "tables") {
-		return nil, fmt.Errorf("%s is not a Mnesia text dump: it does not start with {tables, [...]} (found %s)", path, short(term.Format(v)))
+		return nil, formatError("%s is not a Mnesia text dump: it does not start with {tables, [...]} (found %s)", path, short(term.Format(v)))
 	}
 	defs, ok := term.Elems(hdr[1])
 	if !ok {

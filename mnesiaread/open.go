@@ -2,6 +2,7 @@ package mnesiaread
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +10,35 @@ import (
 	"strings"
 
 	"github.com/mimmigrate/mimmigrate/mnesiaread/dets"
+	"github.com/mimmigrate/mimmigrate/mnesiaread/disklog"
 )
+
+// FormatError is input that is not Mnesia data of the kind expected (an
+// empty file, a file of another format, a directory without a schema).
+type FormatError struct {
+	Msg string
+	Err error
+}
+
+func (e *FormatError) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// IsFormatError reports whether err says the input is not Mnesia data
+// of the kind expected.
+func IsFormatError(err error) bool {
+	var fe *FormatError
+	return errors.As(err, &fe) || errors.Is(err, disklog.ErrNotALog)
+}
+
+func formatError(format string, args ...any) error {
+	return &FormatError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // OpenOptions configure Open.
 type OpenOptions struct {
@@ -45,7 +74,7 @@ func Open(path string, opt OpenOptions) (Source, error) {
 	head = head[:n]
 	switch {
 	case n == 0:
-		return nil, fmt.Errorf("%s is empty", path)
+		return nil, formatError("%s is empty", path)
 	case bytes.HasPrefix(head, []byte{1, 2, 3, 4}):
 		b, err := OpenBackup(path)
 		if err != nil {
@@ -63,7 +92,7 @@ func Open(path string, opt OpenOptions) (Source, error) {
 		d.progress = opt.Progress
 		return d, nil
 	}
-	return nil, fmt.Errorf("%s is neither a Mnesia directory, a backup, a text dump nor a DETS file", path)
+	return nil, formatError("%s is neither a Mnesia directory, a backup, a text dump nor a DETS file", path)
 }
 
 // isDETS checks a DETS header's magic word.

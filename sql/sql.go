@@ -27,9 +27,10 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 //go:embed ejabberd/*.sql ejabberd-multihost/*.sql mongooseim/*.sql discovery/*.sql
@@ -101,42 +102,30 @@ type Status struct {
 	// Foreign lists the schema's tables that exist in the database although
 	// it has no record of the schema: created by hand or by another tool.
 	Foreign []string
-}
-
-// Open connects through database/sql with pgx, checking the connection
-// within timeout.
-func Open(ctx context.Context, url string, timeout time.Duration) (*dbsql.DB, error) {
-	db, err := dbsql.Open("pgx", url)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	// Others are the other target schemas the database records (its
+	// tables are theirs, not this schema's).
+	Others []string
 }
 
 // Inspect reports which version of schema the database holds.
-func Inspect(ctx context.Context, db *dbsql.DB, schema string) (Status, error) {
+func Inspect(ctx context.Context, mdb *DB, schema string) (Status, error) {
+	db := mdb.SQL()
 	st := Status{Schema: schema, Latest: Latest(schema)}
 	if st.Latest == 0 {
 		return st, fmt.Errorf("%w %q (known: %s)", ErrUnknownSchema, schema, strings.Join(Schemas(), ", "))
 	}
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass(current_schema() || '.' || $1) IS NOT NULL`, MigrationsTable(schema)).Scan(&exists); err != nil {
+	var err error
+	if st.Version, st.Dirty, err = recorded(ctx, db, schema); err != nil {
 		return st, err
 	}
-	if exists {
-		var v int64
-		err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+MigrationsTable(schema)+` LIMIT 1`).Scan(&v, &st.Dirty)
-		if err != nil && !errors.Is(err, dbsql.ErrNoRows) {
-			return st, err
+	for _, other := range Schemas() {
+		if other == schema || other == "discovery" || schema == "discovery" {
+			continue
 		}
-		if err == nil && v > 0 {
-			st.Version = uint(v)
+		if v, _, err := recorded(ctx, db, other); err != nil {
+			return st, err
+		} else if v > 0 {
+			st.Others = append(st.Others, other)
 		}
 	}
 	if st.Version == 0 {
@@ -155,6 +144,33 @@ func Inspect(ctx context.Context, db *dbsql.DB, schema string) (Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// migrationDriver is golang-migrate's driver on a database/sql handle of
+// its own (closing the driver closes the handle and the connection it
+// holds, not the pool).
+func migrationDriver(db *DB, schema string) (database.Driver, error) {
+	return pgxmigrate.WithInstance(stdlib.OpenDBFromPool(db.Pool), &pgxmigrate.Config{MigrationsTable: MigrationsTable(schema), StatementTimeout: 10 * time.Minute})
+}
+
+// recorded is the version of a schema its migrations table records.
+func recorded(ctx context.Context, db *dbsql.DB, schema string) (version uint, dirty bool, err error) {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass(current_schema() || '.' || $1) IS NOT NULL`, MigrationsTable(schema)).Scan(&exists); err != nil {
+		return 0, false, err
+	}
+	if !exists {
+		return 0, false, nil
+	}
+	var v int64
+	err = db.QueryRowContext(ctx, `SELECT version, dirty FROM `+MigrationsTable(schema)+` LIMIT 1`).Scan(&v, &dirty)
+	if err != nil && !errors.Is(err, dbsql.ErrNoRows) {
+		return 0, false, err
+	}
+	if err == nil && v > 0 {
+		return uint(v), dirty, nil
+	}
+	return 0, dirty, nil
 }
 
 // schemaTables lists the tables a schema's migrations create.
@@ -180,7 +196,7 @@ func schemaTables(schema string) ([]string, error) {
 // Migrate brings the database to the schema's latest version and returns
 // the version it was at before. A database holding the schema's tables
 // without a record of them is refused: see Status.Foreign.
-func Migrate(ctx context.Context, db *dbsql.DB, schema string) (from uint, err error) {
+func Migrate(ctx context.Context, db *DB, schema string) (from uint, err error) {
 	st, err := Inspect(ctx, db, schema)
 	if err != nil {
 		return 0, err
@@ -189,16 +205,17 @@ func Migrate(ctx context.Context, db *dbsql.DB, schema string) (from uint, err e
 		return st.Version, fmt.Errorf("schema %s: migration to version %d failed half way; repair the database by hand, then record its version", schema, st.Version)
 	}
 	if len(st.Foreign) > 0 {
-		return 0, &ForeignTablesError{Schema: schema, Tables: st.Foreign}
+		return 0, &ForeignTablesError{Schema: schema, Tables: st.Foreign, Others: st.Others}
 	}
 	src, err := iofs.New(migrations, schema)
 	if err != nil {
 		return 0, err
 	}
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{MigrationsTable: MigrationsTable(schema), StatementTimeout: 10 * time.Minute})
+	drv, err := migrationDriver(db, schema)
 	if err != nil {
 		return 0, err
 	}
+	defer drv.Close()
 	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
 	if err != nil {
 		return 0, err
@@ -214,6 +231,7 @@ func Migrate(ctx context.Context, db *dbsql.DB, schema string) (from uint, err e
 type ForeignTablesError struct {
 	Schema string
 	Tables []string
+	Others []string // schemas the database records instead
 }
 
 func (e *ForeignTablesError) Error() string {
@@ -221,6 +239,10 @@ func (e *ForeignTablesError) Error() string {
 	more := ""
 	if len(names) > 4 {
 		names, more = names[:4], fmt.Sprintf(" and %d more", len(e.Tables)-4)
+	}
+	if len(e.Others) > 0 {
+		return fmt.Sprintf("the database holds schema %s, whose tables %s would share (%s%s)",
+			strings.Join(e.Others, ", "), e.Schema, strings.Join(names, ", "), more)
 	}
 	return fmt.Sprintf("the database already has %d of schema %s's tables (%s%s) but no record of the schema",
 		len(e.Tables), e.Schema, strings.Join(names, ", "), more)
@@ -277,7 +299,8 @@ func shapeOf(ctx context.Context, q interface {
 
 // Expected is the layout the schema's latest version creates, built in a
 // scratch PostgreSQL schema inside a transaction that is rolled back.
-func Expected(ctx context.Context, db *dbsql.DB, schema string) (Shape, error) {
+func Expected(ctx context.Context, mdb *DB, schema string) (Shape, error) {
+	db := mdb.SQL()
 	tables, err := schemaTables(schema)
 	if err != nil {
 		return nil, err
@@ -308,7 +331,8 @@ func Expected(ctx context.Context, db *dbsql.DB, schema string) (Shape, error) {
 
 // Current is the layout of the schema's tables in the database's current
 // schema (search_path).
-func Current(ctx context.Context, db *dbsql.DB, schema string) (Shape, error) {
+func Current(ctx context.Context, mdb *DB, schema string) (Shape, error) {
+	db := mdb.SQL()
 	tables, err := schemaTables(schema)
 	if err != nil {
 		return nil, err
@@ -343,13 +367,16 @@ func Diff(want, have Shape) (missing, extra []string) {
 // Adopt records that the database holds the schema's latest version when
 // its tables were created by other means (ejabberd's own pg.sql, say) and
 // match that version exactly; otherwise it says what differs.
-func Adopt(ctx context.Context, db *dbsql.DB, schema string) error {
+func Adopt(ctx context.Context, db *DB, schema string) error {
 	st, err := Inspect(ctx, db, schema)
 	if err != nil {
 		return err
 	}
 	if st.Version != 0 {
 		return fmt.Errorf("the database already records schema %s version %d", schema, st.Version)
+	}
+	if len(st.Others) > 0 {
+		return &ForeignTablesError{Schema: schema, Tables: st.Foreign, Others: st.Others}
 	}
 	want, err := Expected(ctx, db, schema)
 	if err != nil {
@@ -362,10 +389,11 @@ func Adopt(ctx context.Context, db *dbsql.DB, schema string) error {
 	if missing, extra := Diff(want, have); len(missing)+len(extra) > 0 {
 		return &MismatchError{Schema: schema, Missing: missing, Extra: extra}
 	}
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{MigrationsTable: MigrationsTable(schema)})
+	drv, err := migrationDriver(db, schema)
 	if err != nil {
 		return err
 	}
+	defer drv.Close()
 	return drv.SetVersion(int(st.Latest), false)
 }
 

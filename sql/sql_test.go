@@ -36,16 +36,12 @@ func TestSchemasMatchEjabberd(t *testing.T) {
 				t.Skipf("ejabberd's %s is not installed (apt-get install ejabberd): %v", file, err)
 			}
 			ctx, url := open(t)
-			db, err := mimsql.Open(ctx, url, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := testenv.DB(t, url)
 			want, err := mimsql.Expected(ctx, db, schema)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.ExecContext(ctx, string(text)); err != nil {
+			if _, err := db.SQL().ExecContext(ctx, string(text)); err != nil {
 				t.Fatalf("loading ejabberd's %s: %v", file, err)
 			}
 			have, err := mimsql.Current(ctx, db, schema)
@@ -79,11 +75,7 @@ func TestSchemasMatchEjabberd(t *testing.T) {
 
 func TestMigrate(t *testing.T) {
 	ctx, url := open(t)
-	db, err := mimsql.Open(ctx, url, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.DB(t, url)
 	st, err := mimsql.Inspect(ctx, db, "ejabberd")
 	if err != nil || st.Version != 0 || len(st.Foreign) != 0 {
 		t.Fatalf("empty database: %+v, %v", st, err)
@@ -101,7 +93,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("second migrate: from %d, %v", from, err)
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil || n != 0 {
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("users table: %d, %v", n, err)
 	}
 	// The other schema sees foreign tables, never a version of its own.
@@ -115,13 +107,9 @@ func TestMigrate(t *testing.T) {
 	}
 	// A changed table is not adopted, and the mismatch is named.
 	ctx2, url2 := open(t)
-	db2, err := mimsql.Open(ctx2, url2, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
+	db2 := testenv.DB(t, url2)
 	text, _ := mimsql.UpSQL("ejabberd", 1)
-	if _, err := db2.ExecContext(ctx2, strings.Replace(text, "    seconds text NOT NULL,", "    seconds integer NOT NULL,", 1)); err != nil {
+	if _, err := db2.SQL().ExecContext(ctx2, strings.Replace(text, "    seconds text NOT NULL,", "    seconds integer NOT NULL,", 1)); err != nil {
 		t.Fatal(err)
 	}
 	var me *mimsql.MismatchError
@@ -138,11 +126,7 @@ func TestMigrate(t *testing.T) {
 // the checks name its facts one by one).
 func TestMongooseIMSchema(t *testing.T) {
 	ctx, url := open(t)
-	db, err := mimsql.Open(ctx, url, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.DB(t, url)
 	if _, err := mimsql.Migrate(ctx, db, "mongooseim"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/migrate/sink"
 	"github.com/mimmigrate/mimmigrate/mnesiaread"
 )
 
@@ -90,47 +89,17 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// prepareOut checks the output path: never one of the inputs; an existing
-// file is replaced only after confirmation. It returns a temporary path
-// beside it to write, renamed over it by commit.
-func (g *Globals) prepareOut(out string, force bool, inputs ...string) (string, error) {
-	abs, _ := filepath.Abs(out)
-	for _, in := range inputs {
-		inAbs, _ := filepath.Abs(in)
-		if abs == inAbs || strings.HasPrefix(abs, inAbs+string(filepath.Separator)) {
-			return "", &refusal{msg: "refusing to write " + out + ": it is (inside) the input", hint: "write the backup somewhere else"}
-		}
-	}
-	st, err := os.Stat(out)
-	switch {
-	case err == nil && st.IsDir():
-		return "", &userError{msg: out + " is a directory", hint: "give a file name"}
-	case err == nil:
-		if !force && !g.confirm(out+" exists. Replace it?") {
-			return "", &refusal{msg: "not confirmed: " + out + " left as it was", hint: "answer yes, or pass -f"}
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", err
-	}
-	dir := filepath.Dir(out)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", &userError{msg: "cannot write " + out + ": no directory " + dir}
-	}
-	tmp := filepath.Join(dir, "."+filepath.Base(out)+".mimmigrate-"+fmt.Sprint(os.Getpid()))
-	os.Remove(tmp) // our own leftover from an interrupted run
-	return tmp, nil
-}
-
 // Run reads the source and writes the backup.
 func (c *BackupCmd) Run(g *Globals) error {
 	renames, err := parseRenames(c.RenameNode)
 	if err != nil {
 		return err
 	}
-	tmp, err := g.prepareOut(c.Out, c.Force, c.Path)
-	if err != nil {
+	if err := g.checkOutput(c.Out, c.Force, "Replace it?", c.Path); err != nil {
 		return err
 	}
+	out := sink.NewBeside(c.Out)
+	defer out.Abort()
 	start := time.Now()
 	src, prog, err := c.open(g)
 	if err != nil {
@@ -141,14 +110,12 @@ func (c *BackupCmd) Run(g *Globals) error {
 		prog.done()
 		return err
 	}
-	rep, err := mnesiaread.WriteBackup(src, tmp, mnesiaread.BackupOptions{Rename: renames})
+	rep, err := mnesiaread.WriteBackup(src, out.Temp, mnesiaread.BackupOptions{Rename: renames})
 	prog.done()
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", c.Out, err)
 	}
-	if err := os.Rename(tmp, c.Out); err != nil {
-		os.Remove(tmp)
+	if err := out.Commit(); err != nil {
 		return err
 	}
 	w := g.stdout
@@ -186,20 +153,19 @@ func (c *RenameNodeCmd) Run(g *Globals) error {
 	if err := checkRenames(b, renames); err != nil {
 		return err
 	}
-	tmp, err := g.prepareOut(c.Out, c.Force, c.Backup)
+	if err := g.checkOutput(c.Out, c.Force, "Replace it?", c.Backup); err != nil {
+		return err
+	}
+	out := sink.NewBeside(c.Out)
+	defer out.Abort()
+	rep, err := mnesiaread.RenameBackup(c.Backup, out.Temp, renames)
 	if err != nil {
 		return err
 	}
-	items, err := mnesiaread.RenameBackup(c.Backup, tmp, renames)
-	if err != nil {
-		os.Remove(tmp)
+	if err := out.Commit(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, c.Out); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	fmt.Fprintf(g.stdout, "Wrote %s: %d items, node %s renamed to %s.\n", c.Out, items, c.From, c.To)
+	fmt.Fprintf(g.stdout, "Wrote %s: %d tables, %d records, node %s renamed to %s.\n", c.Out, rep.Tables, rep.Records, c.From, c.To)
 	fmt.Fprintf(g.stdout, "On a fresh %s: mnesia:install_fallback(%q), then restart Mnesia; or mnesia:restore(%q, [{default_op, recreate_tables}]).\n", c.To, c.Out, c.Out)
 	return nil
 }

@@ -1,14 +1,9 @@
 package main
 
 import (
-	dbsql "database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 
 	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
@@ -21,7 +16,7 @@ type DBCmd struct {
 
 // dbFlags are the flags naming a database and a schema.
 type dbFlags struct {
-	DB     string `name:"db" required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"PostgreSQL URL (postgres://user@host:5432/db); a password in it is never printed. Or $MIMMIGRATE_DB."`
+	DB     string `name:"db" required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"PostgreSQL URL (postgres://user@host:5432/db); a password in it is never printed."`
 	Schema string `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"Target schema: ejabberd (pg.sql, one host), ejabberd-multihost (pg.new.sql), mongooseim (MongooseIM 6.x priv/pg.sql)."`
 }
 
@@ -36,75 +31,26 @@ type DBStatusCmd struct {
 	dbFlags
 }
 
-// openDB connects within --timeout; errors never carry the password. It
-// returns the database as it may be shown, and the password to scrub from
-// later messages.
-func (f *dbFlags) openDB(g *Globals) (db *dbsql.DB, shown, pw string, err error) {
-	shown, pw, err = describeDB(f.DB)
-	if err != nil {
-		return nil, "", "", &userError{msg: "--db: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
-	}
-	db, err = mimsql.Open(g.ctx, f.DB, g.Timeout)
-	if err != nil {
-		return nil, shown, pw, &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
-	}
-	return db, shown, pw, nil
-}
-
-// describeDB checks a database URL and returns it without its password,
-// and the password (to scrub from messages).
-func describeDB(raw string) (shown, password string, err error) {
-	cfg, err := pgx.ParseConfig(raw)
-	if err != nil {
-		// pgx's message may quote the URL: say only what is wrong.
-		msg := err.Error()
-		if u, perr := url.Parse(raw); perr == nil && u.User != nil {
-			if p, ok := u.User.Password(); ok {
-				msg = redact(msg, p)
-			}
-		}
-		return "", "", errors.New(redact(msg, raw))
-	}
-	shown = fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-	return shown, cfg.Password, nil
-}
-
-// unreachable: cannot reach or log in to a database (exit code 3).
-type unreachable struct{ msg string }
-
-func (e *unreachable) Error() string { return e.msg }
-
-// dedupe drops repeated lines from pgx's message, which lists each
-// connection attempt (with and without TLS) on a line of its own.
-func dedupe(msg string) string {
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && !slices.Contains(out, l) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-// redact removes a secret from a message.
-func redact(msg, secret string) string {
-	if secret == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, secret, "xxxxx")
+// openDB connects within --timeout.
+func (f *dbFlags) openDB(g *Globals) (*mimsql.DB, error) {
+	return g.connectDB("--db", f.DB, 2)
 }
 
 // Run migrates.
 func (c *DBMigrateCmd) Run(g *Globals) error {
-	db, shown, pw, err := c.openDB(g)
+	db, err := c.openDB(g)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	shown := db.Shown
 	if c.Adopt {
 		err := mimsql.Adopt(g.ctx, db, c.Schema)
 		var me *mimsql.MismatchError
+		var fe *mimsql.ForeignTablesError
+		if errors.As(err, &fe) {
+			return foreignTables(fe)
+		}
 		if errors.As(err, &me) {
 			for _, m := range me.Missing {
 				fmt.Fprintf(g.stderr, "  missing:    %s\n", m)
@@ -112,10 +58,10 @@ func (c *DBMigrateCmd) Run(g *Globals) error {
 			for _, x := range me.Extra {
 				fmt.Fprintf(g.stderr, "  unexpected: %s\n", x)
 			}
-			return &refusal{msg: redact(err.Error(), pw), hint: "the differences are listed above; fix the tables or start from an empty database"}
+			return &refusal{msg: err.Error(), hint: "the differences are listed above; fix the tables or start from an empty database"}
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %s", shown, redact(err.Error(), pw))
+			return fmt.Errorf("%s: %w", shown, err)
 		}
 		fmt.Fprintf(g.stdout, "%s: tables match schema %s version %d; recorded\n", shown, c.Schema, mimsql.Latest(c.Schema))
 		return nil
@@ -123,14 +69,13 @@ func (c *DBMigrateCmd) Run(g *Globals) error {
 	from, err := mimsql.Migrate(g.ctx, db, c.Schema)
 	var fe *mimsql.ForeignTablesError
 	if errors.As(err, &fe) {
-		return &refusal{msg: redact(err.Error(), pw),
-			hint: "if ejabberd's own pg.sql made them, `mimmigrate db migrate --adopt` checks and records them; otherwise use an empty database"}
+		return foreignTables(fe)
 	}
 	if errors.Is(err, mimsql.ErrUnknownSchema) {
 		return &userError{msg: err.Error()}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: migrating schema %s: %s", shown, c.Schema, redact(err.Error(), pw))
+		return fmt.Errorf("%s: migrating schema %s: %w", shown, c.Schema, err)
 	}
 	to := mimsql.Latest(c.Schema)
 	if from == to {
@@ -141,20 +86,34 @@ func (c *DBMigrateCmd) Run(g *Globals) error {
 	return nil
 }
 
+// foreignTables refuses a database holding the schema's tables without
+// a record of it: another schema's (say so), or made by hand (--adopt
+// checks them).
+func foreignTables(fe *mimsql.ForeignTablesError) error {
+	if len(fe.Others) > 0 {
+		return &refusal{msg: fe.Error(), hint: fmt.Sprintf("use --schema %s with this database, or an empty database for %s", fe.Others[0], fe.Schema)}
+	}
+	return &refusal{msg: fe.Error(),
+		hint: "if ejabberd's own pg.sql made them, `mimmigrate db migrate --adopt` checks and records them; otherwise use an empty database"}
+}
+
 // Run prints the status.
 func (c *DBStatusCmd) Run(g *Globals) error {
-	db, shown, pw, err := c.openDB(g)
+	db, err := c.openDB(g)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	shown := db.Shown
 	st, err := mimsql.Inspect(g.ctx, db, c.Schema)
 	if err != nil {
-		return fmt.Errorf("%s: %s", shown, redact(err.Error(), pw))
+		return fmt.Errorf("%s: %w", shown, err)
 	}
 	switch {
 	case st.Dirty:
 		fmt.Fprintf(g.stdout, "%s: schema %s version %d, DIRTY (a migration failed half way)\n", shown, st.Schema, st.Version)
+	case st.Version == 0 && len(st.Others) > 0:
+		fmt.Fprintf(g.stdout, "%s: schema %s not created: the database holds schema %s\n", shown, st.Schema, strings.Join(st.Others, ", "))
 	case st.Version == 0 && len(st.Foreign) > 0:
 		fmt.Fprintf(g.stdout, "%s: no record of schema %s, but %d of its tables exist (made by other means?)\n", shown, st.Schema, len(st.Foreign))
 	case st.Version == 0:

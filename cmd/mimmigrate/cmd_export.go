@@ -5,205 +5,150 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/migrate"
+	"github.com/mimmigrate/mimmigrate/migrate/schema"
+	"github.com/mimmigrate/mimmigrate/migrate/sink"
+	"github.com/mimmigrate/mimmigrate/migrate/source"
 	"github.com/mimmigrate/mimmigrate/mnesiaread"
 	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // ExportCmd is `export`.
 type ExportCmd struct {
-	From             string   `required:"" placeholder:"SOURCE" help:"Where the data is: node:ejabberd@host (a running node), dir:/var/lib/ejabberd (a Mnesia directory), backup:FILE, dump:FILE."`
-	To               string   `env:"MIMMIGRATE_DB" placeholder:"URL|FILE.sql" help:"postgres://user@host/db to load the rows, or a file for psql -1 -f (default: mimmigrate-export.sql). A password in the URL is never printed."`
-	Schema           string   `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"Target schema: ejabberd (pg.sql, one virtual host per database), ejabberd-multihost (pg.new.sql) or mongooseim (MongooseIM 6.x priv/pg.sql)."`
-	Host             []string `placeholder:"VHOST" help:"Export only this virtual host (repeatable). Default: every host (the ejabberd schema holds one)."`
-	Service          []string `placeholder:"SERVICE=VHOST" help:"The virtual host a MUC or pubsub service belongs to, when its name does not say (repeatable)."`
-	Table            []string `short:"t" placeholder:"TABLE" help:"Only this Mnesia table (repeatable; caps_features only when named)."`
-	Rejects          string   `default:"mimmigrate-rejects.jsonl" type:"path" help:"Where records that cannot be mapped go (JSON lines; written only if there are any)."`
-	Fresh            bool     `help:"Start over: empty the target tables and the checkpoints first (asks for confirmation)."`
-	Force            bool     `short:"f" help:"Do not ask for confirmation (--fresh, overwriting --to FILE)."`
-	DryRun           bool     `name:"dry-run" help:"Read and map everything, count rows per table, write nothing."`
-	JSON             bool     `help:"Print the summary as JSON (schema mimmigrate.export-summary/1)."`
-	Workers          int      `default:"2" help:"Tables read and written at once."`
-	Chunk            int      `default:"5000" help:"Records per transaction (and per checkpoint)."`
-	IncludeUncertain bool     `name:"include-uncertain" help:"Files: apply transactions whose outcome this node never learnt."`
+	exportFlags
+	To               string `env:"MIMMIGRATE_DB" placeholder:"URL|FILE.sql" help:"postgres://user@host/db to load the rows, or a file for psql -1 -f (default: mimmigrate-export.sql). A password in the URL is never printed."`
+	Rejects          string `default:"mimmigrate-rejects.jsonl" type:"path" help:"Where records that cannot be mapped go (JSON lines; written only if there are any)."`
+	Fresh            bool   `help:"Start over: empty the target tables and the checkpoints first (asks for confirmation)."`
+	Force            bool   `short:"f" help:"Do not ask for confirmation (--fresh, overwriting --to FILE)."`
+	DryRun           bool   `name:"dry-run" help:"Read and map everything, count rows per table, write nothing."`
+	JSON             bool   `help:"Print the summary as JSON (docs/export.md#the-json-summary)."`
+	Chunk            int    `default:"5000" help:"Records per transaction (and per checkpoint)."`
+	IncludeUncertain bool   `name:"include-uncertain" help:"Files: apply transactions whose outcome this node never learnt."`
 }
 
-// exportSource opens --from.
-func openExportSource(g *Globals, from string, workers int, includeUncertain bool) (migrate.RecordSource, func(), error) {
-	kind, arg, ok := strings.Cut(from, ":")
-	if !ok || arg == "" {
-		return nil, nil, &userError{msg: fmt.Sprintf("--from %q: want node:NAME, dir:PATH, backup:FILE or dump:FILE", from)}
+// exportFlags are what export and verify share: the source, the schema
+// and what of the source is covered.
+type exportFlags struct {
+	From    string   `required:"" placeholder:"SOURCE" help:"Where the data is: node:ejabberd@host (a running node), dir:/var/lib/ejabberd (a Mnesia directory), backup:FILE, dump:FILE."`
+	Schema  string   `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"Target schema: ejabberd (pg.sql, one virtual host per database), ejabberd-multihost (pg.new.sql) or mongooseim (MongooseIM 6.x priv/pg.sql)."`
+	Host    []string `placeholder:"VHOST" help:"Only this virtual host (repeatable). Default: every host (the ejabberd schema holds one)."`
+	Service []string `placeholder:"SERVICE=VHOST" help:"The virtual host a MUC or pubsub service belongs to, when its name does not say (repeatable)."`
+	Table   []string `short:"t" placeholder:"TABLE" help:"Only this Mnesia table (repeatable; caps_features only when named)."`
+	Workers int      `default:"2" help:"Tables read and written at once."`
+}
+
+// open opens the source and decides what the run covers.
+func (f *exportFlags) open(g *Globals, includeUncertain bool) (source.Source, schema.Schema, *schema.Scope, error) {
+	services := map[string]string{}
+	for _, s := range f.Service {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || v == "" {
+			return nil, nil, nil, &userError{msg: fmt.Sprintf("--service %q: want SERVICE=VHOST", s)}
+		}
+		services[k] = v
 	}
-	switch kind {
-	case "node":
-		src, err := openNodeSource(g, arg, workers)
-		if err != nil {
-			return nil, nil, err
-		}
-		return src, src.Close, nil
-	case "dir", "backup", "dump":
-		st, err := os.Stat(arg)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, &userError{msg: arg + ": no such file or directory"}
-			}
-			return nil, nil, &userError{msg: err.Error()}
-		}
-		if (kind == "dir") != st.IsDir() {
-			return nil, nil, &userError{msg: fmt.Sprintf("--from %s:%s: %s", kind, arg, map[bool]string{true: "is a directory", false: "is not a directory"}[st.IsDir()])}
-		}
-		fsrc, err := migrate.OpenFiles(arg, mnesiaread.OpenOptions{IncludeUncertain: includeUncertain}, workers)
-		if err != nil {
-			return nil, nil, &userError{msg: err.Error(), hint: "dir: is a Mnesia directory (e.g. /var/lib/ejabberd), backup: a Mnesia backup, dump: an ejabberdctl dump"}
-		}
-		got := fsrc.Source().Kind()
-		want := map[string]string{"dir": "directory", "backup": "backup", "dump": "dump"}[kind]
-		if got != want {
-			fsrc.Close()
-			return nil, nil, &userError{msg: fmt.Sprintf("--from %s:%s is a %s, not a %s", kind, arg, got, want)}
-		}
-		return fsrc, func() { fsrc.Close() }, nil
+	if f.Workers < 1 {
+		return nil, nil, nil, &userError{msg: "--workers must be at least 1"}
 	}
-	return nil, nil, &userError{msg: fmt.Sprintf("--from %q: unknown kind %q", from, kind), hint: "node:NAME, dir:PATH, backup:FILE or dump:FILE"}
+	sc, err := migrate.SchemaByName(f.Schema)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := source.Open(g.ctx, f.From, source.Options{Client: g.client, Workers: f.Workers, Timeout: g.Timeout, IncludeUncertain: includeUncertain})
+	var se *source.Error
+	if errors.As(err, &se) {
+		return nil, nil, nil, &userError{msg: "--from " + se.Msg, hint: se.Hint}
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	scope, err := migrate.ResolveScope(g.ctx, src, sc, f.Host, services)
+	if err != nil {
+		src.Close()
+		return nil, nil, nil, err
+	}
+	return src, sc, scope, nil
 }
 
 // Run exports.
 func (c *ExportCmd) Run(g *Globals) error {
-	services := map[string]string{}
-	for _, s := range c.Service {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" || v == "" {
-			return &userError{msg: fmt.Sprintf("--service %q: want SERVICE=VHOST", s)}
-		}
-		services[k] = v
-	}
-	if c.Workers < 1 || c.Chunk < 1 {
-		return &userError{msg: "--workers and --chunk must be at least 1"}
+	if c.Chunk < 1 {
+		return &userError{msg: "--chunk must be at least 1"}
 	}
 	toDB := strings.HasPrefix(c.To, "postgres://") || strings.HasPrefix(c.To, "postgresql://")
 	file := c.To
 	if file == "" {
 		file = "mimmigrate-export.sql"
 	}
-	var shown, pw string
 	if toDB {
-		var err error
-		if shown, pw, err = describeDB(c.To); err != nil {
-			return &userError{msg: "--to: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
+		if _, _, err := mimsql.ParseURL(c.To); err != nil {
+			return g.dbError("--to", err)
 		}
 	} else if !c.DryRun {
-		if _, err := os.Stat(file); err == nil && !c.Force {
-			if !g.confirm(fmt.Sprintf("%s exists. Overwrite it?", file)) {
-				return &refusal{msg: "not confirmed: " + file + " left as it is", hint: "answer yes, pass -f, or give another --to"}
-			}
-		}
-	}
-	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost", Mongoose: c.Schema == "mongooseim"}
-
-	src, closeSrc, err := openExportSource(g, c.From, c.Workers, c.IncludeUncertain)
-	if err != nil {
-		return err
-	}
-	defer closeSrc()
-
-	known, err := migrate.VirtualHosts(g.ctx, src)
-	if err != nil {
-		return err
-	}
-	if ns, ok := src.(*migrate.NodeSource); ok {
-		known = mergeHosts(known, ns.VirtualHosts())
-		for svc, vh := range ns.Services() {
-			if _, given := services[svc]; !given {
-				services[svc] = vh
-			}
-		}
-	}
-	if tg.OneHost() && len(c.Host) == 0 && len(known) > 1 {
-		return &userError{msg: fmt.Sprintf("the source serves %d virtual hosts (%s); the ejabberd schema holds one", len(known), strings.Join(known, ", ")),
-			hint: "pick one with --host, or use --schema ejabberd-multihost"}
-	}
-	if tg.OneHost() && len(c.Host) > 1 {
-		return &userError{msg: "the ejabberd schema holds one virtual host: give --host once", hint: "or use --schema ejabberd-multihost"}
-	}
-	hosts := c.Host
-	if tg.OneHost() && len(hosts) == 0 && len(known) == 1 {
-		hosts = known
-	}
-
-	var sink migrate.Sink
-	var pg *migrate.PGSink
-	var tmp string
-	var out *os.File
-	switch {
-	case c.DryRun:
-		sink = migrate.DrySink{}
-	case toDB:
-		db, err := mimsql.Open(g.ctx, c.To, g.Timeout)
-		if err != nil {
-			return &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
-		}
-		st, err := mimsql.Inspect(g.ctx, db, c.Schema)
-		db.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %s", shown, redact(err.Error(), pw))
-		}
-		if err := schemaReady(st, c.Schema); err != nil {
+		if err := g.checkOutput(file, c.Force, "Overwrite it?"); err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(g.ctx, g.Timeout)
-		pg, err = migrate.NewPGSink(ctx, c.To, c.Workers+1, tg)
-		cancel()
+	}
+	src, sc, scope, err := c.open(g, c.IncludeUncertain)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	var out migrate.Sink
+	var pg *sink.Postgres
+	var outFile *sink.Beside
+	dest := "nowhere (dry run)"
+	switch {
+	case c.DryRun:
+		out = sink.Dry{}
+	case toDB:
+		db, err := g.connectDB("--to", c.To, c.Workers+1)
 		if err != nil {
-			return &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
+			return err
 		}
-		defer pg.Close()
+		defer db.Close()
+		if err := schemaReady(g.ctx, db, sc.Name()); err != nil {
+			return err
+		}
+		pg, dest = sink.NewPostgres(db, sc), db.Shown
+		g.interrupted = "what was committed stays in " + db.Shown + "; run the same command again to resume"
 		if c.Fresh {
-			if !c.Force && !g.confirm(fmt.Sprintf("Empty every ejabberd table in %s and start the export over?", shown)) {
+			if !c.Force && !g.confirm(fmt.Sprintf("Empty every %s table in %s and start the export over?", sc.Name(), db.Shown)) {
 				return &refusal{msg: "not confirmed: nothing changed", hint: "answer yes, or pass -f"}
 			}
 			if err := pg.Fresh(g.ctx); err != nil {
-				return fmt.Errorf("%s: %s", shown, redact(err.Error(), pw))
+				return fmt.Errorf("%s: %w", db.Shown, err)
 			}
 		}
-		sink = pg
+		out = pg
 	default:
-		tmp = file + ".partial"
-		if out, err = os.Create(tmp); err != nil {
+		outFile = sink.NewBeside(file)
+		f, err := outFile.Create()
+		if err != nil {
 			return &userError{msg: err.Error()}
 		}
-		defer func() {
-			if out != nil {
-				out.Close()
-				os.Remove(tmp)
-			}
-		}()
-		sink = migrate.NewSQLFileSink(out, tg, fmt.Sprintf("mimmigrate %s export of %s into the %s schema", version, c.From, c.Schema))
+		defer outFile.Abort()
+		g.interrupted = file + " was not written; run the same command again"
+		out, dest = sink.NewFile(f, sc, fmt.Sprintf("mimmigrate %s export of %s into the %s schema", version, c.From, sc.Name())), file
 	}
 
-	rj := &rejectsFile{path: c.Rejects}
+	var resumed map[string]migrate.Checkpoint
 	if pg != nil {
 		// Resuming: keep the rejects of the chunks that were committed.
-		checks, err := pg.Checkpoints(g.ctx, src.Identity())
-		if err != nil {
-			return exportRefusal(err, pw)
+		if resumed, err = pg.Checkpoints(g.ctx, src.Identity()); err != nil {
+			return exportError(err, true)
 		}
-		rj.keep = checks
-	} else {
-		rj.keep = map[string]migrate.Checkpoint{}
 	}
+	rejects := sink.NewRejects(c.Rejects, resumed)
 	bars := newMultiBar(g)
 	if bars != nil {
 		sizes := src.Tables()
-		if fs, ok := src.(*migrate.FileSource); ok {
+		if fs, ok := src.(*source.Files); ok {
 			if counts, err := mnesiaread.Count(fs.Source(), nil); err == nil {
 				for t, n := range counts {
 					sizes[t] = n
@@ -217,83 +162,82 @@ func (c *ExportCmd) Run(g *Globals) error {
 		}
 	}
 	start := time.Now()
-	res, err := migrate.Export(g.ctx, src, sink, migrate.Options{
-		Target: tg, Hosts: hosts, Known: known, Tables: c.Table, Services: services,
-		ChunkRecords: c.Chunk, Workers: c.Workers,
-		Rejects:  rj.add,
-		Progress: bars.update,
+	res, err := migrate.Export(g.ctx, src, out, migrate.Options{
+		Schema: sc, Scope: scope, Tables: c.Table, ChunkRecords: c.Chunk,
+		Rejects: rejects.Add, Progress: bars.update,
 	})
 	bars.done()
-	if cerr := rj.close(); cerr != nil && err == nil {
+	if cerr := rejects.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
-		var ne *migrate.NotEmptyError
-		if errors.As(err, &ne) {
-			return exportRefusal(err, pw)
-		}
-		msg := redact(err.Error(), pw)
-		if pg != nil {
-			return &remoteFailure{msg: msg + " (what was committed stays: run the same command again to resume)"}
-		}
-		return errors.New(msg)
+		return exportError(err, pg != nil)
 	}
-	if out != nil {
-		if err := out.Close(); err != nil {
-			return err
-		}
-		out = nil
-		if err := os.Rename(tmp, file); err != nil {
+	if outFile != nil {
+		if err := outFile.Commit(); err != nil {
 			return err
 		}
 	}
-	if fs, ok := src.(*migrate.FileSource); ok {
+	if fs, ok := src.(*source.Files); ok {
 		for _, p := range fs.Problems() {
 			if p.Kind != mnesiaread.ProblemNote {
 				fmt.Fprintln(g.stderr, "warning:", p.String())
 			}
 		}
 	}
-	dest := shown
-	if !toDB {
-		dest = file
+	sum := summarize(res, sc.Name(), dest, time.Since(start))
+	if c.JSON {
+		printJSON(g, sum)
+	} else {
+		printExportSummary(g, sum, rejects.Path)
 	}
-	if c.DryRun {
-		dest = "nowhere (dry run)"
-	}
-	c.printSummary(g, res, dest, time.Since(start), rj)
 	if n := res.Rejected(); n > 0 {
 		g.exit = exitPartial
-		fmt.Fprintf(g.stderr, "mimmigrate: export is partial: %d records rejected (see %s)\n", n, rj.path)
+		fmt.Fprintf(g.stderr, "mimmigrate: export is partial: %d records rejected (see %s)\n", n, rejects.Path)
 	}
 	return nil
 }
 
-// schemaReady refuses a database whose schema version export does not know.
-func schemaReady(st mimsql.Status, schema string) error {
+// schemaReady refuses a database whose schema version export does not
+// know, saying which schema the database holds instead.
+func schemaReady(ctx context.Context, db *mimsql.DB, name string) error {
+	st, err := mimsql.Inspect(ctx, db, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", db.Shown, err)
+	}
 	switch {
 	case st.Dirty:
-		return &refusal{msg: fmt.Sprintf("the %s schema in the database is dirty (a migration failed half way)", schema),
+		return &refusal{msg: fmt.Sprintf("the %s schema in the database is dirty (a migration failed half way)", name),
 			hint: "see `mimmigrate db status`; repair it, then `mimmigrate db migrate`"}
+	case st.Version == 0 && len(st.Others) > 0:
+		return &refusal{msg: fmt.Sprintf("the database holds the %s schema, not %s", strings.Join(st.Others, ", "), name),
+			hint: fmt.Sprintf("export with --schema %s, or into a database migrated for %s", st.Others[0], name)}
 	case st.Version == 0 && len(st.Foreign) > 0:
-		return &refusal{msg: fmt.Sprintf("the database has %s tables mimmigrate did not create", schema),
-			hint: fmt.Sprintf("run `mimmigrate db migrate --schema %s --adopt` to check them and record the version", schema)}
+		return &refusal{msg: fmt.Sprintf("the database has %s tables mimmigrate did not create", name),
+			hint: fmt.Sprintf("run `mimmigrate db migrate --schema %s --adopt` to check them and record the version", name)}
 	case st.Version == 0:
-		return &refusal{msg: fmt.Sprintf("the database has no %s schema", schema),
-			hint: fmt.Sprintf("create it with `mimmigrate db migrate --db URL --schema %s`", schema)}
+		return &refusal{msg: fmt.Sprintf("the database has no %s schema", name),
+			hint: fmt.Sprintf("create it with `mimmigrate db migrate --db URL --schema %s`", name)}
 	case st.Version != st.Latest:
-		return &refusal{msg: fmt.Sprintf("the database's %s schema is at version %d; this export writes version %d", schema, st.Version, st.Latest),
+		return &refusal{msg: fmt.Sprintf("the database's %s schema is at version %d; this export writes version %d", name, st.Version, st.Latest),
 			hint: "run `mimmigrate db migrate` (or use the mimmigrate release that made it)"}
 	}
 	return nil
 }
 
-func exportRefusal(err error, pw string) error {
-	var ne *migrate.NotEmptyError
+// exportError says what a failed export means: a database holding other
+// rows is refused; a failure mid-way into a database leaves what was
+// committed, and the same command resumes.
+func exportError(err error, intoDB bool) error {
+	var ne *sink.NotEmptyError
 	if errors.As(err, &ne) {
-		return &refusal{msg: redact(err.Error(), pw), hint: "export into an empty database, or pass --fresh to empty these tables first"}
+		return &refusal{msg: err.Error(), hint: "export into an empty database, or pass --fresh to empty these tables first"}
 	}
-	return errors.New(redact(err.Error(), pw))
+	var ie *migrate.InputError
+	if errors.As(err, &ie) || !intoDB {
+		return err
+	}
+	return &remoteFailure{msg: err.Error() + " (what was committed stays: run the same command again to resume)"}
 }
 
 // remoteFailure: the database failed mid-way (exit code 4).
@@ -301,95 +245,20 @@ type remoteFailure struct{ msg string }
 
 func (e *remoteFailure) Error() string { return e.msg }
 
-// rejectsFile collects rejects as JSON lines, created on the first one.
-type rejectsFile struct {
-	path string
-	keep map[string]migrate.Checkpoint
-	mu   sync.Mutex
-	f    *os.File
-	n    int64
-	err  error
-}
-
-func (r *rejectsFile) open() {
-	// Lines of chunks that an earlier run committed stay; the rest go.
-	var kept []byte
-	if old, err := os.ReadFile(r.path); err == nil {
-		for _, line := range strings.SplitAfter(string(old), "\n") {
-			var v struct {
-				Table    string `json:"table"`
-				Position int64  `json:"position"`
-			}
-			if json.Unmarshal([]byte(line), &v) == nil && v.Position <= r.keep[v.Table].Records {
-				kept = append(kept, line...)
-			}
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
-		r.err = err
-		return
-	}
-	r.f, r.err = os.Create(r.path)
-	if r.err == nil {
-		_, r.err = r.f.Write(kept)
-	}
-}
-
-func (r *rejectsFile) add(rj migrate.Reject) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil && r.err == nil {
-		r.open()
-	}
-	r.n++
-	if r.err != nil {
-		return
-	}
-	line := []byte(`{"table":`)
-	line, _ = appendJSONString(line, rj.Table)
-	line = fmt.Appendf(line, `,"position":%d,"reason":`, rj.Position)
-	line, _ = appendJSONString(line, rj.Reason)
-	line = append(line, `,"key":`...)
-	if rj.Key != nil {
-		line = term.AppendJSON(line, rj.Key)
-	} else {
-		line = append(line, "null"...)
-	}
-	line = append(line, `,"record":`...)
-	line = term.AppendJSON(line, rj.Record)
-	line = append(line, "}\n"...)
-	_, r.err = r.f.Write(line)
-}
-
-func (r *rejectsFile) close() error {
-	if r.f != nil {
-		if err := r.f.Close(); err != nil && r.err == nil {
-			r.err = err
-		}
-	}
-	if r.err != nil {
-		return fmt.Errorf("rejects file %s: %w", r.path, r.err)
-	}
-	return nil
-}
-
-func appendJSONString(dst []byte, s string) ([]byte, error) {
-	b, err := json.Marshal(s)
-	return append(dst, b...), err
-}
-
-// exportSummary is the --json summary (docs/export-json.md).
+// exportSummary is the --json summary (docs/export.md#the-json-summary).
 type exportSummary struct {
-	Schema   string               `json:"schema"`
-	To       string               `json:"to"`
-	Seconds  float64              `json:"seconds"`
-	Tables   []exportTableSummary `json:"tables"`
-	Rows     int64                `json:"rows"`
-	Rejects  int64                `json:"rejects"`
-	Volatile []string             `json:"skipped_volatile"`
-	Unmapped []string             `json:"skipped_unmapped"`
-	Optional []string             `json:"skipped_optional"`
-	Partial  bool                 `json:"partial"`
+	Schema       string               `json:"schema"`
+	TargetSchema string               `json:"target_schema"`
+	To           string               `json:"to"`
+	Seconds      float64              `json:"seconds"`
+	Tables       []exportTableSummary `json:"tables"`
+	Rows         int64                `json:"rows"`
+	RowsThisRun  int64                `json:"rows_this_run"`
+	Rejects      int64                `json:"rejects"`
+	Volatile     []string             `json:"skipped_volatile"`
+	Unmapped     []string             `json:"skipped_unmapped"`
+	Optional     []string             `json:"skipped_optional"`
+	Partial      bool                 `json:"partial"`
 }
 
 type exportTableSummary struct {
@@ -402,14 +271,16 @@ type exportTableSummary struct {
 	OtherHosts int64            `json:"other_hosts"`
 	Seconds    float64          `json:"seconds"`
 	RowsPerSec float64          `json:"rows_per_second"`
+	Done       bool             `json:"done_before"`
 }
 
-func (c *ExportCmd) printSummary(g *Globals, res *migrate.Result, dest string, took time.Duration, rj *rejectsFile) {
-	sum := exportSummary{Schema: "mimmigrate.export-summary/1", To: dest, Seconds: took.Seconds(),
-		Volatile: nonNil(res.Volatile), Unmapped: nonNil(res.Unmapped), Optional: nonNil(res.Optional)}
+func summarize(res *migrate.Result, target, dest string, took time.Duration) exportSummary {
+	sum := exportSummary{Schema: "mimmigrate.export-summary/1", TargetSchema: target, To: dest, Seconds: took.Seconds(),
+		Tables: []exportTableSummary{}, Volatile: nonNil(res.Volatile), Unmapped: nonNil(res.Unmapped), Optional: nonNil(res.Optional)}
 	for _, t := range res.Tables {
 		ts := exportTableSummary{Table: t.Table, Records: t.Check.Records, Resumed: t.Resumed, Rows: t.Check.Rows,
-			RowsByDest: t.Rows, Rejects: t.Check.Rejects, OtherHosts: t.Check.Skipped, Seconds: t.Duration.Seconds()}
+			RowsByDest: t.Rows, Rejects: t.Check.Rejects, OtherHosts: t.Check.Skipped, Seconds: t.Duration.Seconds(),
+			Done: t.Duration == 0 && t.Check.Done}
 		var thisRun int64
 		for _, n := range t.Rows {
 			thisRun += n
@@ -419,15 +290,14 @@ func (c *ExportCmd) printSummary(g *Globals, res *migrate.Result, dest string, t
 		}
 		sum.Tables = append(sum.Tables, ts)
 		sum.Rows += t.Check.Rows
+		sum.RowsThisRun += thisRun
 		sum.Rejects += t.Check.Rejects
 	}
 	sum.Partial = sum.Rejects > 0
-	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(sum)
-		return
-	}
+	return sum
+}
+
+func printExportSummary(g *Globals, sum exportSummary, rejectsPath string) {
 	cols := newColumns(g.stdout)
 	cols.row("TABLE", "RECORDS", "ROWS", "REJECTS", "OTHER HOSTS", "SECONDS", "ROWS/S", "INTO")
 	for _, t := range sum.Tables {
@@ -441,17 +311,22 @@ func (c *ExportCmd) printSummary(g *Globals, res *migrate.Result, dest string, t
 			rate = fmt.Sprintf("%.0f", t.RowsPerSec)
 		}
 		secs := fmt.Sprintf("%.2f", t.Seconds)
-		if t.Seconds == 0 {
+		if t.Done {
 			secs = "done before"
 		}
 		cols.row(t.Table, fmt.Sprint(t.Records), fmt.Sprint(t.Rows), fmt.Sprint(t.Rejects), fmt.Sprint(t.OtherHosts), secs, rate, orDash(strings.Join(into, ", ")))
 	}
 	cols.flush()
-	fmt.Fprintf(g.stdout, "%d rows into %s in %.1f s", sum.Rows, dest, sum.Seconds)
-	if sum.Seconds > 0 {
-		fmt.Fprintf(g.stdout, " (%.0f rows/s)", float64(sum.Rows)/sum.Seconds)
+	switch {
+	case len(sum.Tables) > 0 && sum.RowsThisRun == 0 && allDone(sum):
+		fmt.Fprintf(g.stdout, "nothing to do: every table was exported before (%d rows in %s)\n", sum.Rows, sum.To)
+	default:
+		fmt.Fprintf(g.stdout, "%d rows into %s in %.1f s", sum.Rows, sum.To, sum.Seconds)
+		if sum.Seconds > 0 && sum.RowsThisRun > 0 {
+			fmt.Fprintf(g.stdout, " (%.0f rows/s)", float64(sum.RowsThisRun)/sum.Seconds)
+		}
+		fmt.Fprintln(g.stdout)
 	}
-	fmt.Fprintln(g.stdout)
 	if len(sum.Volatile) > 0 {
 		fmt.Fprintf(g.stdout, "skipped (running state, not data): %s\n", strings.Join(sum.Volatile, ", "))
 	}
@@ -462,8 +337,17 @@ func (c *ExportCmd) printSummary(g *Globals, res *migrate.Result, dest string, t
 		fmt.Fprintf(g.stdout, "not exported (no SQL mapping): %s\n", strings.Join(sum.Unmapped, ", "))
 	}
 	if sum.Rejects > 0 {
-		fmt.Fprintf(g.stdout, "%d records rejected: %s\n", sum.Rejects, rj.path)
+		fmt.Fprintf(g.stdout, "%d records rejected: %s\n", sum.Rejects, rejectsPath)
 	}
+}
+
+func allDone(sum exportSummary) bool {
+	for _, t := range sum.Tables {
+		if !t.Done {
+			return false
+		}
+	}
+	return true
 }
 
 func nonNil(s []string) []string {
@@ -473,27 +357,10 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// openNodeSource attaches to a running node.
-func openNodeSource(g *Globals, node string, workers int) (*migrate.NodeSource, error) {
-	if err := checkNode("--from node:", node); err != nil {
-		return nil, err
-	}
-	cl, err := g.client()
-	if err != nil {
-		return nil, err
-	}
-	return migrate.OpenNode(g.ctx, cl, node, workers, g.Timeout)
-}
-
-func mergeHosts(a, b []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, h := range append(a, b...) {
-		if !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}
-	sort.Strings(out)
-	return out
+// printJSON prints a document indented, HTML characters as they are.
+func printJSON(g *Globals, v any) {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 )
 
 // InspectCmd shows a Mnesia cluster.
@@ -20,7 +20,7 @@ type InspectCmd struct {
 
 // Run inspects the cluster and prints the report.
 func (c *InspectCmd) Run(g *Globals) error {
-	params := mnesiactl.DefaultParams()
+	params := mnesia.DefaultParams()
 	params.LargeTableByte = int64(c.LargeTable)
 	snap, sess, err := g.attach(c.Node, params)
 	if err != nil {
@@ -38,7 +38,7 @@ func (c *InspectCmd) Run(g *Globals) error {
 	}
 	if c.Check {
 		for _, d := range snap.Diagnostics {
-			if d.Severity != mnesiactl.SevInfo {
+			if d.Severity != mnesia.SevInfo {
 				g.exit = exitFindings
 			}
 		}
@@ -46,7 +46,7 @@ func (c *InspectCmd) Run(g *Globals) error {
 	return nil
 }
 
-func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
+func printSnapshot(w io.Writer, s *mnesia.Snapshot, long bool) {
 	target := nodeByName(s, s.Target)
 	product := productText(target.Product) + ", "
 	if target.Product.Name == "mnesia" {
@@ -60,7 +60,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 	cols.row("NAME", "STATUS", "PRODUCT", "MNESIA", "OTP", "SCHEMA", "TABLES", "LOCKS")
 	for _, n := range s.Nodes {
 		tables, locks := "-", "-"
-		if n.Status == mnesiactl.NodeRunning {
+		if n.Status == mnesia.NodeRunning {
 			tables = fmt.Sprint(n.LocalTables)
 			locks = fmt.Sprintf("%d held, %d waiting", len(n.HeldLocks), len(n.LockQueue))
 		}
@@ -152,7 +152,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 		fmt.Fprintln(w, "PROBLEMS: none found")
 	} else {
 		fmt.Fprintf(w, "PROBLEMS (%d critical, %d warnings, %d notes)\n",
-			counts[mnesiactl.SevCritical], counts[mnesiactl.SevWarning], counts[mnesiactl.SevInfo])
+			counts[mnesia.SevCritical], counts[mnesia.SevWarning], counts[mnesia.SevInfo])
 		for _, d := range s.Diagnostics {
 			fmt.Fprintf(w, "  %-8s  %s\n", d.Severity, wrap(d.Message, 86, "            "))
 			fmt.Fprintf(w, "            fix: %s\n", wrapCommand(d.Fix, 83, "                 "))
@@ -170,7 +170,7 @@ func printSnapshot(w io.Writer, s *mnesiactl.Snapshot, long bool) {
 	}
 }
 
-func tableNotes(t mnesiactl.Table) []string {
+func tableNotes(t mnesia.Table) []string {
 	var notes []string
 	if !t.Loaded {
 		notes = append(notes, "NOT LOADED")
@@ -196,7 +196,7 @@ func tableNotes(t mnesiactl.Table) []string {
 	return notes
 }
 
-func productText(p mnesiactl.Product) string {
+func productText(p mnesia.Product) string {
 	if p.Name == "" {
 		return ""
 	}
@@ -206,19 +206,19 @@ func productText(p mnesiactl.Product) string {
 	return p.Name + " " + p.Version
 }
 
-func nodeByName(s *mnesiactl.Snapshot, name string) mnesiactl.Node {
+func nodeByName(s *mnesia.Snapshot, name string) mnesia.Node {
 	for _, n := range s.Nodes {
 		if n.Name == name {
 			return n
 		}
 	}
-	return mnesiactl.Node{Name: name}
+	return mnesia.Node{Name: name}
 }
 
-func sortedNames[V any](m map[string]V) []string { return mnesiactl.SortedKeys(m) }
+func sortedNames[V any](m map[string]V) []string { return mnesia.SortedKeys(m) }
 
 // compactBytes is HumanBytes for table cells: 2.4K, 3.1M, 1.2G.
 func compactBytes(n int64) string {
-	h := mnesiactl.HumanBytes(n)
+	h := mnesia.HumanBytes(n)
 	return strings.NewReplacer(" KiB", "K", " MiB", "M", " GiB", "G", " B", "B").Replace(h)
 }

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/mimmigrate/mimmigrate/cetsnode"
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -53,10 +51,6 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	shown, pw, err := describeDB(c.DB)
-	if err != nil {
-		return &userError{msg: "--db: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/mim"}
-	}
 	level := slog.LevelInfo
 	if g.Verbose {
 		level = slog.LevelDebug
@@ -69,20 +63,15 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 
 	ctx, stop := signal.NotifyContext(g.ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := ensureDiscoveryTable(ctx, c.DB, g.Timeout); err != nil {
-		return &unreachable{msg: fmt.Sprintf("%s: %s", shown, dedupe(redact(err.Error(), pw)))}
-	}
-	cfg, err := pgxpool.ParseConfig(c.DB)
+	db, err := g.connectDB("--db", c.DB, 4)
 	if err != nil {
-		return &userError{msg: "--db: " + redact(err.Error(), pw)}
+		return err
 	}
-	cfg.ConnConfig.ConnectTimeout = g.Timeout
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, redact(err.Error(), pw))}
+	defer db.Close()
+	shown, pool := db.Shown, db.Pool
+	if err := ensureDiscoveryTable(ctx, db); err != nil {
+		return &unreachable{msg: fmt.Sprintf("%s: %s", shown, err)}
 	}
-	defer pool.Close()
 
 	addr := c.ListenAddr
 	if addr == "" {
@@ -119,12 +108,8 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 
 // ensureDiscoveryTable creates discovery_nodes unless it exists (made by
 // us, or by MongooseIM's own schema).
-func ensureDiscoveryTable(ctx context.Context, url string, timeout time.Duration) error {
-	db, err := mimsql.Open(ctx, url, timeout)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+func ensureDiscoveryTable(ctx context.Context, mdb *mimsql.DB) error {
+	db := mdb.SQL()
 	// Nodes starting together must not create it twice.
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -142,7 +127,7 @@ func ensureDiscoveryTable(ctx context.Context, url string, timeout time.Duration
 	if exists {
 		return nil
 	}
-	_, err = mimsql.Migrate(ctx, db, "discovery")
+	_, err = mimsql.Migrate(ctx, mdb, "discovery")
 	return err
 }
 

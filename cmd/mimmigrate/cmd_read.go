@@ -48,8 +48,7 @@ func (f *sourceFlags) open(g *Globals) (mnesiaread.Source, *progress, error) {
 	})
 	if err != nil {
 		p.done()
-		if strings.Contains(err.Error(), "neither a Mnesia directory") || strings.Contains(err.Error(), "not a Mnesia") ||
-			strings.Contains(err.Error(), "not a disk_log") || strings.Contains(err.Error(), "is empty") {
+		if mnesiaread.IsFormatError(err) {
 			return nil, nil, &userError{msg: err.Error(), hint: "give a Mnesia directory (e.g. /var/lib/ejabberd), a backup, an ejabberdctl dump or a .DAT file"}
 		}
 		return nil, nil, err
@@ -126,7 +125,7 @@ func (c *ReadCmd) Run(g *Globals) error {
 	var rw recordWriter
 	switch c.Format {
 	case "erlang":
-		rw = &erlangWriter{w: w}
+		rw = &erlangWriter{d: mnesiaread.NewDumpWriter(w)} // w is flushed below
 	default:
 		rw = &jsonWriter{w: w}
 	}
@@ -264,49 +263,12 @@ func appendRecordJSON(b []byte, t mnesiaread.Table, rec term.Term) []byte {
 	return append(b, "]}"...)
 }
 
-// erlangWriter writes what ejabberdctl dump and mnesia:dump_to_textfile
-// write: a {tables, [...]} header, then every record with element 1 set to
-// its table, each printed with ~p, latin-1. mnesia:load_textfile reads it;
-// the header also names non-set types, so that bags load as bags.
-type erlangWriter struct {
-	w *bufio.Writer
-}
+// erlangWriter writes records as ejabberdctl dump does.
+type erlangWriter struct{ d *mnesiaread.DumpWriter }
 
-func (e *erlangWriter) header(tables []mnesiaread.Table) error {
-	defs := make(term.List, 0, len(tables))
-	for _, t := range tables {
-		attrs := make(term.List, len(t.Attributes))
-		for i, a := range t.Attributes {
-			attrs[i] = term.Atom(a)
-		}
-		opts := term.List{
-			term.Tuple{term.Atom("record_name"), term.Atom(t.RecordName)},
-			term.Tuple{term.Atom("attributes"), attrs},
-		}
-		if t.Type != "" && t.Type != "set" {
-			opts = append(opts, term.Tuple{term.Atom("type"), term.Atom(t.Type)})
-		}
-		defs = append(defs, term.Tuple{term.Atom(t.Name), opts})
-	}
-	return e.print(term.Tuple{term.Atom("tables"), defs})
-}
+func (e *erlangWriter) header(tables []mnesiaread.Table) error { return e.d.Header(tables) }
 
-func (e *erlangWriter) record(t mnesiaread.Table, rec term.Term) error {
-	if tu, ok := rec.(term.Tuple); ok && len(tu) > 0 {
-		cp := append(term.Tuple(nil), tu...)
-		cp[0] = term.Atom(t.Name)
-		rec = cp
-	}
-	return e.print(rec)
-}
-
-func (e *erlangWriter) print(v term.Term) error {
-	for _, r := range term.Pretty(v) {
-		e.w.WriteByte(byte(r)) // latin-1: Pretty's characters are all below 256
-	}
-	_, err := e.w.WriteString(".\n")
-	return err
-}
+func (e *erlangWriter) record(t mnesiaread.Table, rec term.Term) error { return e.d.Record(t, rec) }
 
 // summary is read --summary --json (docs/read-json.md).
 type summary struct {

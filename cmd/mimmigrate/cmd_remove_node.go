@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 )
 
 // RemoveNodeCmd removes a dead node from the Mnesia cluster, as
@@ -24,12 +24,12 @@ func (c *RemoveNodeCmd) Run(g *Globals) error {
 	if err := checkNode("TARGET", c.Target); err != nil {
 		return err
 	}
-	snap, sess, err := g.attach(c.Node, mnesiactl.DefaultParams())
+	snap, sess, err := g.attach(c.Node, mnesia.DefaultParams())
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	r := mnesiactl.PlanRemoval(snap, c.Target)
+	r := mnesia.PlanRemoval(snap, c.Target)
 	if r.Refusal != nil {
 		return &refusal{msg: "refusing to remove " + c.Target + ": " + r.Refusal.Reason, hint: r.Refusal.Hint}
 	}

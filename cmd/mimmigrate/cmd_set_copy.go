@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 )
 
 // SetCopyCmd adds, changes or drops one table copy.
@@ -24,12 +24,12 @@ func (c *SetCopyCmd) Run(g *Globals) error {
 	if err := checkNode("--on", c.On); err != nil {
 		return err
 	}
-	snap, sess, err := g.attach(c.Node, mnesiactl.DefaultParams())
+	snap, sess, err := g.attach(c.Node, mnesia.DefaultParams())
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	ch := mnesiactl.PlanCopyChange(snap, c.Table, c.On, mnesiactl.CopyType(c.Type))
+	ch := mnesia.PlanCopyChange(snap, c.Table, c.On, mnesia.CopyType(c.Type))
 	if ch.Refusal != nil {
 		return &refusal{msg: fmt.Sprintf("refusing to set %s on %s to %s: %s", c.Table, c.On, c.Type, ch.Refusal.Reason), hint: ch.Refusal.Hint}
 	}

@@ -1,98 +1,60 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/mimmigrate/mimmigrate/migrate"
+	"github.com/mimmigrate/mimmigrate/migrate/verify"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // VerifyCmd is `verify`.
 type VerifyCmd struct {
-	From      string   `required:"" placeholder:"SOURCE" help:"The data exported: node:NAME, dir:PATH, backup:FILE or dump:FILE."`
-	To        string   `required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"The PostgreSQL database it was exported into (a password in it is never printed)."`
-	Schema    string   `required:"" enum:"ejabberd,ejabberd-multihost,mongooseim" help:"The schema it was exported into."`
-	Host      []string `placeholder:"VHOST" help:"As given to export."`
-	Service   []string `placeholder:"SERVICE=VHOST" help:"As given to export."`
-	Table     []string `short:"t" placeholder:"TABLE" help:"Only this Mnesia table's rows (repeatable)."`
-	JSON      bool     `help:"Print the result as JSON (schema mimmigrate.verify/1)."`
-	MaxReport int      `name:"max-report" default:"20" help:"Mismatches listed per table."`
-	Workers   int      `default:"2" help:"Tables read at once."`
+	exportFlags
+	To        string `required:"" env:"MIMMIGRATE_DB" placeholder:"URL" help:"The PostgreSQL database it was exported into (a password in it is never printed)."`
+	JSON      bool   `help:"Print the result as JSON (schema mimmigrate.verify/1)."`
+	MaxReport int    `name:"max-report" default:"20" help:"Mismatches listed per table."`
 }
 
 type verifyJSON struct {
-	Schema  string                `json:"schema"`
-	OK      bool                  `json:"ok"`
-	Rejects int64                 `json:"source_rejects"`
-	Tables  []migrate.TableVerify `json:"tables"`
-	Seconds float64               `json:"seconds"`
+	Schema       string         `json:"schema"`
+	TargetSchema string         `json:"target_schema"`
+	OK           bool           `json:"ok"`
+	Rejects      int64          `json:"source_rejects"`
+	Tables       []verify.Table `json:"tables"`
+	Seconds      float64        `json:"seconds"`
 }
 
 // Run verifies.
 func (c *VerifyCmd) Run(g *Globals) error {
-	shown, pw, err := describeDB(c.To)
-	if err != nil {
-		return &userError{msg: "--to: " + err.Error(), hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
+	if _, _, err := mimsql.ParseURL(c.To); err != nil {
+		return g.dbError("--to", err)
 	}
-	services := map[string]string{}
-	for _, s := range c.Service {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" || v == "" {
-			return &userError{msg: fmt.Sprintf("--service %q: want SERVICE=VHOST", s)}
-		}
-		services[k] = v
-	}
-	tg := migrate.Target{Multihost: c.Schema == "ejabberd-multihost", Mongoose: c.Schema == "mongooseim"}
-	src, closeSrc, err := openExportSource(g, c.From, c.Workers, false)
+	src, sc, scope, err := c.open(g, false)
 	if err != nil {
 		return err
 	}
-	defer closeSrc()
-	known, err := migrate.VirtualHosts(g.ctx, src)
+	defer src.Close()
+	db, err := g.connectDB("--to", c.To, 4)
 	if err != nil {
 		return err
 	}
-	if ns, ok := src.(*migrate.NodeSource); ok {
-		known = mergeHosts(known, ns.VirtualHosts())
-		for svc, vh := range ns.Services() {
-			if _, given := services[svc]; !given {
-				services[svc] = vh
-			}
-		}
-	}
-	hosts := c.Host
-	if tg.OneHost() && len(hosts) == 0 && len(known) == 1 {
-		hosts = known
-	}
-	ctx, cancel := context.WithTimeout(g.ctx, g.Timeout)
-	pool, err := pgxpool.New(ctx, c.To)
-	if err == nil {
-		err = pool.Ping(ctx)
-	}
-	cancel()
-	if err != nil {
-		return &unreachable{msg: fmt.Sprintf("cannot connect to %s: %s", shown, dedupe(redact(err.Error(), pw)))}
-	}
-	defer pool.Close()
+	defer db.Close()
 	start := time.Now()
-	res, err := migrate.Verify(g.ctx, src, pool, migrate.Options{Target: tg, Hosts: hosts, Known: known,
-		Tables: c.Table, Services: services}, c.MaxReport)
+	res, err := verify.Verify(g.ctx, src, db.Pool, verify.Options{Schema: sc, Scope: scope, Tables: c.Table, MaxReport: c.MaxReport})
 	if err != nil {
-		return &userError{msg: redact(err.Error(), pw)}
+		return err
 	}
 	ok := true
 	for _, t := range res.Tables {
 		ok = ok && t.OK()
 	}
 	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(verifyJSON{Schema: "mimmigrate.verify/1", OK: ok, Rejects: res.Rejects, Tables: res.Tables, Seconds: time.Since(start).Seconds()})
+		tables := res.Tables
+		if tables == nil {
+			tables = []verify.Table{}
+		}
+		printJSON(g, verifyJSON{Schema: "mimmigrate.verify/1", TargetSchema: sc.Name(), OK: ok, Rejects: res.Rejects, Tables: tables, Seconds: time.Since(start).Seconds()})
 	} else {
 		cols := newColumns(g.stdout)
 		cols.row("TABLE", "SOURCE", "DATABASE", "MISSING", "EXTRA", "DIFFERENT", "")
@@ -116,7 +78,7 @@ func (c *VerifyCmd) Run(g *Globals) error {
 		if res.Rejects > 0 {
 			fmt.Fprintf(g.stdout, "%d source records cannot be mapped (export's rejects): not expected in the database\n", res.Rejects)
 		}
-		fmt.Fprintf(g.stdout, "verified %s against %s in %.1f s: ", c.From, shown, time.Since(start).Seconds())
+		fmt.Fprintf(g.stdout, "verified %s against %s in %.1f s: ", c.From, db.Shown, time.Since(start).Seconds())
 		if ok {
 			fmt.Fprintln(g.stdout, "every row matches")
 		} else {

@@ -30,9 +30,17 @@ func TestDBMigrate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "version 1 (latest)") {
 		t.Fatalf("status: %d %q", code, out)
 	}
-	// Another schema over these tables: refused, exit 5.
+	// Another schema over these tables: refused, exit 5, saying which
+	// schema the database holds (not --adopt: it would only list
+	// differences).
 	_, stderr, code = runCLI(t, "", "db", "migrate", "--db", url, "--schema", "ejabberd-multihost")
-	oneLineError(t, stderr, code, exitRefused, "no record of the schema", "--adopt")
+	oneLineError(t, stderr, code, exitRefused, "the database holds schema ejabberd", "--schema ejabberd")
+	out, _, code = runCLI(t, "", "db", "status", "--db", url, "--schema", "ejabberd-multihost")
+	if code != 0 || !strings.Contains(out, "the database holds schema ejabberd") {
+		t.Errorf("status of the other schema: %d %q", code, out)
+	}
+	_, stderr, code = runCLI(t, "", "db", "migrate", "--db", url, "--schema", "ejabberd-multihost", "--adopt")
+	oneLineError(t, stderr, code, exitRefused, "the database holds schema ejabberd")
 
 	// A database made with ejabberd's own pg.sql is adopted, unchanged.
 	text, err := os.ReadFile("/usr/share/ejabberd/sql/pg.new.sql")
@@ -88,5 +96,9 @@ func psqlExec(t *testing.T, url, text string) {
 }
 
 func mimsqlOpen(url string) (*dbsql.DB, error) {
-	return mimsql.Open(context.Background(), url, 10*time.Second)
+	db, err := mimsql.Connect(context.Background(), url, mimsql.ConnectOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return db.SQL(), nil
 }

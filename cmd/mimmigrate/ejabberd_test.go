@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
@@ -43,41 +43,41 @@ func TestBrokenEjabberdCluster(t *testing.T) {
 	t.Run("inspect agrees with Mnesia", func(t *testing.T) {
 		s := inspectJSON(t, cookie, n1.Name)
 		checkAgainstMnesia(t, s, readFacts(t, n1.Name, n1.Cookie))
-		if s.Schema != mnesiactl.SchemaVersion || s.Target != n1.Name {
+		if s.Schema != mnesia.SchemaVersion || s.Target != n1.Name {
 			t.Errorf("schema %q target %q", s.Schema, s.Target)
 		}
 		if strings.Join(s.Cluster.StoppedDBNodes, ",") != n2.Name {
 			t.Errorf("stopped db nodes: %v", s.Cluster.StoppedDBNodes)
 		}
-		byName := map[string]mnesiactl.Node{}
+		byName := map[string]mnesia.Node{}
 		for _, n := range s.Nodes {
 			byName[n.Name] = n
 		}
-		if n := byName[n1.Name]; n.Status != mnesiactl.NodeRunning || n.Product.Name != "ejabberd" ||
+		if n := byName[n1.Name]; n.Status != mnesia.NodeRunning || n.Product.Name != "ejabberd" ||
 			!strings.HasPrefix(n.Product.Version, "23.01") || n.MnesiaVersion == "" || n.OTPRelease == "" ||
-			n.SchemaCopy != mnesiactl.CopyDisc || n.Directory != n1.SpoolDir() {
+			n.SchemaCopy != mnesia.CopyDisc || n.Directory != n1.SpoolDir() {
 			t.Errorf("node 1: %+v", n)
 		}
-		if n := byName[n2.Name]; n.Status != mnesiactl.NodeStopped || n.SchemaCopy != mnesiactl.CopyDisc {
+		if n := byName[n2.Name]; n.Status != mnesia.NodeStopped || n.SchemaCopy != mnesia.CopyDisc {
 			t.Errorf("node 2: %+v", n)
 		}
-		tables := map[string]mnesiactl.Table{}
+		tables := map[string]mnesia.Table{}
 		for _, tab := range s.Tables {
 			tables[tab.Name] = tab
 		}
 		for _, name := range droppedOnNode2 {
 			tab := tables[name]
-			if tab.Copies[n2.Name] != mnesiactl.CopyNone || !tab.Copies[n1.Name].OnDisc() {
+			if tab.Copies[n2.Name] != mnesia.CopyNone || !tab.Copies[n1.Name].OnDisc() {
 				t.Errorf("%s copies: %v", name, tab.Copies)
 			}
-			if !hasDiag(s, mnesiactl.CodeRemoteOnly, n2.Name, name) {
+			if !hasDiag(s, mnesia.CodeRemoteOnly, n2.Name, name) {
 				t.Errorf("no remote-only diagnostic for %s on node 2", name)
 			}
-			if !hasDiag(s, mnesiactl.CodeSingleCopy, n1.Name, name) {
+			if !hasDiag(s, mnesia.CodeSingleCopy, n1.Name, name) {
 				t.Errorf("no single-copy diagnostic for %s", name)
 			}
 		}
-		if tab := tables["passwd"]; tab.Copies[n2.Name] != mnesiactl.CopyDiscOnly || *tab.Size != 3000 ||
+		if tab := tables["passwd"]; tab.Copies[n2.Name] != mnesia.CopyDiscOnly || *tab.Size != 3000 ||
 			tab.MemoryBytes == nil || *tab.MemoryBytes < 3000*50 {
 			t.Errorf("passwd: %+v", tab)
 		}
@@ -87,14 +87,14 @@ func TestBrokenEjabberdCluster(t *testing.T) {
 		if tab := tables["vcard_search"]; len(tab.Indexes) == 0 || tab.Indexes[0] != "luser" {
 			t.Errorf("vcard_search indexes: %v", tab.Indexes)
 		}
-		if !hasDiag(s, mnesiactl.CodeStoppedDBNode, n2.Name, "") {
+		if !hasDiag(s, mnesia.CodeStoppedDBNode, n2.Name, "") {
 			t.Error("no stopped-db-node diagnostic")
 		}
 		for _, d := range s.Diagnostics {
 			if d.Fix == "" || d.Message == "" {
 				t.Errorf("diagnostic without message or fix: %+v", d)
 			}
-			if d.Code == mnesiactl.CodeRemoteOnly && d.Node == n1.Name {
+			if d.Code == mnesia.CodeRemoteOnly && d.Node == n1.Name {
 				t.Errorf("node 1 holds every table, yet: %+v", d)
 			}
 		}
@@ -174,7 +174,7 @@ func TestBrokenEjabberdCluster(t *testing.T) {
 		}
 		s := inspectJSON(t, cookie, n1.Name)
 		checkAgainstMnesia(t, s, f)
-		if len(s.Cluster.StoppedDBNodes) != 0 || hasDiag(s, mnesiactl.CodeStoppedDBNode, "", "") || hasDiag(s, mnesiactl.CodeRemoteOnly, "", "") {
+		if len(s.Cluster.StoppedDBNodes) != 0 || hasDiag(s, mnesia.CodeStoppedDBNode, "", "") || hasDiag(s, mnesia.CodeRemoteOnly, "", "") {
 			t.Errorf("after removal: stopped %v, diagnostics %+v", s.Cluster.StoppedDBNodes, s.Diagnostics)
 		}
 	})

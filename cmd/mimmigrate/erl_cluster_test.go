@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
@@ -50,18 +50,18 @@ func TestPlainMnesiaCluster(t *testing.T) {
 		t.Errorf("cluster: %+v, product %+v", s.Cluster, s.Nodes[0].Product)
 	}
 	for _, want := range []struct{ code, node, table string }{
-		{mnesiactl.CodeMasterNodes, b.Name, ""},
-		{mnesiactl.CodeNoDiscCopy, "", "t_ram"},
-		{mnesiactl.CodeSingleCopy, a.Name, "t_single"},
-		{mnesiactl.CodeSingleCopy, a.Name, "t_ram"},
-		{mnesiactl.CodeRemoteOnly, c.Name, "t_disc"},
-		{mnesiactl.CodeRemoteOnly, b.Name, "t_single"},
+		{mnesia.CodeMasterNodes, b.Name, ""},
+		{mnesia.CodeNoDiscCopy, "", "t_ram"},
+		{mnesia.CodeSingleCopy, a.Name, "t_single"},
+		{mnesia.CodeSingleCopy, a.Name, "t_ram"},
+		{mnesia.CodeRemoteOnly, c.Name, "t_disc"},
+		{mnesia.CodeRemoteOnly, b.Name, "t_single"},
 	} {
 		if !hasDiag(s, want.code, want.node, want.table) {
 			t.Errorf("missing diagnostic %+v", want)
 		}
 	}
-	if hasDiag(s, mnesiactl.CodeRemoteOnly, "", "t_ord") || hasDiag(s, mnesiactl.CodeStoppedDBNode, "", "") {
+	if hasDiag(s, mnesia.CodeRemoteOnly, "", "t_ord") || hasDiag(s, mnesia.CodeStoppedDBNode, "", "") {
 		t.Errorf("unexpected diagnostics: %+v", s.Diagnostics)
 	}
 	for _, tab := range s.Tables {
@@ -121,11 +121,11 @@ func TestTableNotLoaded(t *testing.T) {
 	cookie := writeCookie(t, a2.Cookie)
 	s := inspectJSON(t, cookie, a2.Name)
 	checkAgainstMnesia(t, s, readFacts(t, a2.Name, a2.Cookie))
-	if !hasDiag(s, mnesiactl.CodeNotLoaded, a2.Name, "shared") {
+	if !hasDiag(s, mnesia.CodeNotLoaded, a2.Name, "shared") {
 		t.Fatalf("no table-not-loaded diagnostic: %+v", s.Diagnostics)
 	}
 	for _, d := range s.Diagnostics {
-		if d.Code == mnesiactl.CodeNotLoaded && (!strings.Contains(d.Fix, "start "+b.Name) || !strings.Contains(d.Fix, "force_load_table")) {
+		if d.Code == mnesia.CodeNotLoaded && (!strings.Contains(d.Fix, "start "+b.Name) || !strings.Contains(d.Fix, "force_load_table")) {
 			t.Errorf("fix: %s", d.Fix)
 		}
 	}
@@ -149,17 +149,17 @@ func TestInspectRabbitMQ(t *testing.T) {
 	if s.Nodes[0].Product.Name != "rabbitmq" || s.Nodes[0].Product.Version == "" {
 		t.Errorf("product: %+v", s.Nodes[0].Product)
 	}
-	found := map[string]mnesiactl.Table{}
+	found := map[string]mnesia.Table{}
 	for _, tab := range s.Tables {
 		found[tab.Name] = tab
 	}
-	if q, ok := found["rabbit_durable_queue"]; !ok || q.Copies[r.Name] != mnesiactl.CopyDisc || q.Volatile {
+	if q, ok := found["rabbit_durable_queue"]; !ok || q.Copies[r.Name] != mnesia.CopyDisc || q.Volatile {
 		t.Errorf("rabbit_durable_queue: %+v", q)
 	}
 	if q, ok := found["rabbit_queue"]; !ok || !q.Volatile {
 		t.Errorf("rabbit_queue: %+v", q)
 	}
-	if hasDiag(s, mnesiactl.CodeNoDiscCopy, "", "") {
+	if hasDiag(s, mnesia.CodeNoDiscCopy, "", "") {
 		t.Errorf("RabbitMQ's RAM tables are by design: %+v", s.Diagnostics)
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
-	"github.com/mimmigrate/mimmigrate/migrate"
+	"github.com/mimmigrate/mimmigrate/migrate/ejabberd"
+	"github.com/mimmigrate/mimmigrate/migrate/schema"
 )
 
 //go:embed testdata/mimmigrate_hard.erl
@@ -107,7 +108,7 @@ func tableRows(t *testing.T, dbURL, table string, cols []string) []string {
 // created_at (ejabberd leaves it to now()), and the room subscribers
 // ejabberd's export leaves inside muc_room.opts where ejabberd itself,
 // when it stores a room in SQL, moves them to muc_room_subscribers.
-func compareWithOracle(t *testing.T, oracle, ours string, tg migrate.Target) {
+func compareWithOracle(t *testing.T, oracle, ours string, tg schema.Schema) {
 	t.Helper()
 	seen := map[string]bool{}
 	mangled := 0
@@ -116,7 +117,7 @@ func compareWithOracle(t *testing.T, oracle, ours string, tg migrate.Target) {
 			t.Errorf("no row has a backslash, quote or line break: the hard cases did not reach the database")
 		}
 	}()
-	for _, tbl := range migrate.Tables {
+	for _, tbl := range tg.Tables() {
 		for _, tt := range tbl.Targets {
 			if seen[tt] || tt == "muc_room_subscribers" || tt == "oauth_token" || tt == "oauth_client" || tt == "mqtt_pub" || tt == "caps_features" {
 				continue
@@ -159,7 +160,7 @@ func compareWithOracle(t *testing.T, oracle, ours string, tg migrate.Target) {
 				// In the multihost schema, ejabberd's export gives a room's
 				// archive the MUC service as server_host, where ejabberd
 				// itself stores the virtual host.
-				if tg.Multihost {
+				if tg.Name() == "ejabberd-multihost" {
 					for i, r := range want {
 						f := strings.Split(r, " | ")
 						if len(f) == len(cols) && f[len(f)-2] == "groupchat" {
@@ -184,7 +185,7 @@ func compareWithOracle(t *testing.T, oracle, ours string, tg migrate.Target) {
 
 // privacyData reads privacy_list_data with each list's id replaced by its
 // owner and name.
-func privacyData(t *testing.T, dbURL string, tg migrate.Target) []string {
+func privacyData(t *testing.T, dbURL string, tg schema.Schema) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -307,7 +308,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 		t.Fatalf("export from the node: %d\n%s\n%s", code, out, stderr)
 	}
 	t.Logf("export from the node:\n%s", out)
-	compareWithOracle(t, oracleSingle, ours, migrate.Target{})
+	compareWithOracle(t, oracleSingle, ours, ejabberd.Single)
 	verifyOK(t, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", ours, "--schema", "ejabberd")
 	// Three changes behind the export's back: verify names each.
 	psql(t, ours, "-c", `UPDATE vcard SET vcard = vcard || ' ' WHERE username = 'hard';
@@ -330,12 +331,12 @@ func TestExportMatchesEjabberd(t *testing.T) {
 		t.Fatalf("db migrate: %s", stderr)
 	}
 	psql(t, loaded, "-1", "-f", file)
-	compareWithOracle(t, oracleSingle, loaded, migrate.Target{})
+	compareWithOracle(t, oracleSingle, loaded, ejabberd.Single)
 	// Loading it twice is refused, and changes nothing.
 	if out, _ := psqlOut(loaded, "-1", "-f", file); !strings.Contains(out, "is not empty: nothing loaded") {
 		t.Errorf("second load of the file: %s", out)
 	}
-	compareWithOracle(t, oracleSingle, loaded, migrate.Target{})
+	compareWithOracle(t, oracleSingle, loaded, ejabberd.Single)
 
 	// Multihost: ejabberd's export again, with new_sql_schema, into
 	// pg.new.sql; ours from the spool directory, a backup and a dump.
@@ -356,7 +357,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	multi := migrate.Target{Multihost: true}
+	multi := ejabberd.Multihost
 	var fromDir string
 	for _, from := range []string{"dir:" + e.SpoolDir(), "backup:" + backup, "dump:" + dump} {
 		db, out := exportInto(t, "ejabberd-multihost", "--from", from)
@@ -389,7 +390,7 @@ func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	multi := migrate.Target{Multihost: true}
+	multi := ejabberd.Multihost
 	// kill -9 mid-export from the spool directory (positional resume).
 	db := testenv.PostgresDB(t)
 	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db, "--schema", "ejabberd-multihost"); code != 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
+	"github.com/mimmigrate/mimmigrate/migrate/sink"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // Globals are the options every command shares, and the process's streams.
@@ -30,6 +33,71 @@ type Globals struct {
 	stdout, stderr io.Writer
 	exit           int
 	stdinReader    *bufio.Reader
+	// secrets are kept out of every message report prints (database
+	// passwords, the cookie).
+	secrets []string
+	// interrupted is what to say when the command is interrupted.
+	interrupted string
+}
+
+// secret registers a string report must never print.
+func (g *Globals) secret(s string) {
+	if s != "" {
+		g.secrets = append(g.secrets, s)
+	}
+}
+
+// connectDB opens the database a flag names: the one way a command opens
+// PostgreSQL. Its password is registered as a secret.
+func (g *Globals) connectDB(flag, url string, conns int) (*mimsql.DB, error) {
+	if _, pw, err := mimsql.ParseURL(url); err == nil {
+		g.secret(pw)
+	}
+	db, err := mimsql.Connect(g.ctx, url, mimsql.ConnectOptions{Timeout: g.Timeout, MaxConns: conns})
+	if err != nil {
+		return nil, g.dbError(flag, err)
+	}
+	return db, nil
+}
+
+// dbError maps the sql package's errors: a bad URL is bad input (2), an
+// unreachable database exit code 3.
+func (g *Globals) dbError(flag string, err error) error {
+	var ue *mimsql.URLError
+	var ce *mimsql.ConnectError
+	switch {
+	case errors.As(err, &ue):
+		return &userError{msg: flag + ": " + ue.Msg, hint: "a URL like postgres://user@127.0.0.1:5432/ejabberd"}
+	case errors.As(err, &ce):
+		return &unreachable{msg: ce.Error()}
+	}
+	return err
+}
+
+// unreachable: cannot reach or log in to a database (exit code 3).
+type unreachable struct{ msg string }
+
+func (e *unreachable) Error() string { return e.msg }
+
+// checkOutput checks a file to write: never inside an input; an existing
+// file is replaced only after confirmation (or force).
+func (g *Globals) checkOutput(path string, force bool, question string, inputs ...string) error {
+	err := sink.CheckOutput(path, inputs...)
+	var oe *sink.OutputError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &oe) && oe.Exists:
+		if !force && !g.confirm(path+" exists. "+question) {
+			return &refusal{msg: "not confirmed: " + path + " left as it was", hint: "answer yes, or pass -f"}
+		}
+		return nil
+	case errors.As(err, &oe) && oe.Inside:
+		return &refusal{msg: oe.Msg, hint: oe.Hint}
+	case errors.As(err, &oe):
+		return &userError{msg: oe.Msg, hint: oe.Hint}
+	}
+	return err
 }
 
 // client builds the distribution client from the flags.
@@ -38,6 +106,7 @@ func (g *Globals) client() (*erldist.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.secret(cookie)
 	level := slog.LevelWarn
 	if g.Verbose {
 		level = slog.LevelDebug
@@ -68,7 +137,7 @@ func checkNode(flag, node string) error {
 // every message the reader hands to a waiting call also wakes an idle thread
 // (a futex call) for nothing. Measured on 2 cores: 75 -> 63 us per call,
 // 46k -> 61k calls/s with 32 in flight (docs/benchmarks.md).
-func (g *Globals) attach(node string, params mnesiactl.InspectParams) (*mnesiactl.Snapshot, *mnesiactl.Session, error) {
+func (g *Globals) attach(node string, params mnesia.InspectParams) (*mnesia.Snapshot, *mnesia.Session, error) {
 	runtime.GOMAXPROCS(1)
 	if err := checkNode("--node", node); err != nil {
 		return nil, nil, err
@@ -77,7 +146,7 @@ func (g *Globals) attach(node string, params mnesiactl.InspectParams) (*mnesiact
 	if err != nil {
 		return nil, nil, err
 	}
-	return mnesiactl.Inspect(g.ctx, mnesiactl.Options{Client: cl, Params: params}, node)
+	return mnesia.Inspect(g.ctx, mnesia.Options{Client: cl, Params: params}, node)
 }
 
 // proceed ends a dry run, or asks for confirmation unless force is set. It

@@ -16,6 +16,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/migrate"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -104,10 +106,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	cli.Globals.stdin, cli.Globals.stdout, cli.Globals.stderr = stdin, stdout, stderr
 	if err := kctx.Run(&cli.Globals); err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "mimmigrate: interrupted")
+			msg := "interrupted"
+			if cli.Globals.interrupted != "" {
+				msg += ": " + cli.Globals.interrupted
+			}
+			fmt.Fprintln(stderr, "mimmigrate:", msg)
 			return exitInterrupted
 		}
-		return report(stderr, err)
+		return report(stderr, err, cli.Globals.secrets)
 	}
 	return cli.Globals.exit
 }
@@ -122,15 +128,19 @@ type refusal struct{ msg, hint string }
 
 func (e *refusal) Error() string { return e.msg }
 
-// report prints err as one line with its hint and returns the exit code.
-func report(w io.Writer, err error) int {
+// report prints err as one line with its hint, never a secret, and
+// returns the exit code. It is the one place errors are printed.
+func report(w io.Writer, err error, secrets []string) int {
 	msg, hint, code := oneLine(err.Error()), "", exitFailure
 	var ue *userError
 	var rf *refusal
 	var de *erldist.Error
 	var un *unreachable
 	var rm *remoteFailure
+	var ie *migrate.InputError
 	switch {
+	case errors.As(err, &ie):
+		hint, code = ie.Hint, exitUsage
 	case errors.As(err, &un):
 		code = exitConnect
 	case errors.As(err, &rm):
@@ -151,6 +161,9 @@ func report(w io.Writer, err error) int {
 		default:
 			code = exitConnect
 		}
+	}
+	for _, s := range secrets {
+		msg, hint = mimsql.Redact(msg, s), mimsql.Redact(hint, s)
 	}
 	if hint != "" {
 		fmt.Fprintf(w, "mimmigrate: %s (hint: %s)\n", msg, hint)

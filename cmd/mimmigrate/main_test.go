@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mimmigrate/mimmigrate/erldist/mnesiactl"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
@@ -42,13 +42,13 @@ func oneLineError(t *testing.T, stderr string, code, want int, contains ...strin
 	}
 }
 
-func inspectJSON(t *testing.T, cookieFile, node string) *mnesiactl.Snapshot {
+func inspectJSON(t *testing.T, cookieFile, node string) *mnesia.Snapshot {
 	t.Helper()
 	out, stderr, code := runCLI(t, "", "inspect", "--node", node, "--cookie-file", cookieFile, "--json")
 	if code != 0 {
 		t.Fatalf("inspect: exit %d: %s", code, stderr)
 	}
-	var s mnesiactl.Snapshot
+	var s mnesia.Snapshot
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("inspect --json: %v\n%s", err, out)
 	}
@@ -106,7 +106,7 @@ func readFacts(t *testing.T, node, cookie string) mnesiaFacts {
 	return f
 }
 
-func nodesWith(s mnesiactl.Table, ct mnesiactl.CopyType) string {
+func nodesWith(s mnesia.Table, ct mnesia.CopyType) string {
 	var ns []string
 	for _, n := range sortedNames(s.Copies) {
 		if s.Copies[n] == ct {
@@ -120,7 +120,7 @@ func nodesWith(s mnesiactl.Table, ct mnesiactl.CopyType) string {
 }
 
 // checkAgainstMnesia compares inspect's snapshot with Mnesia's own answers on node.
-func checkAgainstMnesia(t *testing.T, s *mnesiactl.Snapshot, f mnesiaFacts) {
+func checkAgainstMnesia(t *testing.T, s *mnesia.Snapshot, f mnesiaFacts) {
 	t.Helper()
 	if got := strings.Join(s.Cluster.DBNodes, ","); got != f.dbNodes {
 		t.Errorf("db nodes: inspect %s, Mnesia %s", got, f.dbNodes)
@@ -141,8 +141,8 @@ func checkAgainstMnesia(t *testing.T, s *mnesiactl.Snapshot, f mnesiaFacts) {
 		if tab.Size != nil {
 			size = strconv.FormatInt(*tab.Size, 10)
 		}
-		got := fmt.Sprintf("%s %s %s %s %s %v %s %s", nodesWith(tab, mnesiactl.CopyRAM), nodesWith(tab, mnesiactl.CopyDisc),
-			nodesWith(tab, mnesiactl.CopyDiscOnly), tab.Type, size, tab.LocalContent, tab.WhereToRead, strings.Join(tab.Attributes, ","))
+		got := fmt.Sprintf("%s %s %s %s %s %v %s %s", nodesWith(tab, mnesia.CopyRAM), nodesWith(tab, mnesia.CopyDisc),
+			nodesWith(tab, mnesia.CopyDiscOnly), tab.Type, size, tab.LocalContent, tab.WhereToRead, strings.Join(tab.Attributes, ","))
 		want := fmt.Sprintf("%s %s %s %s %s %s %s %s", m.ram, m.disc, m.discOnly, m.typ, m.size, m.localContent, m.whereToRead, m.attributes)
 		if got != want {
 			t.Errorf("table %s:\n inspect %s\n  Mnesia %s", tab.Name, got, want)
@@ -150,7 +150,7 @@ func checkAgainstMnesia(t *testing.T, s *mnesiactl.Snapshot, f mnesiaFacts) {
 	}
 }
 
-func hasDiag(s *mnesiactl.Snapshot, code, node, table string) bool {
+func hasDiag(s *mnesia.Snapshot, code, node, table string) bool {
 	for _, d := range s.Diagnostics {
 		if d.Code == code && (node == "" || d.Node == node) && (table == "" || d.Table == table) {
 			return true

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // Tool returns the path of an installed program, or skips the test naming
@@ -78,4 +80,16 @@ func PostgresDB(t testing.TB) string {
 		}
 	})
 	return "postgres://" + addr + "/" + name + "?sslmode=disable"
+}
+
+// DB connects to a database the way mimmigrate does (sql.Connect); it
+// is closed when the test ends.
+func DB(t testing.TB, url string) *mimsql.DB {
+	t.Helper()
+	db, err := mimsql.Connect(context.Background(), url, mimsql.ConnectOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
 }

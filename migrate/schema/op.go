@@ -1,0 +1,121 @@
+package schema
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Kind is what an operation does.
+type Kind uint8
+
+// Operation kinds.
+const (
+	Insert Kind = iota + 1
+	Delete
+)
+
+// Op is one row operation: an insert of a row, or a delete of the rows
+// that match every condition.
+type Op struct {
+	Kind  Kind
+	Table string
+	// Values: the row to insert, in the order of Schema.Columns(Table).
+	Values []any
+	// Canon: the row as verify compares it, when it differs from Values
+	// (ids the export assigns replaced by what they stand for).
+	Canon []any
+	// Where: the conditions of a delete (none: every row).
+	Where []Cond
+}
+
+// Cond is a condition of a delete: Column = Value (or <> with Not), or
+// Column IN (SELECT In.Column FROM In.Table WHERE In.Where).
+type Cond struct {
+	Column string
+	Value  any
+	Not    bool
+	In     *Select
+}
+
+// Select is the subquery of a Cond.
+type Select struct {
+	Table  string
+	Column string
+	Where  []Cond
+}
+
+// Row is an insert.
+func Row(table string, values ...any) Op { return Op{Kind: Insert, Table: table, Values: values} }
+
+// Del is a delete of the rows matching every condition.
+func Del(table string, where ...Cond) Op { return Op{Kind: Delete, Table: table, Where: where} }
+
+// Eq is the condition column = value.
+func Eq(column string, value any) Cond { return Cond{Column: column, Value: value} }
+
+// Ne is the condition column <> value.
+func Ne(column string, value any) Cond { return Cond{Column: column, Value: value, Not: true} }
+
+// In is the condition column IN (SELECT sub.Column FROM sub.Table WHERE …).
+func In(column string, sub Select) Cond { return Cond{Column: column, In: &sub} }
+
+// CanonValues are the values verify compares.
+func (o Op) CanonValues() []any {
+	if o.Canon != nil {
+		return o.Canon
+	}
+	return o.Values
+}
+
+// SQL writes a delete as a statement with $n parameters.
+func (o Op) SQL() (string, []any) {
+	if o.Kind != Delete {
+		return "", nil
+	}
+	var args []any
+	var b strings.Builder
+	b.WriteString("DELETE FROM ")
+	b.WriteString(pgx.Identifier{o.Table}.Sanitize())
+	writeWhere(&b, o.Where, &args)
+	return b.String(), args
+}
+
+func writeWhere(b *strings.Builder, where []Cond, args *[]any) {
+	for i, c := range where {
+		if i == 0 {
+			b.WriteString(" WHERE ")
+		} else {
+			b.WriteString(" AND ")
+		}
+		b.WriteString(pgx.Identifier{c.Column}.Sanitize())
+		switch {
+		case c.In != nil:
+			b.WriteString(" IN (SELECT ")
+			b.WriteString(pgx.Identifier{c.In.Column}.Sanitize())
+			b.WriteString(" FROM ")
+			b.WriteString(pgx.Identifier{c.In.Table}.Sanitize())
+			writeWhere(b, c.In.Where, args)
+			b.WriteString(")")
+		case c.Not:
+			*args = append(*args, c.Value)
+			fmt.Fprintf(b, " <> $%d", len(*args))
+		default:
+			*args = append(*args, c.Value)
+			fmt.Fprintf(b, " = $%d", len(*args))
+		}
+	}
+}
+
+// String is the operation for tests and logs.
+func (o Op) String() string {
+	switch o.Kind {
+	case Insert:
+		return fmt.Sprintf("%s %v", o.Table, o.Values)
+	case Delete:
+		q, args := o.SQL()
+		return fmt.Sprintf("%s %v", q, args)
+	}
+	return "?"
+}
