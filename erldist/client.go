@@ -107,7 +107,8 @@ func (cl *Client) Dial(ctx context.Context, node string) (*Conn, error) {
 		}
 		if KindOf(err) == KindNameInUse {
 			e := err.(*Error)
-			e.Hint = "other mimmigrate runs are connected under every client name, or their connections have not timed out yet (up to a minute): retry shortly or pass --name"
+			e.Hint = "other mimmigrate runs are connected under every client name, or their connections have not timed out yet (up to a minute): retry shortly or use another node name"
+			e.Remedy = RemedyOwnName
 		}
 		return c, err
 	}

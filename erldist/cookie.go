@@ -34,8 +34,8 @@ func ResolveCookie(flagValue, file string) (cookie, source string, err error) {
 		}
 	}
 	return "", "", newError(KindNoCookie, "",
-		"pass --cookie-file (e.g. /var/lib/ejabberd/.erlang.cookie), set "+CookieEnv+", or create ~/.erlang.cookie",
-		nil, "no Erlang cookie found")
+		"give the cookie file of the node's service user (e.g. /var/lib/ejabberd/.erlang.cookie), set "+CookieEnv+", or create ~/.erlang.cookie",
+		nil, "no Erlang cookie found").withRemedy(RemedyCookie, "")
 }
 
 func readCookieFile(p string) (string, error) {

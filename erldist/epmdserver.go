@@ -3,12 +3,10 @@ package erldist
 import (
 	"bufio"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 )
@@ -71,36 +69,42 @@ func (s *EPMDServer) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return
-	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
-	if n == 0 {
-		return
-	}
-	req := make([]byte, n)
+	req := make([]byte, 2)
 	if _, err := io.ReadFull(r, req); err != nil {
 		return
 	}
-	switch req[0] {
+	n := int(binary.BigEndian.Uint16(req))
+	if n == 0 {
+		return
+	}
+	req = append(req, make([]byte, n)...)
+	if _, err := io.ReadFull(r, req[2:]); err != nil {
+		return
+	}
+	switch req[2] {
 	case epmdAlive2Req:
-		s.alive2(c, r, req)
+		var a Alive2Req
+		if err := a.Decode(req); err != nil {
+			s.log.Debug("epmd: bad ALIVE2", "err", err)
+			return
+		}
+		s.alive2(c, r, a)
 	case epmdPortPlease2:
-		s.portPlease(c, string(req[1:]))
+		var p PortPlease2Req
+		if p.Decode(req) == nil {
+			s.portPlease(c, p.Name)
+		}
 	case epmdNamesReq:
-		s.names(c)
+		var q NamesReq
+		if q.Decode(req) == nil {
+			s.names(c)
+		}
 	default:
-		s.log.Debug("epmd: unknown request", "code", req[0])
+		s.log.Debug("epmd: unknown request", "code", req[2])
 	}
 }
 
-func (s *EPMDServer) alive2(c net.Conn, r *bufio.Reader, req []byte) {
-	a, err := decodeAlive2(req)
-	if err != nil {
-		s.log.Debug("epmd: bad ALIVE2", "err", err)
-		return
-	}
+func (s *EPMDServer) alive2(c net.Conn, r *bufio.Reader, a Alive2Req) {
 	s.mu.Lock()
 	_, taken := s.nodes[a.Name]
 	s.serial++
@@ -112,12 +116,11 @@ func (s *EPMDServer) alive2(c net.Conn, r *bufio.Reader, req []byte) {
 		s.nodes[a.Name] = epmdEntry{req: a, creation: creation}
 	}
 	s.mu.Unlock()
-	resp := []byte{epmdAlive2XResp, 0}
+	resp := Alive2Resp{Creation: creation, Extended: true}
 	if taken {
-		resp[1] = 1
+		resp.Result = 1
 	}
-	resp = binary.BigEndian.AppendUint32(resp, creation)
-	if _, err := c.Write(resp); err != nil || taken {
+	if _, err := c.Write(resp.Encode(nil)); err != nil || taken {
 		if !taken {
 			s.forget(a.Name, creation)
 		}
@@ -142,60 +145,22 @@ func (s *EPMDServer) portPlease(c net.Conn, name string) {
 	e, ok := s.nodes[name]
 	s.mu.Unlock()
 	if !ok {
-		c.Write([]byte{epmdPort2Resp, 1})
+		c.Write(Port2Resp{Result: 1}.Encode(nil))
 		return
 	}
-	typ := byte(nodeTypeNormal)
-	if e.req.Hidden {
-		typ = nodeTypeHidden
-	}
-	out := []byte{epmdPort2Resp, 0}
-	out = binary.BigEndian.AppendUint16(out, e.req.Port)
-	out = append(out, typ, protocolTCPv4)
-	out = binary.BigEndian.AppendUint16(out, e.req.HighestVersion)
-	out = binary.BigEndian.AppendUint16(out, e.req.LowestVersion)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(e.req.Name)))
-	out = append(out, e.req.Name...)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(e.req.Extra)))
-	out = append(out, e.req.Extra...)
-	c.Write(out)
+	c.Write(Port2Resp{Node: e.req.info()}.Encode(nil))
 }
 
 func (s *EPMDServer) names(c net.Conn) {
+	var resp NamesResp
 	s.mu.Lock()
-	var lines []string
 	for name, e := range s.nodes {
-		lines = append(lines, fmt.Sprintf("name %s at port %d\n", name, e.req.Port))
+		resp.Names = append(resp.Names, NameEntry{Name: name, Port: int(e.req.Port)})
 	}
 	s.mu.Unlock()
-	sort.Strings(lines)
-	port := 0
+	sort.Slice(resp.Names, func(i, j int) bool { return resp.Names[i].Name < resp.Names[j].Name })
 	if a, ok := s.ln.Addr().(*net.TCPAddr); ok {
-		port = a.Port
+		resp.EPMDPort = uint32(a.Port)
 	}
-	out := binary.BigEndian.AppendUint32(nil, uint32(port))
-	c.Write(append(out, strings.Join(lines, "")...))
-}
-
-// decodeAlive2 parses an ALIVE2_REQ body (the code byte first).
-func decodeAlive2(b []byte) (Alive2Req, error) {
-	var a Alive2Req
-	if len(b) < 13 {
-		return a, fmt.Errorf("short ALIVE2_REQ")
-	}
-	a.Port = binary.BigEndian.Uint16(b[1:])
-	a.Hidden = b[3] == nodeTypeHidden
-	a.HighestVersion = binary.BigEndian.Uint16(b[5:])
-	a.LowestVersion = binary.BigEndian.Uint16(b[7:])
-	n := int(binary.BigEndian.Uint16(b[9:]))
-	if len(b) < 11+n+2 {
-		return a, fmt.Errorf("short ALIVE2_REQ name")
-	}
-	a.Name = string(b[11 : 11+n])
-	e := int(binary.BigEndian.Uint16(b[11+n:]))
-	if len(b) < 13+n+e {
-		return a, fmt.Errorf("short ALIVE2_REQ extra")
-	}
-	a.Extra = append([]byte(nil), b[13+n:13+n+e]...)
-	return a, nil
+	c.Write(resp.Encode(nil))
 }

@@ -219,8 +219,9 @@ func TestHandshakeFailuresAgainstRealNodes(t *testing.T) {
 			t.Skipf("node is OTP %s, which accepts version 5", rel)
 		}
 		wantKind(t, err, erldist.KindClosedAfterSendName)
-		if !strings.Contains(erldist.HintOf(err), "--dist-version 6") {
-			t.Errorf("hint: %s", erldist.HintOf(err))
+		var e *erldist.Error
+		if !errors.As(err, &e) || e.Remedy != erldist.RemedyVersion6 || !strings.Contains(e.Hint, "version 6") {
+			t.Errorf("hint: %s (remedy %q)", erldist.HintOf(err), e.Remedy)
 		}
 	})
 	t.Run("not allowed", func(t *testing.T) {

@@ -37,6 +37,26 @@ const (
 	KindNoCookie                 // no cookie could be found
 )
 
+// Remedy names what the caller can change to get past a failure (its own
+// node name, the cookie, a port, the handshake version): a program maps it
+// to its own options. The Hint says the same in neutral words.
+type Remedy string
+
+// Remedies.
+const (
+	RemedyOwnName       Remedy = "own name"          // every client name is in use
+	RemedyAllowName     Remedy = "allowed name"      // not_allowed: our name is not in net_kernel:allow/1
+	RemedyCookie        Remedy = "cookie"            // no cookie found
+	RemedyRightCookie   Remedy = "right cookie"      // the node rejected our cookie
+	RemedyEPMDPort      Remedy = "epmd port"         // something else answers on the epmd port
+	RemedyNoEPMD        Remedy = "no epmd"           // nothing on the epmd port
+	RemedyPeerName      Remedy = "peer name"         // the node has another name (Detail)
+	RemedyVersion6      Remedy = "version 6"         // retry the handshake with version 6
+	RemedyVersion5      Remedy = "version 5"         // retry the handshake with version 5
+	RemedyDistPort      Remedy = "distribution port" // not a distribution port
+	RemedyDistPortOrTLS Remedy = "distribution port or TLS"
+)
+
 // Error is a distribution failure: a one-line diagnosis, a hint on how to fix
 // it, and the underlying cause. It never contains the cookie.
 type Error struct {
@@ -45,6 +65,16 @@ type Error struct {
 	Msg  string
 	Hint string
 	Err  error
+	// Remedy, when set, names what to change; Detail is its value (the
+	// name the node really has).
+	Remedy Remedy
+	Detail string
+}
+
+// withRemedy sets an error's remedy.
+func (e *Error) withRemedy(r Remedy, detail string) *Error {
+	e.Remedy, e.Detail = r, detail
+	return e
 }
 
 func (e *Error) Error() string {
@@ -91,8 +121,8 @@ func classifyDial(err error, node, addr, what string) *Error {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		if what == "epmd" {
 			return newError(KindNoEPMD, node,
-				"is the node running on that host? epmd starts with the first Erlang node; a node started with -start_epmd false needs --dist-port",
-				nil, "no epmd on %s (connection refused)", addr)
+				"is the node running on that host? epmd starts with the first Erlang node; a node started with -start_epmd false needs its distribution port given",
+				nil, "no epmd on %s (connection refused)", addr).withRemedy(RemedyNoEPMD, "")
 		}
 		return newError(KindRefused, node, "the node may have just stopped; check that it is running",
 			nil, "%s %s refused the connection", what, addr)

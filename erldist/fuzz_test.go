@@ -3,6 +3,7 @@ package erldist
 import (
 	"bufio"
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -38,12 +39,63 @@ func FuzzHandshakeMessages(f *testing.F) {
 				t.Fatalf("%T encodes unstably", m)
 			}
 		}
-		var p Port2Resp
-		p.Decode(b)
-		var a Alive2Resp
-		a.Decode(b)
-		ParseNames(b)
 	})
+}
+
+// FuzzEPMDMessages feeds bytes to every EPMD decoder: none may panic, and
+// whatever decodes encodes to bytes that decode to the same message.
+func FuzzEPMDMessages(f *testing.F) {
+	f.Add(Alive2Req{Port: 4370, Hidden: true, HighestVersion: 6, LowestVersion: 5, Name: "mim1", Extra: []byte{1}}.Encode(nil))
+	f.Add(Alive2Resp{Creation: 7, Extended: true}.Encode(nil))
+	f.Add(Alive2Resp{Result: 1, Creation: 3}.Encode(nil))
+	f.Add(PortPlease2Req{Name: "ejabberd"}.Encode(nil))
+	f.Add(Port2Resp{Node: NodeInfo{Name: "ejabberd", Port: 4370, HighestVersion: 6, LowestVersion: 5}}.Encode(nil))
+	f.Add(Port2Resp{Result: 1}.Encode(nil))
+	f.Add(NamesReq{}.Encode(nil))
+	f.Add(NamesResp{EPMDPort: 4369, Names: []NameEntry{{"a", 1}, {"b", 65535}}}.Encode(nil))
+	// A reply of a real epmd (OTP 25) to PORT_PLEASE2 without the extra field.
+	f.Add([]byte{119, 0, 0x10, 0x20, 77, 0, 0, 6, 0, 5, 0, 3, 'a', 'b', 'c'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		type msg interface{ Encode([]byte) []byte }
+		decoders := []func([]byte) (msg, error){
+			func(b []byte) (msg, error) { var m Alive2Req; err := m.Decode(b); return m, err },
+			func(b []byte) (msg, error) { var m Alive2Resp; err := m.Decode(b); return m, err },
+			func(b []byte) (msg, error) { var m PortPlease2Req; err := m.Decode(b); return m, err },
+			func(b []byte) (msg, error) { var m Port2Resp; err := m.Decode(b); return m, err },
+			func(b []byte) (msg, error) { var m NamesReq; err := m.Decode(b); return m, err },
+			func(b []byte) (msg, error) { var m NamesResp; err := m.Decode(b); return m, err },
+		}
+		for _, d := range decoders {
+			m, err := d(b)
+			if err != nil {
+				continue
+			}
+			again, err := d(m.Encode(nil))
+			if err != nil {
+				t.Fatalf("%T %+v encodes to bytes it does not decode: %v", m, m, err)
+			}
+			if !reflect.DeepEqual(normalize(m), normalize(again)) {
+				t.Fatalf("%T: %+v became %+v", m, m, again)
+			}
+		}
+	})
+}
+
+// normalize makes empty and nil byte slices alike.
+func normalize(m any) any {
+	switch v := m.(type) {
+	case Alive2Req:
+		if len(v.Extra) == 0 {
+			v.Extra = nil
+		}
+		return v
+	case Port2Resp:
+		if len(v.Node.Extra) == 0 {
+			v.Node.Extra = nil
+		}
+		return v
+	}
+	return m
 }
 
 // FuzzReadPacket reads packets from an arbitrary stream until it fails.

@@ -121,8 +121,8 @@ func (h clientHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) 
 			nil, "%s is setting up a connection to us at the same time and won (status nok)", node)
 	case "not_allowed":
 		return res, newError(KindNotAllowed, node,
-			"net_kernel:allow/1 on that node must include our node name (see --name), or the node requires distribution features this client lacks",
-			nil, "%s does not allow a connection from %s (status not_allowed)", node, h.OurName)
+			"net_kernel:allow/1 on that node must include our node name, or the node requires distribution features this client lacks",
+			nil, "%s does not allow a connection from %s (status not_allowed)", node, h.OurName).withRemedy(RemedyAllowName, "")
 	case "alive":
 		answer := "false"
 		if h.ReplaceIf {
@@ -167,8 +167,8 @@ func (h clientHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) 
 	}
 	if res.PeerName != h.PeerName {
 		return res, newError(KindNameMismatch, node,
-			fmt.Sprintf("use the name the node itself uses: --node %s", res.PeerName),
-			nil, "the node at that address is %s, not %s", res.PeerName, h.PeerName)
+			fmt.Sprintf("use the name the node itself uses: %s", res.PeerName),
+			nil, "the node at that address is %s, not %s", res.PeerName, h.PeerName).withRemedy(RemedyPeerName, res.PeerName)
 	}
 	res.PeerFlags = res.PeerFlags.expand()
 	if !res.PeerFlags.Has(legacyRequired) {
@@ -193,8 +193,8 @@ func (h clientHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) 
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isConnReset(err) {
 			return res, newError(KindBadCookie, node,
-				"use the cookie of the node's service user (e.g. --cookie-file /var/lib/ejabberd/.erlang.cookie), or set MIMMIGRATE_COOKIE",
-				nil, "%s rejected our cookie", node)
+				"use the cookie of the node's service user (e.g. /var/lib/ejabberd/.erlang.cookie), or set "+CookieEnv,
+				nil, "%s rejected our cookie", node).withRemedy(RemedyRightCookie, "")
 		}
 		return res, h.ioErr(err, "waiting for the challenge ack")
 	}
@@ -225,17 +225,17 @@ func (h clientHandshake) run(ctx context.Context, nc net.Conn, r *bufio.Reader) 
 func (h clientHandshake) closedAfterSendName() error {
 	if h.Version == 5 {
 		return newError(KindClosedAfterSendName, h.PeerName,
-			"OTP 25.0-25.2 refuse the version 5 handshake: retry with --dist-version 6",
-			nil, "%s closed the connection after our version 5 send_name", h.PeerName)
+			"OTP 25.0-25.2 refuse the version 5 handshake: retry with version 6",
+			nil, "%s closed the connection after our version 5 send_name", h.PeerName).withRemedy(RemedyVersion6, "")
 	}
 	return newError(KindClosedAfterSendName, h.PeerName,
-		"an OTP older than 23 needs --dist-version 5; a port that is not an Erlang node does this too",
-		nil, "%s closed the connection after our send_name", h.PeerName)
+		"an OTP older than 23 needs the version 5 handshake; a port that is not an Erlang node does this too",
+		nil, "%s closed the connection after our send_name", h.PeerName).withRemedy(RemedyVersion5, "")
 }
 
 func (h clientHandshake) notDistribution(msg []byte) error {
-	return newError(KindNotDistribution, h.PeerName, "check --dist-port, or whether the node uses TLS distribution",
-		nil, "the port does not speak the Erlang distribution protocol (got %s)", describeHandshakeMsg(msg))
+	return newError(KindNotDistribution, h.PeerName, "check the distribution port, or whether the node uses TLS distribution",
+		nil, "the port does not speak the Erlang distribution protocol (got %s)", describeHandshakeMsg(msg)).withRemedy(RemedyDistPortOrTLS, "")
 }
 
 func (h clientHandshake) ioErr(err error, doing string) error {
@@ -251,7 +251,7 @@ func (h clientHandshake) ioErr(err error, doing string) error {
 	case errors.Is(err, io.EOF), isConnReset(err):
 		return newError(KindConnectionLost, h.PeerName, "", nil, "%s closed the connection while %s", h.PeerName, doing)
 	}
-	return newError(KindNotDistribution, h.PeerName, "check --dist-port", err, "handshake with %s failed while %s", h.PeerName, doing)
+	return newError(KindNotDistribution, h.PeerName, "check the distribution port", err, "handshake with %s failed while %s", h.PeerName, doing).withRemedy(RemedyDistPort, "")
 }
 
 func isConnReset(err error) bool {

@@ -169,6 +169,9 @@ func TestHandshakeFaults(t *testing.T) {
 			if KindOf(err) != tc.want {
 				t.Fatalf("got %v (kind %d), want kind %d", err, KindOf(err), tc.want)
 			}
+			if strings.Contains(HintOf(err), "--") {
+				t.Errorf("hint %q names a command-line flag: erldist's hints are neutral", HintOf(err))
+			}
 			if !strings.Contains(HintOf(err), tc.hint) {
 				t.Errorf("hint %q lacks %q", HintOf(err), tc.hint)
 			}
