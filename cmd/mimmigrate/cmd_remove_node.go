@@ -31,7 +31,11 @@ func (c *RemoveNodeCmd) Run(g *Globals) error {
 	defer sess.Close()
 	r := mnesia.PlanRemoval(snap, c.Target)
 	if r.Refusal != nil {
-		return &refusal{msg: "refusing to remove " + c.Target + ": " + r.Refusal.Reason, hint: r.Refusal.Hint}
+		hint := r.Refusal.Hint
+		if r.Remove == r.On {
+			hint += ": --node <other node>"
+		}
+		return refused("refusing to remove "+c.Target+": "+r.Refusal.Reason, &mnesia.Refusal{Reason: r.Refusal.Reason, Hint: hint, BadInput: r.Refusal.BadInput})
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "Removing %s from the Mnesia cluster (the removal runs on %s).\n", c.Target, c.Node)

@@ -31,7 +31,7 @@ func (c *SetCopyCmd) Run(g *Globals) error {
 	defer sess.Close()
 	ch := mnesia.PlanCopyChange(snap, c.Table, c.On, mnesia.CopyType(c.Type))
 	if ch.Refusal != nil {
-		return &refusal{msg: fmt.Sprintf("refusing to set %s on %s to %s: %s", c.Table, c.On, c.Type, ch.Refusal.Reason), hint: ch.Refusal.Hint}
+		return refused(fmt.Sprintf("refusing to set %s on %s to %s: %s", c.Table, c.On, c.Type, ch.Refusal.Reason), ch.Refusal)
 	}
 	w := g.stdout
 	if ch.NoOp {

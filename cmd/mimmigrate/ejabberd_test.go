@@ -133,8 +133,9 @@ func TestBrokenEjabberdCluster(t *testing.T) {
 	t.Run("remove-node refusals", func(t *testing.T) {
 		_, stderr, code := runCLI(t, "", "remove-node", "--node", n1.Name, n1.Name, "--cookie-file", cookie, "-f")
 		oneLineError(t, stderr, code, exitRefused, "the node the removal would run on")
+		// A node the cluster does not have is a mistake: bad input.
 		_, stderr, code = runCLI(t, "", "remove-node", "--node", n1.Name, "ghost@localhost", "--cookie-file", cookie, "-f")
-		oneLineError(t, stderr, code, exitRefused, "not a db node")
+		oneLineError(t, stderr, code, exitUsage, "not a db node")
 	})
 
 	t.Run("remove-node dry run and no", func(t *testing.T) {

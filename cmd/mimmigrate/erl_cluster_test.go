@@ -96,6 +96,10 @@ func TestPlainMnesiaCluster(t *testing.T) {
 	oneLineError(t, stderr, code, exitRefused, "last copy")
 	_, stderr, code = setCopy("t_ord", a, "disc_only_copies")
 	oneLineError(t, stderr, code, exitRefused, "ordered_set")
+	// A table the cluster does not have is a mistake, not a danger: exit 2,
+	// with the table meant.
+	_, stderr, code = setCopy("t_sngle", a, "disc_copies")
+	oneLineError(t, stderr, code, exitUsage, `no table "t_sngle"`, "t_single")
 	out, _, code := runCLI(t, "", "set-copy", "--node", a.Name, "--table", "t_ord", "--on", c.Name, "--type", "ram_copies", "--cookie-file", cookie, "--dry-run")
 	if code != 0 || !strings.Contains(out, "Dry run") {
 		t.Errorf("dry run: %d %s", code, out)

@@ -172,3 +172,12 @@ func (g *Globals) confirm(question string) bool {
 	fmt.Fprintln(g.stdout)
 	return strings.EqualFold(strings.TrimSpace(line), "yes")
 }
+
+// refused maps a repair's refusal: naming what the cluster does not have
+// is bad input (exit 2), anything else a refusal for safety (exit 5).
+func refused(msg string, r *mnesia.Refusal) error {
+	if r.BadInput {
+		return &userError{msg: msg, hint: r.Hint}
+	}
+	return &refusal{msg: msg, hint: r.Hint}
+}

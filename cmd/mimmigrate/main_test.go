@@ -52,6 +52,12 @@ func inspectJSON(t *testing.T, cookieFile, node string) *mnesia.Snapshot {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("inspect --json: %v\n%s", err, out)
 	}
+	// MIMMIGRATE_CAPTURE_SNAPSHOTS=DIR keeps each snapshot (the table
+	// tests of erldist/mnesia run on such captures: see its testdata).
+	if dir := os.Getenv("MIMMIGRATE_CAPTURE_SNAPSHOTS"); dir != "" {
+		name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + ".json"
+		os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644)
+	}
 	return &s
 }
 

@@ -122,7 +122,7 @@ func (s *Session) table(name string, dbNodes []string) Table {
 		WhereToRead:  text(canon["where_to_read"]),
 		LocalContent: term.IsAtom(canon["local_content"], "true"),
 		Majority:     term.IsAtom(canon["majority"], "true"),
-		Indexes:      indexNames(canon["index"], attrs),
+		Indexes:      unique(indexNames(canon["index"], attrs)),
 		Agree:        true,
 		PerNode:      map[string]NodeTable{},
 	}
@@ -150,6 +150,7 @@ func (s *Session) table(name string, dbNodes []string) Table {
 			LoadNode:    text(info["load_node"]),
 			LoadReason:  text(info["load_reason"]),
 			MasterNodes: atoms(info["master_nodes"]),
+			Indexes:     indexNames(info["index"], atoms0(info["attributes"])),
 		}
 		if v, ok := term.Int(info["size"]); ok {
 			nt.Size = &v
@@ -172,7 +173,7 @@ func (s *Session) table(name string, dbNodes []string) Table {
 			"disc_only_copies": strings.Join(atoms(info["disc_only_copies"]), ","),
 			"local_content":    text(info["local_content"]),
 			"majority":         text(info["majority"]),
-			"index":            strings.Join(indexNames(info["index"], atoms0(info["attributes"])), ","),
+			"index":            strings.Join(unique(nt.Indexes), ","),
 		} {
 			if compare[field] == nil {
 				compare[field] = map[string]string{}
@@ -285,6 +286,17 @@ func indexNames(t term.Term, attrs []string) []string {
 			out = append(out, attrs[p-2])
 		} else {
 			out = append(out, term.Format(e))
+		}
+	}
+	return out
+}
+
+// unique drops repeated names, keeping the first of each.
+func unique(xs []string) []string {
+	out := []string{}
+	for _, x := range xs {
+		if !contains(out, x) {
+			out = append(out, x)
 		}
 	}
 	return out

@@ -22,6 +22,7 @@ const (
 	CodeRAMSchema       = "ram-schema"
 	CodeLockQueue       = "lock-queue"
 	CodeTableDisagrees  = "table-definition-differs"
+	CodeDuplicateIndex  = "duplicate-index"
 	definitionFieldsSep = ", "
 )
 
@@ -162,6 +163,14 @@ func diagnose(s *Snapshot) []Diagnostic {
 				}
 				add(sev, CodeRemoteOnly, n, t.Name, fix,
 					"%s holds no copy of %s (remote only): it cannot start on its own%s", n, t.Name, extra)
+			}
+		}
+		for _, n := range SortedKeys(t.PerNode) {
+			if idx := t.PerNode[n].Indexes; len(idx) > len(unique(idx)) {
+				add(SevWarning, CodeDuplicateIndex, n, t.Name,
+					fmt.Sprintf("restart Mnesia on %s (ejabberdctl restart there, or mnesia:stop() and mnesia:start()): it reloads the index list from the schema", n),
+					"%s's running Mnesia lists the indexes of %s as [%s] where the schema has [%s]: every write updates an index twice (Mnesia 4.x does this after change_table_copy_type of an indexed table)",
+					n, t.Name, strings.Join(idx, ", "), strings.Join(unique(idx), ", "))
 			}
 		}
 		for _, n := range SortedKeys(t.PerNode) {

@@ -122,6 +122,9 @@ type NodeTable struct {
 	LoadNode    string   `json:"load_node"`
 	LoadReason  string   `json:"load_reason"`
 	MasterNodes []string `json:"master_nodes"`
+	// Indexes as this node's running Mnesia lists them (a position twice
+	// after change_table_copy_type of an indexed table).
+	Indexes []string `json:"indexes"`
 }
 
 // Disagreement is a table property on which running nodes differ.

@@ -12,8 +12,11 @@ import (
 
 // Refusal explains why a repair must not run.
 type Refusal struct {
-	Reason string
-	Hint   string
+	Reason string `json:"reason"`
+	Hint   string `json:"hint"`
+	// BadInput: the request names what the cluster does not have (a
+	// table, a node): a mistake, not a danger.
+	BadInput bool `json:"bad_input,omitempty"`
 }
 
 // TableCopy is one table's copy that a repair removes.
@@ -39,16 +42,16 @@ func PlanRemoval(s *Snapshot, remove string) Removal {
 	status := nodeStatus(s)
 	switch {
 	case remove == s.Target:
-		r.Refusal = &Refusal{fmt.Sprintf("%s is the node the removal would run on", remove),
-			"run it from another running node of the cluster: --node <other node>"}
+		r.Refusal = &Refusal{Reason: fmt.Sprintf("%s is the node the removal would run on", remove),
+			Hint: "run it from another running node of the cluster"}
 		return r
 	case !contains(s.Cluster.DBNodes, remove):
-		r.Refusal = &Refusal{fmt.Sprintf("%s is not a db node of this cluster", remove),
-			"the db nodes are: " + strings.Join(s.Cluster.DBNodes, ", ")}
+		r.Refusal = &Refusal{Reason: fmt.Sprintf("%s is not a db node of this cluster", remove),
+			Hint: "the db nodes are: " + strings.Join(s.Cluster.DBNodes, ", "), BadInput: true}
 		return r
 	case status[remove] == NodeRunning || status[remove] == NodeUnreachable:
-		r.Refusal = &Refusal{fmt.Sprintf("%s is running", remove),
-			fmt.Sprintf("stop it first (ejabberdctl --node %s stop, or mnesia:stop() there); only a dead node can be removed", remove)}
+		r.Refusal = &Refusal{Reason: fmt.Sprintf("%s is running", remove),
+			Hint: fmt.Sprintf("stop it first (ejabberdctl --node %s stop, or mnesia:stop() there); only a dead node can be removed", remove)}
 		return r
 	}
 	if status[remove] == NodeMnesiaStopped {
@@ -82,8 +85,8 @@ func PlanRemoval(s *Snapshot, remove string) Removal {
 	}
 	if len(lastCopy) > 0 {
 		r.Refusal = &Refusal{
-			fmt.Sprintf("removing %s would delete the last copy of %s", remove, abbreviate(lastCopy, 6)),
-			fmt.Sprintf("start %s and copy those tables to another node first (mimmigrate set-copy), or read them from its directory", remove),
+			Reason: fmt.Sprintf("removing %s would delete the last copy of %s", remove, abbreviate(lastCopy, 6)),
+			Hint:   fmt.Sprintf("start %s and copy those tables to another node first (mimmigrate set-copy), or read them from its directory", remove),
 		}
 	}
 	return r
@@ -142,15 +145,17 @@ func PlanCopyChange(s *Snapshot, table, node string, to CopyType) CopyChange {
 		}
 	}
 	refuse := func(reason, hint string) CopyChange {
-		c.Refusal = &Refusal{reason, hint}
+		c.Refusal = &Refusal{Reason: reason, Hint: hint}
 		return c
 	}
 	if t == nil {
-		return refuse(fmt.Sprintf("there is no table %q in this cluster", table), similar(s, table))
+		c.Refusal = &Refusal{Reason: fmt.Sprintf("there is no table %q in this cluster", table), Hint: similar(s, table), BadInput: true}
+		return c
 	}
 	if !contains(s.Cluster.DBNodes, node) {
-		return refuse(fmt.Sprintf("%s is not a db node of this cluster", node),
-			"the db nodes are: "+strings.Join(s.Cluster.DBNodes, ", "))
+		c.Refusal = &Refusal{Reason: fmt.Sprintf("%s is not a db node of this cluster", node),
+			Hint: "the db nodes are: " + strings.Join(s.Cluster.DBNodes, ", "), BadInput: true}
+		return c
 	}
 	c.From = t.Copies[node]
 	switch c.From {
@@ -206,6 +211,9 @@ func PlanCopyChange(s *Snapshot, table, node string, to CopyType) CopyChange {
 		if to == CopyDiscOnly && *t.MemoryBytes >= s.Settings.DETSWarnBytes {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s takes %s, close to the 2 GiB DETS limit of disc_only_copies", table, HumanBytes(*t.MemoryBytes)))
 		}
+	}
+	if c.From != CopyNone && to != CopyNone && len(t.Indexes) > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("Mnesia then lists %s's indexes twice on %s until Mnesia restarts there (every write updates them twice; inspect reports it)", table, node))
 	}
 	if c.From == CopyNone && t.Size != nil && *t.Size > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d records are copied to %s; large tables take a while", *t.Size, node))
@@ -328,7 +336,7 @@ func q(a string) string { return term.QuoteAtom(term.Atom(a)) }
 func similar(s *Snapshot, name string) string {
 	var near []string
 	for _, t := range s.Tables {
-		if strings.Contains(t.Name, name) || strings.Contains(name, t.Name) {
+		if strings.Contains(t.Name, name) || strings.Contains(name, t.Name) || editDistance(t.Name, name) <= 2 {
 			near = append(near, t.Name)
 		}
 	}
@@ -337,4 +345,25 @@ func similar(s *Snapshot, name string) string {
 		return "did you mean " + strings.Join(near, " or ") + "?"
 	}
 	return "mimmigrate inspect lists the tables"
+}
+
+// editDistance is the Levenshtein distance of two names.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
