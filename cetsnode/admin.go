@@ -2,212 +2,122 @@ package cetsnode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
 
-// Errors of the cluster commands, with MongooseIM's codes.
-var (
-	ErrNotInCluster = errors.New("not_in_cluster")
-	ErrNodeIsAlive  = errors.New("node_is_alive")
-	ErrLeft         = errors.New("this node has left the cluster (start it again to rejoin)")
-)
-
-// Leave stops replicating: every table drops its peers (and they drop
-// us), our discovery row goes, and discovery stays off, so the node stays
-// out until it is started again.
-func (d *Discovery) Leave(ctx context.Context) error {
-	c := d.c
-	members := 0
-	for _, t := range c.Tables() {
-		members += len(t.Nodes())
-	}
-	d.Stop()
-	c.left.Store(true)
-	if err := d.Remove(ctx, string(c.self)); err != nil {
-		return fmt.Errorf("removing our discovery row: %w", err)
-	}
-	for _, t := range c.Tables() {
-		done := make(chan struct{})
-		t.post(func() {
-			for m := range t.members {
-				c.send(m, term.Tuple{term.Atom("check_failed"), t.name})
-			}
-			t.members = map[term.Atom]bool{}
-			t.joinRef = newRef() // late writes of the old segment are dropped
-			t.publish()
-			close(done)
-		})
-		<-done
-	}
-	if members == 0 {
-		return ErrNotInCluster
-	}
-	return nil
+// Admin is a client of cluster nodes' administration functions (what
+// `mimmigrate cluster` runs), over a hidden distribution connection.
+type Admin struct {
+	Client *erldist.Client
 }
 
-// Remove drops a dead node from the cluster now, without waiting for its
-// row to expire: its discovery row is deleted and every node of our
-// segments drops it and its records. Refused while the node answers.
-func (d *Discovery) RemoveNode(ctx context.Context, node string) error {
-	c := d.c
-	if term.Atom(node) == c.self {
-		return errors.New("a node cannot remove itself (use leave)")
-	}
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	_, err := c.Node.Connect(pctx, node)
-	cancel()
-	if err == nil {
-		return ErrNodeIsAlive
-	}
-	if err := d.Remove(ctx, node); err != nil {
-		return err
-	}
-	targets := map[term.Atom]bool{c.self: true}
-	for _, t := range c.Tables() {
-		for _, m := range t.Nodes() {
-			targets[m] = true
-		}
-	}
-	for n := range targets {
-		if _, err := c.call(ctx, n, term.Tuple{term.Atom("remove_node"), term.Atom(node)}); err != nil {
-			c.Log.Warn("remove: a node did not confirm", "node", n, "err", err)
+// AdminError is an operation a node refused or failed: Code is
+// MongooseIM's (already_joined, not_in_cluster, node_is_alive), left, or
+// failed; Msg says it in MongooseIM's words.
+type AdminError struct {
+	Code string
+	Msg  string
+}
+
+func (e *AdminError) Error() string { return e.Msg }
+
+// Unwrap lets errors.Is match the sentinel of the code.
+func (e *AdminError) Unwrap() error {
+	for err, code := range errorCodes {
+		if string(code) == e.Code {
+			return err
 		}
 	}
 	return nil
 }
 
-// RPC are the functions a node serves to rpc:call from Erlang and to
-// mimmigrate cluster: status and table info, and the cluster commands.
-func (d *Discovery) RPC() map[string]erldist.RPCFunc {
-	ctx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 60*time.Second)
-	}
-	result := func(err error, okMsg string) term.Term {
-		if err != nil {
-			return term.Tuple{term.Atom("error"), term.Binary(err.Error())}
-		}
-		return term.Tuple{term.Atom("ok"), term.Binary(okMsg)}
-	}
-	arg := func(args term.List) string {
-		if len(args) == 0 {
-			return ""
-		}
-		s, _ := term.Text(args[0])
-		return s
-	}
-	return map[string]erldist.RPCFunc{
-		"mimmigrate:status/0": func(term.Atom, term.List) term.Term {
-			return term.Tuple{term.Atom("running"), term.Binary(d.c.self), term.Binary(d.FullName())}
-		},
-		"mimmigrate:cluster_status/0": func(term.Atom, term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			return statusTerm(d.Status(c))
-		},
-		// [{Table, Size, Nodes, Digest}]: the digest (of every record and
-		// its write stamp) tells whether two nodes hold the same table.
-		"mimmigrate:table_info/0": func(term.Atom, term.List) term.Term {
-			var out term.List
-			for _, t := range d.c.Tables() {
-				out = append(out, term.Tuple{t.name, int64(t.Size()), nodeList(append([]term.Atom{d.c.self}, t.Nodes()...)), term.Binary(t.Digest())})
-			}
-			return out
-		},
-		// Points a domain at this node; route_lookup/1 reads it.
-		"mimmigrate:route_register/1": func(_ term.Atom, args term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			if d.routes == nil || len(args) != 1 {
-				return term.Tuple{term.Atom("error"), term.Binary("badarg")}
-			}
-			return result(d.routes.Register(c, arg(args)), "registered")
-		},
-		"mimmigrate:route_lookup/1": func(_ term.Atom, args term.List) term.Term {
-			if d.routes == nil || len(args) != 1 {
-				return term.Tuple{term.Atom("error"), term.Binary("badarg")}
-			}
-			if n, ok := d.routes.Lookup(arg(args)); ok {
-				return term.Tuple{term.Atom("ok"), n}
-			}
-			return term.Atom("none")
-		},
-		// [{Node, Sessions}]: the session table's records by owner.
-		"mimmigrate:session_count/0": func(term.Atom, term.List) term.Term {
-			if d.sessions == nil {
-				return term.List{}
-			}
-			by := map[term.Atom]int64{}
-			d.sessions.T.Each(func(r Record) {
-				if n, ok := r[2].(term.Atom); ok {
-					by[n]++
-				}
-			})
-			var out term.List
-			for n, k := range by {
-				out = append(out, term.Tuple{n, k})
-			}
-			return out
-		},
-		// Registers a session owned by this node (for operators' smoke
-		// tests; the XMPP service registers its own).
-		"mimmigrate:session_register/3": func(_ term.Atom, args term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			if len(args) != 3 {
-				return term.Tuple{term.Atom("error"), term.Binary("badarg")}
-			}
-			user, _ := term.Text(args[0])
-			server, _ := term.Text(args[1])
-			res, _ := term.Text(args[2])
-			if d.sessions == nil {
-				return term.Tuple{term.Atom("error"), term.Binary("no session table")}
-			}
-			err := d.sessions.Register(c, Session{Server: server, User: user, Resource: res, Priority: 0})
-			return result(err, "registered")
-		},
-		"mimmigrate:cluster_join/1": func(_ term.Atom, args term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			node := arg(args)
-			err := d.c.Join(c, node)
-			if errors.Is(err, ErrAlreadyJoined) {
-				return term.Tuple{term.Atom("error"), term.Binary(fmt.Sprintf("The node %s has already joined the cluster of %s (already_joined).", d.c.self, node))}
-			}
-			return result(err, fmt.Sprintf("You have successfully joined the node %s to the cluster with node member %s.", d.c.self, node))
-		},
-		"mimmigrate:cluster_leave/0": func(term.Atom, term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			err := d.Leave(c)
-			if errors.Is(err, ErrNotInCluster) {
-				return term.Tuple{term.Atom("error"), term.Binary(fmt.Sprintf("The node %s is not in the cluster (not_in_cluster); it stays out until it is started again.", d.c.self))}
-			}
-			return result(err, fmt.Sprintf("The node %s has successfully left the cluster; it stays out until it is started again.", d.c.self))
-		},
-		"mimmigrate:cluster_remove/1": func(_ term.Atom, args term.List) term.Term {
-			c, cancel := ctx()
-			defer cancel()
-			node := arg(args)
-			err := d.RemoveNode(c, node)
-			if errors.Is(err, ErrNodeIsAlive) {
-				return term.Tuple{term.Atom("error"), term.Binary(fmt.Sprintf("The node %s is alive but should not be (node_is_alive): stop it first, or run leave on it.", node))}
-			}
-			return result(err, fmt.Sprintf("The dead node %s has been removed from the cluster.", node))
-		},
-	}
-}
+// ErrNotClusterNode: the node answers but does not serve the cluster
+// functions.
+var ErrNotClusterNode = errors.New("not a mimmigrate cluster node")
 
-// statusTerm carries a Status over RPC as its JSON text (the CLI prints
-// it; an Erlang caller gets a binary).
-func statusTerm(s Status) term.Term {
-	b, err := jsonMarshal(s)
+func (a *Admin) call(ctx context.Context, node, fn string, args ...term.Term) (term.Term, error) {
+	conn, err := a.Client.Dial(ctx, node)
 	if err != nil {
-		return term.Tuple{term.Atom("error"), term.Binary(err.Error())}
+		return nil, err
 	}
-	return term.Tuple{term.Atom("ok"), term.Binary(b)}
+	defer conn.Close()
+	res, err := conn.Call(ctx, "mimmigrate", term.Atom(fn), args...)
+	var re *erldist.RemoteError
+	if errors.As(err, &re) || isBadRPC(res) {
+		return nil, fmt.Errorf("%s does not serve mimmigrate:%s: %w", node, fn, ErrNotClusterNode)
+	}
+	return res, err
+}
+
+func isBadRPC(t term.Term) bool {
+	tu, ok := t.(term.Tuple)
+	return ok && len(tu) == 2 && term.IsAtom(tu[0], "badrpc")
+}
+
+// outcome reads {ok, Message} or {error, Code, Message}.
+func outcome(res term.Term) (string, error) {
+	tu, ok := res.(term.Tuple)
+	if ok && len(tu) == 2 && term.IsAtom(tu[0], "ok") {
+		msg, _ := term.Text(tu[1])
+		return msg, nil
+	}
+	if ok && len(tu) == 3 && term.IsAtom(tu[0], "error") {
+		code, _ := tu[1].(term.Atom)
+		msg, _ := term.Text(tu[2])
+		return "", &AdminError{Code: string(code), Msg: msg}
+	}
+	return "", &AdminError{Code: "failed", Msg: "unexpected answer " + term.Format(res)}
+}
+
+func (a *Admin) op(ctx context.Context, node, fn string, args ...term.Term) (string, error) {
+	res, err := a.call(ctx, node, fn, args...)
+	if err != nil {
+		return "", err
+	}
+	return outcome(res)
+}
+
+// Status is a node's view of the cluster.
+func (a *Admin) Status(ctx context.Context, node string) (Status, error) {
+	var st Status
+	text, err := a.op(ctx, node, "cluster_status")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal([]byte(text), &st); err != nil {
+		return st, &AdminError{Code: "failed", Msg: "unreadable status: " + err.Error()}
+	}
+	return st, nil
+}
+
+// CheckJoin says whether node can join target's cluster now.
+func (a *Admin) CheckJoin(ctx context.Context, node, target string) error {
+	_, err := a.op(ctx, node, "cluster_can_join", term.Binary(target))
+	return err
+}
+
+// Join makes node join target's cluster now.
+func (a *Admin) Join(ctx context.Context, node, target string) (string, error) {
+	return a.op(ctx, node, "cluster_join", term.Binary(target))
+}
+
+// Leave makes node leave its cluster.
+func (a *Admin) Leave(ctx context.Context, node string) (string, error) {
+	return a.op(ctx, node, "cluster_leave")
+}
+
+// CheckRemove says whether node can remove target now (only a dead one).
+func (a *Admin) CheckRemove(ctx context.Context, node, target string) error {
+	_, err := a.op(ctx, node, "cluster_can_remove", term.Binary(target))
+	return err
+}
+
+// Remove makes node drop the dead target from the cluster.
+func (a *Admin) Remove(ctx context.Context, node, target string) (string, error) {
+	return a.op(ctx, node, "cluster_remove", term.Binary(target))
 }

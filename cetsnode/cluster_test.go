@@ -22,7 +22,7 @@ func startClusterTB(t testing.TB, cookie string) *Cluster {
 	t.Helper()
 	n := &erldist.Node{Name: "cets" + testenv.RandomID(6) + "@127.0.0.1", Cookie: cookie, ListenAddr: "127.0.0.1:0",
 		Timeouts: erldist.Timeouts{Tick: 2 * time.Second, Peer: 4 * time.Second, Write: 5 * time.Second, Call: 10 * time.Second}}
-	c := New(n, nil)
+	c := newTestCluster(n)
 	c.Table("t", ownedOpts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -31,6 +31,24 @@ func startClusterTB(t testing.TB, cookie string) *Cluster {
 	}
 	t.Cleanup(func() { n.Close() })
 	return c
+}
+
+// testNodes are the erldist nodes of the in-process clusters.
+var testNodes sync.Map // *Cluster -> *erldist.Node
+
+// newTestCluster makes a cluster over a real erldist node on loopback.
+func newTestCluster(n *erldist.Node) *Cluster {
+	c := NewCluster(ClusterOptions{})
+	c.SetTransport(NewDistTransport(n, c))
+	testNodes.Store(c, n)
+	return c
+}
+
+// closeNode stops a cluster's node: its peers see it go down.
+func closeNode(c *Cluster) {
+	if n, ok := testNodes.Load(c); ok {
+		n.(*erldist.Node).Close()
+	}
 }
 
 func rec(key string, owner term.Atom, v int) Record {
@@ -153,7 +171,7 @@ func TestReplicationJoinDown(t *testing.T) {
 			cRecs++
 		}
 	})
-	c.Node.Close()
+	closeNode(c)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(a.Tables()[0].Nodes()) != 1 || len(b.Tables()[0].Nodes()) != 1 {
 		if time.Now().After(deadline) {

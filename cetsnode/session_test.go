@@ -16,7 +16,7 @@ func TestSessionsAndRoutes(t *testing.T) {
 	cookie := "c" + testenv.RandomID(10)
 	mk := func() (*Cluster, *Sessions, *Routes) {
 		n := &erldist.Node{Name: "sess" + testenv.RandomID(6) + "@127.0.0.1", Cookie: cookie, ListenAddr: "127.0.0.1:0"}
-		c := New(n, nil)
+		c := newTestCluster(n)
 		s, r := NewSessions(c), NewRoutes(c)
 		if err := n.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -64,7 +64,7 @@ func TestSessionsAndRoutes(t *testing.T) {
 		t.Fatalf("route: %s %v", n, ok)
 	}
 	// a goes down: b drops alice's remaining session, keeps bob's.
-	a.Node.Close()
+	closeNode(a)
 	deadline := time.Now().Add(5 * time.Second)
 	for sb.Count() != 1 {
 		if time.Now().After(deadline) {

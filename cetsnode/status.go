@@ -2,7 +2,6 @@ package cetsnode
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -10,32 +9,38 @@ import (
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
 
+// StatusSchema names the JSON layout of Status (docs/cluster.md).
+const StatusSchema = "mimmigrate.cluster-status/1"
+
 // Status is MongooseIM's CETS systemInfo for this cluster, as this node
-// sees it (the field meanings are cets_status's; see docs/cluster.md).
+// sees it (the field meanings are cets_status's; the JSON keys are its
+// names in snake_case; see docs/cluster.md).
 type Status struct {
+	Schema                       string        `json:"schema"`
 	Node                         string        `json:"node"`
-	AvailableNodes               []string      `json:"availableNodes"`
-	UnavailableNodes             []string      `json:"unavailableNodes"`
-	JoinedNodes                  []string      `json:"joinedNodes"`
-	DiscoveredNodes              []string      `json:"discoveredNodes"`
-	DiscoveryWorks               bool          `json:"discoveryWorks"`
-	RemoteNodesWithoutDisco      []string      `json:"remoteNodesWithoutDisco"`
-	RemoteNodesWithUnknownTables []string      `json:"remoteNodesWithUnknownTables"`
-	RemoteUnknownTables          []string      `json:"remoteUnknownTables"`
-	RemoteNodesWithMissingTables []string      `json:"remoteNodesWithMissingTables"`
-	RemoteMissingTables          []string      `json:"remoteMissingTables"`
-	ConflictNodes                []string      `json:"conflictNodes"`
-	ConflictTables               []string      `json:"conflictTables"`
+	AvailableNodes               []string      `json:"available_nodes"`
+	UnavailableNodes             []string      `json:"unavailable_nodes"`
+	JoinedNodes                  []string      `json:"joined_nodes"`
+	DiscoveredNodes              []string      `json:"discovered_nodes"`
+	DiscoveryWorks               bool          `json:"discovery_works"`
+	RemoteNodesWithoutDisco      []string      `json:"remote_nodes_without_disco"`
+	RemoteNodesWithUnknownTables []string      `json:"remote_nodes_with_unknown_tables"`
+	RemoteUnknownTables          []string      `json:"remote_unknown_tables"`
+	RemoteNodesWithMissingTables []string      `json:"remote_nodes_with_missing_tables"`
+	RemoteMissingTables          []string      `json:"remote_missing_tables"`
+	ConflictNodes                []string      `json:"conflict_nodes"`
+	ConflictTables               []string      `json:"conflict_tables"`
 	Tables                       []TableStatus `json:"tables"`
-	NodeNum                      int           `json:"nodeNum"`
-	DiscoveryError               string        `json:"discoveryError,omitempty"`
+	NodeNum                      int           `json:"node_num"`
+	DiscoveryError               string        `json:"discovery_error,omitempty"`
+	Left                         bool          `json:"left"`
 	Healthy                      bool          `json:"healthy"`
 	Verdict                      string        `json:"verdict"`
 }
 
 // TableStatus is one table on this node.
 type TableStatus struct {
-	Name   string   `json:"tableName"`
+	Name   string   `json:"table_name"`
 	Size   int      `json:"size"`
 	Memory int64    `json:"memory"` // bytes of the records' external term encoding
 	Nodes  []string `json:"nodes"`  // this node and those it replicates to
@@ -43,10 +48,11 @@ type TableStatus struct {
 
 // Status gathers the cluster's state: discovery's view, and each
 // available node's tables with the nodes each replicates to.
-func (d *Discovery) Status(ctx context.Context) Status {
-	c := d.c
-	ds := d.State()
-	st := Status{Node: string(c.self), DiscoveryWorks: ds.Works, NodeNum: ds.NodeNum, DiscoveryError: ds.LastError}
+func (n *Node) Status(ctx context.Context) Status {
+	c := n.Cluster
+	ds := n.Discovery.State()
+	st := Status{Schema: StatusSchema, Node: string(c.self), DiscoveryWorks: ds.Works, NodeNum: ds.NodeNum,
+		DiscoveryError: ds.LastError, Left: c.HasLeft(), Tables: []TableStatus{}}
 	ours := map[string][]string{}
 	for _, t := range c.Tables() {
 		nodes := append([]string{string(c.self)}, atomsToStrings(t.Nodes())...)
@@ -68,35 +74,25 @@ func (d *Discovery) Status(ctx context.Context) Status {
 		if n == c.self {
 			continue
 		}
-		if _, down := ds.Unavailable[n]; down || c.Node.Conn(n) == nil {
+		if _, down := ds.Unavailable[n]; down || !c.t.Connected(n) {
 			st.UnavailableNodes = append(st.UnavailableNodes, string(n))
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := c.call(cctx, n, term.Tuple{term.Atom("tables")})
+		res, err := c.call(cctx, n, tablesReq{})
 		cancel()
+		var reply tablesReply
+		if err == nil {
+			reply, err = decodeTablesReply(res)
+		}
 		if err != nil {
 			st.RemoteNodesWithoutDisco = append(st.RemoteNodesWithoutDisco, string(n))
 			continue
 		}
 		st.AvailableNodes = append(st.AvailableNodes, string(n))
 		theirs := map[string][]string{}
-		l, _ := term.Elems(res)
-		for _, e := range l {
-			tu, ok := e.(term.Tuple)
-			if !ok || len(tu) != 2 {
-				continue
-			}
-			name, _ := tu[0].(term.Atom)
-			ns, _ := term.Elems(tu[1])
-			var nodes []string
-			for _, x := range ns {
-				if a, ok := x.(term.Atom); ok {
-					nodes = append(nodes, string(a))
-				}
-			}
-			sort.Strings(nodes)
-			theirs[string(name)] = nodes
+		for name, nodes := range reply {
+			theirs[name] = atomsToStrings(nodes)
 		}
 		same, hasUnknown, hasMissing, hasConflict := true, false, false, false
 		for name, nodes := range theirs {
@@ -142,9 +138,9 @@ func (d *Discovery) Status(ctx context.Context) Status {
 	case !ds.Works:
 		st.Verdict = "unhealthy: discovery cannot reach the database: " + ds.LastError
 	case st.Healthy:
-		st.Verdict = fmt.Sprintf("healthy: %d nodes joined, every discovered node", len(st.JoinedNodes))
+		st.Verdict = fmt.Sprintf("healthy: %s joined, every discovered node", plural(len(st.JoinedNodes), "node"))
 	default:
-		st.Verdict = fmt.Sprintf("unhealthy: %d of %d discovered nodes joined", len(st.JoinedNodes), len(st.DiscoveredNodes))
+		st.Verdict = fmt.Sprintf("unhealthy: %d of %s joined", len(st.JoinedNodes), plural(len(st.DiscoveredNodes), "discovered node"))
 		if len(st.UnavailableNodes) > 0 {
 			st.Verdict += fmt.Sprintf("; unavailable: %v", st.UnavailableNodes)
 		}
@@ -152,7 +148,27 @@ func (d *Discovery) Status(ctx context.Context) Status {
 			st.Verdict += fmt.Sprintf("; replicating to other node sets: %v", st.ConflictNodes)
 		}
 	}
+	st.nonNil()
 	return st
+}
+
+// plural is "1 node", "2 nodes".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// nonNil makes every list of the status a list in JSON, never null.
+func (st *Status) nonNil() {
+	for _, l := range []*[]string{&st.AvailableNodes, &st.UnavailableNodes, &st.JoinedNodes, &st.DiscoveredNodes,
+		&st.RemoteNodesWithoutDisco, &st.RemoteNodesWithUnknownTables, &st.RemoteUnknownTables,
+		&st.RemoteNodesWithMissingTables, &st.RemoteMissingTables, &st.ConflictNodes, &st.ConflictTables} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
 }
 
 func atomsToStrings(as []term.Atom) []string {
@@ -196,5 +212,3 @@ func boolKeys(m map[string][]string) map[string]bool {
 	}
 	return out
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

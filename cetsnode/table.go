@@ -1,299 +1,518 @@
-// Package cetsnode is mimmigrate's cluster node: in-memory tables
-// replicated to every node the way MongooseIM's CETS does it, over Erlang
-// distribution between Go nodes, with nodes that find each other through a
-// PostgreSQL table.
-//
-// Every node holds a full copy of every table; reads are local. A write is
-// applied locally, sent to every peer of the table's segment, and returns
-// when each live peer has acknowledged it or has been declared down. Each
-// node sends its writes over one connection per peer, so a sender's order
-// is kept. Two segments join by pausing writes on every member (queued, not
-// lost), exchanging dumps, merging them with the table's conflict handler
-// and resuming under a new join reference; a write carrying another join
-// reference is dropped (but acknowledged). A node that goes down is dropped
-// from every segment and the records it owned are deleted on every
-// survivor. See docs/cluster.md.
 package cetsnode
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
 
-// Record is a table's record: a tuple whose key is element KeyPos.
-type Record = term.Tuple
+// Table is one replicated table on this node. Reads are local and take a
+// read lock; every change of the table's membership, pauses and pending
+// writes happens on the table's goroutine.
+type Table struct {
+	name term.Atom
+	c    *Cluster
+	st   *store
+	ev   chan func()
 
-// Entry is a record with the time it was written (µs, the writer's clock)
-// and the node that wrote it: what a conflict handler decides on.
-type Entry struct {
-	Rec    Record
-	Stamp  int64
-	Writer term.Atom
+	// owned by the goroutine
+	members   map[term.Atom]bool // the other nodes of our segment
+	joinRef   string
+	seq       uint64
+	pending   map[uint64]*pending
+	paused    map[string]term.Atom // pause ref -> the node holding it
+	pauseWait []func()             // pause replies waiting for pending writes
+	backlog   []func()
+	downs     []DownEvent
+	ackOwed   map[term.Atom]int64 // peer -> its last operation applied, not yet acknowledged
+	ackCount  int
+	snap      []Entry // the dump a join is streaming
+	snapRef   string
+
+	view sync.Mutex // a copy for readers on other goroutines
+	vMem []term.Atom
+	vRef string
 }
 
-// ConflictFunc picks the entry that survives a join when both sides hold
-// one with the same key and they differ. It must be deterministic: every
-// node of the join computes the same result.
-type ConflictFunc func(a, b Entry) Entry
-
-// LastWriterWins is the default conflict handler: the later write, ties
-// broken by the writer's name.
-func LastWriterWins(a, b Entry) Entry {
-	if a.Stamp != b.Stamp {
-		if a.Stamp > b.Stamp {
-			return a
-		}
-		return b
-	}
-	if a.Writer >= b.Writer {
-		return a
-	}
-	return b
+// newTable makes a table of a cluster (its goroutine is started by the
+// caller).
+func newTable(c *Cluster, name term.Atom, opt TableOptions) *Table {
+	t := &Table{name: name, c: c, st: newStore(opt), ev: make(chan func(), 4096),
+		members: map[term.Atom]bool{}, joinRef: newRef(), pending: map[uint64]*pending{}, paused: map[string]term.Atom{}}
+	t.publish()
+	return t
 }
 
-// TableOptions configure a table.
-type TableOptions struct {
-	KeyPos   int          // 1-based key position (default 1)
-	Conflict ConflictFunc // default LastWriterWins
-	// Owner names the node a record belongs to: when that node goes down,
-	// every survivor deletes its records. Nil: records outlive nodes.
-	Owner func(Record) term.Atom
-	// Index, when set, keeps the records grouped by a secondary key (a
-	// session table by bare JID) for Select.
-	Index func(Record) string
+// dumpChunk is how many records a join moves per message.
+const dumpChunk = 20000
+
+// DownEvent is a peer this table lost.
+type DownEvent struct {
+	Node    term.Atom
+	At      time.Time
+	Removed int // its records deleted here
 }
 
-// store is a table's local copy.
-type store struct {
-	mu   sync.RWMutex
-	recs map[string]Entry
-	idx  map[string]map[string]struct{} // Index value -> keys
-	opt  TableOptions
+type pending struct {
+	waiting map[term.Atom]bool
+	done    chan struct{}
 }
 
-func newStore(opt TableOptions) *store {
-	if opt.KeyPos <= 0 {
-		opt.KeyPos = 1
-	}
-	if opt.Conflict == nil {
-		opt.Conflict = LastWriterWins
-	}
-	return &store{recs: map[string]Entry{}, idx: map[string]map[string]struct{}{}, opt: opt}
-}
+// Name is the table's name.
+func (t *Table) Name() string { return string(t.name) }
 
-// put and del keep the index; the caller holds the write lock.
-func (s *store) put(k string, e Entry) {
-	if s.opt.Index != nil {
-		if old, ok := s.recs[k]; ok {
-			s.unindex(k, old.Rec)
-		}
-		ix := s.opt.Index(e.Rec)
-		if s.idx[ix] == nil {
-			s.idx[ix] = map[string]struct{}{}
-		}
-		s.idx[ix][k] = struct{}{}
-	}
-	s.recs[k] = e
-}
+func (t *Table) post(f func()) { t.ev <- f }
 
-func (s *store) del(k string) {
-	if old, ok := s.recs[k]; ok {
-		if s.opt.Index != nil {
-			s.unindex(k, old.Rec)
-		}
-		delete(s.recs, k)
-	}
-}
-
-func (s *store) unindex(k string, r Record) {
-	ix := s.opt.Index(r)
-	if m := s.idx[ix]; m != nil {
-		delete(m, k)
-		if len(m) == 0 {
-			delete(s.idx, ix)
+func (t *Table) loop() {
+	for f := range t.ev {
+		f()
+		if len(t.ackOwed) > 0 && len(t.ev) == 0 {
+			t.flushAcks()
 		}
 	}
 }
 
-// selectIndex returns the records whose Index value is ix.
-func (s *store) selectIndex(ix string) []Record {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []Record
-	for k := range s.idx[ix] {
-		out = append(out, s.recs[k].Rec)
+// sync copies the membership for readers.
+func (t *Table) publish() {
+	mem := make([]term.Atom, 0, len(t.members))
+	for m := range t.members {
+		mem = append(mem, m)
 	}
-	return out
+	sort.Slice(mem, func(i, j int) bool { return mem[i] < mem[j] })
+	t.view.Lock()
+	t.vMem, t.vRef = mem, t.joinRef
+	t.view.Unlock()
 }
 
-func (s *store) keyOf(r Record) (string, bool) {
-	if len(r) < s.opt.KeyPos {
-		return "", false
-	}
-	return canonKey(r[s.opt.KeyPos-1])
+// Nodes are the other nodes this table replicates to now.
+func (t *Table) Nodes() []term.Atom {
+	t.view.Lock()
+	defer t.view.Unlock()
+	return append([]term.Atom(nil), t.vMem...)
 }
 
-func canonKey(k term.Term) (string, bool) {
-	ks, err := term.CanonicalKey(k)
-	return ks, err == nil
+// JoinRef is the table's join reference.
+func (t *Table) JoinRef() string {
+	t.view.Lock()
+	defer t.view.Unlock()
+	return t.vRef
 }
 
-func (s *store) insert(recs []Record, stamp int64, writer term.Atom) {
-	s.mu.Lock()
-	for _, r := range recs {
-		if k, ok := s.keyOf(r); ok {
-			s.put(k, Entry{Rec: r, Stamp: stamp, Writer: writer})
-		}
+// Size is the number of records.
+func (t *Table) Size() int { return t.st.size() }
+
+// Lookup reads a record by key, locally.
+func (t *Table) Lookup(key term.Term) (Record, bool) { return t.st.lookup(key) }
+
+// Select returns the records of an Index value, locally.
+func (t *Table) Select(index string) []Record { return t.st.selectIndex(index) }
+
+// Each calls fn on every record, locally (fn must not write to the table).
+func (t *Table) Each(fn func(Record)) { t.st.each(fn) }
+
+// Dump returns every entry, sorted by key.
+func (t *Table) Dump() []Entry { return t.st.dump() }
+
+// Digest is a SHA-256 over every entry in key order (record, stamp,
+// writer): equal digests, equal tables.
+func (t *Table) Digest() string {
+	h := sha256.New()
+	for _, e := range t.st.dump() {
+		b, _ := term.Encode(term.Tuple{e.Rec, e.Stamp, e.Writer})
+		h.Write(b)
 	}
-	s.mu.Unlock()
+	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (s *store) insertNew(r Record, stamp int64, writer term.Atom) bool {
-	k, ok := s.keyOf(r)
-	if !ok {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, exists := s.recs[k]; exists {
-		return false
-	}
-	s.put(k, Entry{Rec: r, Stamp: stamp, Writer: writer})
-	return true
+// Downs are the peers this table lost, oldest first.
+func (t *Table) Downs() []DownEvent {
+	ch := make(chan []DownEvent, 1)
+	t.post(func() { ch <- append([]DownEvent(nil), t.downs...) })
+	return <-ch
 }
 
-func (s *store) delete(keys []term.Term) {
-	s.mu.Lock()
-	for _, k := range keys {
-		if ks, ok := canonKey(k); ok {
-			s.del(ks)
-		}
-	}
-	s.mu.Unlock()
+// Insert writes records; it returns when every live peer has them.
+func (t *Table) Insert(ctx context.Context, recs ...Record) error {
+	return t.write(ctx, writeOp{Kind: "insert", Items: recordList(recs)})
 }
 
-func (s *store) deleteObjects(recs []Record) {
-	s.mu.Lock()
-	for _, r := range recs {
-		if k, ok := s.keyOf(r); ok {
-			if cur, ok := s.recs[k]; ok && term.Equal(cur.Rec, r) {
-				s.del(k)
+// Delete removes the records with these keys.
+func (t *Table) Delete(ctx context.Context, keys ...term.Term) error {
+	return t.write(ctx, writeOp{Kind: "delete", Items: term.List(keys)})
+}
+
+// DeleteObject removes records that are exactly these.
+func (t *Table) DeleteObject(ctx context.Context, recs ...Record) error {
+	return t.write(ctx, writeOp{Kind: "delete_object", Items: recordList(recs)})
+}
+
+func recordList(recs []Record) term.List {
+	l := make(term.List, len(recs))
+	for i, r := range recs {
+		l[i] = r
+	}
+	return l
+}
+
+func (t *Table) write(ctx context.Context, op writeOp) error {
+	done := make(chan struct{})
+	select {
+	case t.ev <- func() { t.doWrite(op, time.Now().UnixMicro(), done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *Table) apply(op writeOp, stamp int64, writer term.Atom) {
+	recs := func() []Record {
+		out := make([]Record, 0, len(op.Items))
+		for _, i := range op.Items {
+			if r, ok := i.(term.Tuple); ok {
+				out = append(out, r)
 			}
 		}
+		return out
 	}
-	s.mu.Unlock()
-}
-
-func (s *store) lookup(key term.Term) (Record, bool) {
-	k, ok := canonKey(key)
-	if !ok {
-		return nil, false
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e, ok := s.recs[k]
-	return e.Rec, ok
-}
-
-// each calls fn on every record (under the read lock: fn must not write).
-func (s *store) each(fn func(Record)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, e := range s.recs {
-		fn(e.Rec)
+	switch op.Kind {
+	case "insert":
+		t.st.insert(recs(), stamp, writer)
+	case "delete":
+		t.st.delete(op.Items)
+	case "delete_object":
+		t.st.deleteObjects(recs())
 	}
 }
 
-// entries returns every entry, unordered.
-func (s *store) entries() []Entry {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]Entry, 0, len(s.recs))
-	for _, e := range s.recs {
-		out = append(out, e)
+// doWrite applies a write here and sends it to the segment (on the
+// goroutine). While a join holds the table paused, writes wait in order.
+func (t *Table) doWrite(op writeOp, stamp int64, done chan struct{}) {
+	if len(t.paused) > 0 {
+		t.backlog = append(t.backlog, func() { t.doWrite(op, stamp, done) })
+		return
 	}
-	return out
+	self := t.c.self
+	t.apply(op, stamp, self)
+	t.replicate(op, stamp, self, done)
 }
 
-// reserve makes room for n more records when the table is empty (a node
-// joining a big table): the map does not grow step by step.
-func (s *store) reserve(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.recs) == 0 && n > 1024 {
-		s.recs = make(map[string]Entry, n)
+func (t *Table) replicate(op writeOp, stamp int64, writer term.Atom, done chan struct{}) {
+	if len(t.members) == 0 {
+		close(done)
+		return
 	}
-}
-
-// mergeIn adds the other side's entries at a join: a key held here too
-// goes through the conflict handler (which both sides run alike).
-func (s *store) mergeIn(es []Entry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range es {
-		k, ok := s.keyOf(e.Rec)
-		if !ok {
-			continue
+	t.seq++
+	p := &pending{waiting: map[term.Atom]bool{}, done: done}
+	msg, err := term.Encode(opMsg{Table: t.name, Seq: int64(t.seq), JoinRef: t.joinRef, Stamp: stamp, Writer: writer, Op: op}.encode())
+	if err != nil {
+		t.c.log.Error("cannot encode a write", "table", t.name, "err", err)
+		close(done)
+		return
+	}
+	for m := range t.members {
+		if t.c.sendEncoded(m, msg) {
+			p.waiting[m] = true
 		}
-		if cur, ok := s.recs[k]; ok {
-			if term.Equal(cur.Rec, e.Rec) && cur.Stamp == e.Stamp {
-				continue
+	}
+	if len(p.waiting) == 0 {
+		close(done)
+		return
+	}
+	t.pending[t.seq] = p
+}
+
+// remoteOp applies a peer's write, when it is of our join (on the
+// goroutine).
+func (t *Table) remoteOp(from term.Atom, m opMsg) {
+	if m.JoinRef == t.joinRef {
+		t.apply(m.Op, m.Stamp, m.Writer)
+	} else {
+		t.c.log.Debug("dropped an operation of another join", "table", t.name, "from", from)
+	}
+	// Acknowledged either way, so the writer never hangs. A sender's
+	// operations arrive in order, so one acknowledgement covers every
+	// operation up to it: while more events wait, they are coalesced.
+	if t.ackOwed == nil {
+		t.ackOwed = map[term.Atom]int64{}
+	}
+	t.ackOwed[from] = max(t.ackOwed[from], m.Seq)
+	t.ackCount++
+	if len(t.ev) == 0 || t.ackCount >= 64 {
+		t.flushAcks()
+	}
+}
+
+// check: a member holding another join reference is not of our segment:
+// both drop each other.
+func (t *Table) check(from term.Atom, joinRef string) {
+	if joinRef != t.joinRef && t.members[from] {
+		t.c.log.Warn("a peer holds another join reference: dropping each other", "table", t.name, "peer", from)
+		t.drop(from)
+		t.c.send(from, checkFailedMsg{Table: t.name})
+	}
+}
+
+// flushAcks sends the acknowledgements owed.
+func (t *Table) flushAcks() {
+	for peer, seq := range t.ackOwed {
+		t.c.send(peer, ackMsg{Table: t.name, Seq: seq})
+	}
+	clear(t.ackOwed)
+	t.ackCount = 0
+}
+
+// ackedUpTo: the peer has applied every operation up to seq.
+func (t *Table) ackedUpTo(seq uint64, from term.Atom) {
+	for s, p := range t.pending {
+		if s <= seq && p.waiting[from] {
+			t.acked(s, from)
+		}
+	}
+}
+
+func (t *Table) acked(seq uint64, from term.Atom) {
+	p := t.pending[seq]
+	if p == nil {
+		return
+	}
+	delete(p.waiting, from)
+	if len(p.waiting) == 0 {
+		close(p.done)
+		delete(t.pending, seq)
+		if len(t.pending) == 0 {
+			t.flushPauseWaiters()
+		}
+	}
+}
+
+// drop removes a peer from the segment: its pending acks count as given.
+func (t *Table) drop(peer term.Atom) {
+	delete(t.members, peer)
+	for seq := range t.pending {
+		t.acked(seq, peer)
+	}
+	t.publish()
+}
+
+func (t *Table) down(peer term.Atom) {
+	wasMember := t.members[peer]
+	t.drop(peer)
+	removed := t.st.removeOwned(peer)
+	t.downs = append(t.downs, DownEvent{Node: peer, At: time.Now(), Removed: removed})
+	if len(t.downs) > 100 {
+		t.downs = t.downs[len(t.downs)-100:]
+	}
+	// Pauses held by the lost node end with it.
+	for ref, holder := range t.paused {
+		if holder == peer {
+			t.unpause(ref)
+		}
+	}
+	if wasMember || removed > 0 {
+		t.c.log.Info("peer dropped from table", "table", t.name, "peer", peer, "records_removed", removed)
+	}
+}
+
+func (t *Table) flushPauseWaiters() {
+	w := t.pauseWait
+	t.pauseWait = nil
+	for _, f := range w {
+		f()
+	}
+}
+
+func (t *Table) unpause(ref string) {
+	if _, ok := t.paused[ref]; !ok {
+		return
+	}
+	delete(t.paused, ref)
+	if len(t.paused) > 0 {
+		return
+	}
+	// Peers of another join drop us (and we them) before any queued
+	// write goes out.
+	for m := range t.members {
+		t.c.send(m, checkMsg{Table: t.name, JoinRef: t.joinRef})
+	}
+	b := t.backlog
+	t.backlog = nil
+	for _, f := range b {
+		f()
+	}
+}
+
+// leader is the node every member picks for insert_new: the greatest name.
+func (t *Table) leader() term.Atom {
+	l := t.c.self
+	for m := range t.members {
+		if m > l {
+			l = m
+		}
+	}
+	return l
+}
+
+// request serves a request from a peer or this node (on the goroutine).
+func (t *Table) request(from term.Atom, body request, reply func(term.Term)) {
+	ok := term.Atom("ok")
+	held := func(ref string) bool {
+		if _, held := t.paused[ref]; !held {
+			reply(term.Atom("not_paused"))
+			return false
+		}
+		return true
+	}
+	switch r := body.(type) {
+	case infoReq:
+		reply(infoReply{Nodes: append([]term.Atom{t.c.self}, t.sortedMembers()...), JoinRef: t.joinRef}.encode())
+	case pauseReq:
+		t.paused[r.PauseRef] = from
+		// Paused once our own writes have reached every peer.
+		if len(t.pending) == 0 {
+			reply(ok)
+		} else {
+			t.pauseWait = append(t.pauseWait, func() { reply(ok) })
+		}
+	case dumpReq:
+		// Chunk I of a snapshot taken at the first (stable: the table is
+		// paused), and whether more follow.
+		if !held(r.PauseRef) {
+			return
+		}
+		if r.Chunk == 0 || t.snap == nil || t.snapRef != r.PauseRef {
+			t.snap, t.snapRef = t.st.entries(), r.PauseRef
+		}
+		lo, hi := int(r.Chunk)*dumpChunk, int(r.Chunk+1)*dumpChunk
+		lo, hi = min(lo, len(t.snap)), min(hi, len(t.snap))
+		more := hi < len(t.snap)
+		reply(dumpReply{Entries: t.snap[lo:hi], More: more, Total: int64(len(t.snap))}.encode())
+		if !more {
+			t.snap, t.snapRef = nil, ""
+		}
+	case installChunkReq:
+		if !held(r.PauseRef) {
+			return
+		}
+		t.st.reserve(int(r.Total))
+		t.st.mergeIn(r.Entries)
+		reply(ok)
+	case installReq:
+		if !held(r.PauseRef) {
+			return
+		}
+		t.members = map[term.Atom]bool{}
+		for _, n := range r.Nodes {
+			if n != t.c.self {
+				t.members[n] = true
 			}
-			e = s.opt.Conflict(cur, e)
 		}
-		s.put(k, e)
+		t.joinRef = r.JoinRef
+		t.publish()
+		reply(ok)
+	case unpauseReq:
+		t.unpause(r.PauseRef)
+		reply(ok)
+	case insertNewReq:
+		if l := t.leader(); l != t.c.self {
+			reply(term.Tuple{term.Atom("wrong_leader"), l})
+			return
+		}
+		t.leaderInsert(r.Rec, r.Stamp, from, reply)
+	default:
+		reply(term.Tuple{term.Atom("error"), term.Atom("unknown_request")})
 	}
 }
 
-// dump returns every entry, sorted by key.
-func (s *store) dump() []Entry {
-	s.mu.RLock()
-	keys := make([]string, 0, len(s.recs))
-	for k := range s.recs {
-		keys = append(keys, k)
+func (t *Table) sortedMembers() []term.Atom {
+	out := make([]term.Atom, 0, len(t.members))
+	for m := range t.members {
+		out = append(out, m)
 	}
-	sort.Strings(keys)
-	out := make([]Entry, len(keys))
-	for i, k := range keys {
-		out[i] = s.recs[k]
-	}
-	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 
-func (s *store) replace(entries []Entry) {
-	s.mu.Lock()
-	s.recs = make(map[string]Entry, len(entries))
-	s.idx = map[string]map[string]struct{}{}
-	for _, e := range entries {
-		if k, ok := s.keyOf(e.Rec); ok {
-			s.put(k, e)
-		}
+// leaderInsert runs insert_new on the leader: written and replicated only
+// when the key is new. Paused tables queue it like any write.
+func (t *Table) leaderInsert(rec Record, stamp int64, writer term.Atom, reply func(term.Term)) {
+	if len(t.paused) > 0 {
+		t.backlog = append(t.backlog, func() { t.leaderInsert(rec, stamp, writer, reply) })
+		return
 	}
-	s.mu.Unlock()
+	if !t.st.insertNew(rec, stamp, writer) {
+		reply(term.Atom("false"))
+		return
+	}
+	done := make(chan struct{})
+	t.replicate(writeOp{Kind: "insert", Items: term.List{rec}}, stamp, writer, done)
+	go func() {
+		<-done
+		reply(term.Atom("true"))
+	}()
 }
 
-func (s *store) size() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.recs)
-}
-
-// removeOwned deletes the records owned by node and returns how many.
-func (s *store) removeOwned(node term.Atom) int {
-	if s.opt.Owner == nil {
-		return 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for k, e := range s.recs {
-		if s.opt.Owner(e.Rec) == node {
-			s.del(k)
-			n++
+// InsertNew writes rec unless a record with its key exists anywhere in the
+// segment: the segment's leader (the greatest node name) decides, so two
+// nodes cannot both win. It reports whether rec was written. Within one
+// side of a netsplit only: after the split heals the conflict handler
+// decides.
+func (t *Table) InsertNew(ctx context.Context, rec Record) (bool, error) {
+	stamp := time.Now().UnixMicro()
+	backoff := []time.Duration{10, 50, 100, 500, 1000, 2000, 2000}
+	for attempt := 0; ; attempt++ {
+		ch := make(chan term.Term, 1)
+		select {
+		case t.ev <- func() {
+			if leader := t.leader(); leader == t.c.self {
+				t.request(t.c.self, insertNewReq{Table: t.name, Stamp: stamp, Rec: rec}, func(r term.Term) { ch <- r })
+			} else {
+				ch <- term.Tuple{term.Atom("wrong_leader"), leader}
+			}
+		}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		var res term.Term
+		select {
+		case res = <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		if tu, ok := res.(term.Tuple); ok && len(tu) == 2 && term.IsAtom(tu[0], "wrong_leader") {
+			l, _ := tu[1].(term.Atom)
+			if l != t.c.self {
+				r, err := t.c.call(ctx, l, insertNewReq{Table: t.name, Stamp: stamp, Rec: rec})
+				if err == nil {
+					res = r
+				} else {
+					res = term.Tuple{term.Atom("error"), term.Binary(err.Error())}
+				}
+			}
+		}
+		switch {
+		case term.IsAtom(res, "true"):
+			return true, nil
+		case term.IsAtom(res, "false"):
+			return false, nil
+		}
+		if attempt >= len(backoff) {
+			return false, fmt.Errorf("%w: %s", ErrLeader, term.Format(res))
+		}
+		select {
+		case <-time.After(backoff[attempt] * time.Millisecond):
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 	}
-	return n
 }

@@ -160,7 +160,7 @@ func (e EPMD) Register(ctx context.Context, req Alive2Req) (*Registration, error
 	}
 	if resp.Result != 0 {
 		return nil, newError(KindOther, req.Name, "another node may already use that name on this host",
-			nil, "epmd refused to register %q (result %d)", req.Name, resp.Result)
+			nil, "epmd refused to register %q (result %d)", req.Name, resp.Result).withRemedy(RemedyNameTaken, req.Name)
 	}
 	c.SetDeadline(time.Time{})
 	ok = true

@@ -55,6 +55,7 @@ const (
 	RemedyVersion5      Remedy = "version 5"         // retry the handshake with version 5
 	RemedyDistPort      Remedy = "distribution port" // not a distribution port
 	RemedyDistPortOrTLS Remedy = "distribution port or TLS"
+	RemedyNameTaken     Remedy = "name taken" // epmd holds the name (Detail) for another node
 )
 
 // Error is a distribution failure: a one-line diagnosis, a hint on how to fix

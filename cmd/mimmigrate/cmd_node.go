@@ -15,8 +15,6 @@ import (
 
 	"github.com/mimmigrate/mimmigrate/cetsnode"
 	"github.com/mimmigrate/mimmigrate/erldist"
-	"github.com/mimmigrate/mimmigrate/erldist/term"
-	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // NodeCmd is `node`.
@@ -51,6 +49,7 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	g.secret(cookie)
 	level := slog.LevelInfo
 	if g.Verbose {
 		level = slog.LevelDebug
@@ -68,67 +67,32 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 		return err
 	}
 	defer db.Close()
-	shown, pool := db.Shown, db.Pool
-	if err := ensureDiscoveryTable(ctx, db); err != nil {
-		return &unreachable{msg: fmt.Sprintf("%s: %s", shown, err)}
+	store, err := cetsnode.NewPostgresDiscovery(ctx, db)
+	if err != nil {
+		return &unreachable{msg: fmt.Sprintf("%s: %s", db.Shown, err)}
 	}
-
 	addr := c.ListenAddr
 	if addr == "" {
 		addr = host
 	}
-	node := &erldist.Node{Name: g.Name, Cookie: cookie, ListenAddr: net.JoinHostPort(addr, strconv.Itoa(c.ListenPort)),
-		EPMDPort: g.EPMDPort, ServeEPMD: true, Logger: log,
-		Timeouts: erldist.Timeouts{Tick: c.NetTick / 4, Peer: c.NetTick, Write: c.NetTick, Call: g.Timeout}}
-	cluster := cetsnode.New(node, log)
-	sessions := cetsnode.NewSessions(cluster)
-	d := cetsnode.NewDiscovery(cluster, pool, c.ClusterName)
-	d.UseSessions(sessions)
-	d.UseRoutes(cetsnode.NewRoutes(cluster))
-	d.ExpireTime, d.Initial, d.Regular, d.InitialPhase = c.ExpireTime, c.CheckInterval, c.Regular, c.InitialPhase
-	d.AfterError = min(time.Second, c.CheckInterval)
-	node.RPC = d.RPC()
-	sctx, cancel := context.WithTimeout(ctx, g.Timeout)
-	err = node.Start(sctx)
-	cancel()
-	if err != nil {
-		return &unreachable{msg: err.Error()}
+	cfg := cetsnode.DefaultConfig()
+	cfg.Name, cfg.Cookie, cfg.Store, cfg.Logger = g.Name, cookie, store, log
+	cfg.ListenAddr, cfg.Address, cfg.EPMDPort = net.JoinHostPort(addr, strconv.Itoa(c.ListenPort)), addr, g.EPMDPort
+	cfg.ClusterName, cfg.ExpireTime, cfg.NetTickTime, cfg.CallTimeout = c.ClusterName, c.ExpireTime, c.NetTick, g.Timeout
+	cfg.CheckInterval, cfg.RegularInterval, cfg.InitialPhase = c.CheckInterval, c.Regular, c.InitialPhase
+	node, err := cetsnode.Start(ctx, cfg)
+	switch {
+	case cetsnode.IsConfigError(err):
+		return &userError{msg: err.Error()}
+	case err != nil:
+		return err
 	}
-	d.Address = addr
-	log.Info("node started", "cluster", d.FullName(), "port", node.Port(), "db", shown)
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
+	log.Info("serving", "db", db.Shown)
 	<-ctx.Done()
 	log.Info("stopping")
-	<-done
 	node.Close()
 	log.Info("stopped")
 	return nil
-}
-
-// ensureDiscoveryTable creates discovery_nodes unless it exists (made by
-// us, or by MongooseIM's own schema).
-func ensureDiscoveryTable(ctx context.Context, mdb *mimsql.DB) error {
-	db := mdb.SQL()
-	// Nodes starting together must not create it twice.
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('mimmigrate:discovery schema'))"); err != nil {
-		return err
-	}
-	defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(hashtext('mimmigrate:discovery schema'))")
-	var exists bool
-	if err := conn.QueryRowContext(ctx, "SELECT to_regclass('discovery_nodes') IS NOT NULL").Scan(&exists); err != nil {
-		return err
-	}
-	if exists {
-		return nil
-	}
-	_, err = mimsql.Migrate(ctx, mdb, "discovery")
-	return err
 }
 
 // ClusterCmd is `cluster`.
@@ -143,64 +107,50 @@ type clusterNode struct {
 	Node string `help:"The cluster node to ask, alive@host." required:""`
 }
 
-// call makes an RPC to a cluster node as a hidden client.
-func (f *clusterNode) call(g *Globals, fn string, args ...term.Term) (term.Term, error) {
+// admin checks the node name and makes the admin client.
+func (f *clusterNode) admin(g *Globals) (*cetsnode.Admin, context.Context, context.CancelFunc, error) {
 	if err := checkNode("--node", f.Node); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	cl, err := g.client()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.Timeout+60*time.Second)
-	defer cancel()
-	conn, err := cl.Dial(ctx, f.Node)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	res, err := conn.Call(ctx, "mimmigrate", term.Atom(fn), args...)
-	if err != nil {
-		return nil, err
-	}
-	if tu, ok := res.(term.Tuple); ok && len(tu) == 2 && term.IsAtom(tu[0], "badrpc") {
-		return nil, &remoteFailure{msg: fmt.Sprintf("%s is not a mimmigrate cluster node (it does not serve mimmigrate:%s)", f.Node, fn)}
-	}
-	return res, nil
+	return &cetsnode.Admin{Client: cl}, ctx, cancel, nil
 }
 
-// outcome reads {ok, Msg} / {error, Msg}.
-func outcome(res term.Term) (string, error) {
-	tu, ok := res.(term.Tuple)
-	if !ok || len(tu) != 2 {
-		return "", &remoteFailure{msg: "unexpected answer " + term.Format(res)}
+// clusterError maps an admin client's errors: refusals in MongooseIM's
+// words (exit 5), a node that is not a cluster node or failed (exit 4).
+func clusterError(node string, err error) error {
+	var ae *cetsnode.AdminError
+	switch {
+	case errors.As(err, &ae) && ae.Code != "failed":
+		return &refusal{msg: ae.Msg}
+	case errors.As(err, &ae):
+		return &remoteFailure{msg: ae.Msg}
+	case errors.Is(err, cetsnode.ErrNotClusterNode):
+		return &remoteFailure{msg: fmt.Sprintf("%s is not a mimmigrate cluster node (%s)", node, strings.TrimSuffix(err.Error(), ": "+cetsnode.ErrNotClusterNode.Error()))}
 	}
-	msg, _ := term.Text(tu[1])
-	if term.IsAtom(tu[0], "ok") {
-		return msg, nil
-	}
-	return "", &remoteFailure{msg: msg}
+	return err
 }
 
 // ClusterStatusCmd is `cluster status`.
 type ClusterStatusCmd struct {
 	clusterNode
-	JSON bool `name:"json" help:"Print the status as JSON."`
+	JSON bool `name:"json" help:"Print the status as JSON (docs/cluster.md)."`
 }
 
 // Run prints the status.
 func (c *ClusterStatusCmd) Run(g *Globals) error {
-	res, err := c.call(g, "cluster_status")
+	a, ctx, cancel, err := c.admin(g)
 	if err != nil {
 		return err
 	}
-	text, err := outcome(res)
+	defer cancel()
+	st, err := a.Status(ctx, c.Node)
 	if err != nil {
-		return err
-	}
-	var st cetsnode.Status
-	if err := json.Unmarshal([]byte(text), &st); err != nil {
-		return &remoteFailure{msg: "unreadable status: " + err.Error()}
+		return clusterError(c.Node, err)
 	}
 	if c.JSON {
 		b, _ := json.MarshalIndent(st, "", "  ")
@@ -216,19 +166,16 @@ func (c *ClusterStatusCmd) Run(g *Globals) error {
 
 func printStatus(g *Globals, st cetsnode.Status) {
 	w := g.stdout
-	list := func(l []string) string {
-		if len(l) == 0 {
-			return "-"
-		}
-		return strings.Join(l, ", ")
-	}
 	fmt.Fprintf(w, "%s\n", st.Verdict)
 	fmt.Fprintf(w, "  node               %s (node_num %d)\n", st.Node, st.NodeNum)
-	fmt.Fprintf(w, "  discoveredNodes    %s\n", list(st.DiscoveredNodes))
-	fmt.Fprintf(w, "  joinedNodes        %s\n", list(st.JoinedNodes))
-	fmt.Fprintf(w, "  availableNodes     %s\n", list(st.AvailableNodes))
-	fmt.Fprintf(w, "  unavailableNodes   %s\n", list(st.UnavailableNodes))
+	fmt.Fprintf(w, "  discoveredNodes    %s\n", joinOrDash(st.DiscoveredNodes))
+	fmt.Fprintf(w, "  joinedNodes        %s\n", joinOrDash(st.JoinedNodes))
+	fmt.Fprintf(w, "  availableNodes     %s\n", joinOrDash(st.AvailableNodes))
+	fmt.Fprintf(w, "  unavailableNodes   %s\n", joinOrDash(st.UnavailableNodes))
 	fmt.Fprintf(w, "  discoveryWorks     %v\n", st.DiscoveryWorks)
+	if st.Left {
+		fmt.Fprintf(w, "  left               true (stays out of the cluster until started again)\n")
+	}
 	for _, p := range []struct {
 		name string
 		l    []string
@@ -236,12 +183,12 @@ func printStatus(g *Globals, st cetsnode.Status) {
 		{"remoteUnknownTables", st.RemoteUnknownTables}, {"remoteNodesWithMissingTables", st.RemoteNodesWithMissingTables},
 		{"remoteMissingTables", st.RemoteMissingTables}, {"conflictNodes", st.ConflictNodes}, {"conflictTables", st.ConflictTables}} {
 		if len(p.l) > 0 {
-			fmt.Fprintf(w, "  %-18s %s\n", p.name, list(p.l))
+			fmt.Fprintf(w, "  %-18s %s\n", p.name, joinOrDash(p.l))
 		}
 	}
 	fmt.Fprintf(w, "  %-12s %8s %12s  %s\n", "TABLE", "SIZE", "MEMORY", "NODES")
 	for _, t := range st.Tables {
-		fmt.Fprintf(w, "  %-12s %8d %12s  %s\n", t.Name, t.Size, humanBytes(t.Memory), list(t.Nodes))
+		fmt.Fprintf(w, "  %-12s %8d %12s  %s\n", t.Name, t.Size, humanBytes(t.Memory), joinOrDash(t.Nodes))
 	}
 }
 
@@ -262,30 +209,27 @@ type ClusterJoinCmd struct {
 	Force  bool   `short:"f" help:"Do not ask for confirmation."`
 }
 
-// Run joins.
+// Run joins: refused at once when the join cannot start (the node left,
+// or is joined already), before asking.
 func (c *ClusterJoinCmd) Run(g *Globals) error {
 	if err := checkNode("target", c.Target); err != nil {
 		return err
+	}
+	a, ctx, cancel, err := c.admin(g)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := a.CheckJoin(ctx, c.Node, c.Target); err != nil {
+		return clusterError(c.Node, err)
 	}
 	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s's tables will be merged with those of %s's cluster; writes pause on every member while they merge.\nDo you want to continue?", c.Node, c.Target)) {
 		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
 	}
 	fmt.Fprintln(g.stdout, "Joining the cluster...")
-	return c.report(g, "cluster_join", term.Binary(c.Target))
-}
-
-func (f *clusterNode) report(g *Globals, fn string, args ...term.Term) error {
-	res, err := f.call(g, fn, args...)
+	msg, err := a.Join(ctx, c.Node, c.Target)
 	if err != nil {
-		return err
-	}
-	msg, err := outcome(res)
-	if err != nil {
-		var rf *remoteFailure
-		if errors.As(err, &rf) && (strings.Contains(rf.msg, "already_joined") || strings.Contains(rf.msg, "not_in_cluster") || strings.Contains(rf.msg, "node_is_alive")) {
-			return &refusal{msg: rf.msg}
-		}
-		return err
+		return clusterError(c.Node, err)
 	}
 	fmt.Fprintln(g.stdout, msg)
 	return nil
@@ -299,11 +243,21 @@ type ClusterLeaveCmd struct {
 
 // Run leaves.
 func (c *ClusterLeaveCmd) Run(g *Globals) error {
+	a, ctx, cancel, err := c.admin(g)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s will stop replicating and stay out of the cluster until it is started again; its sessions stay on it alone.\nDo you want to continue?", c.Node)) {
 		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
 	}
 	fmt.Fprintln(g.stdout, "Leaving the cluster...")
-	return c.report(g, "cluster_leave")
+	msg, err := a.Leave(ctx, c.Node)
+	if err != nil {
+		return clusterError(c.Node, err)
+	}
+	fmt.Fprintln(g.stdout, msg)
+	return nil
 }
 
 // ClusterRemoveCmd is `cluster remove`.
@@ -313,14 +267,28 @@ type ClusterRemoveCmd struct {
 	Force  bool   `short:"f" help:"Do not ask for confirmation."`
 }
 
-// Run removes a dead node.
+// Run removes a dead node: refused at once while it answers, before
+// asking.
 func (c *ClusterRemoveCmd) Run(g *Globals) error {
 	if err := checkNode("target", c.Target); err != nil {
 		return err
+	}
+	a, ctx, cancel, err := c.admin(g)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := a.CheckRemove(ctx, c.Node, c.Target); err != nil {
+		return clusterError(c.Node, err)
 	}
 	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s's discovery row and every record it owned (its sessions) will be removed on every node; refused if it is alive.\nDo you want to continue?", c.Target)) {
 		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
 	}
 	fmt.Fprintln(g.stdout, "Removing node from the cluster...")
-	return c.report(g, "cluster_remove", term.Binary(c.Target))
+	msg, err := a.Remove(ctx, c.Node, c.Target)
+	if err != nil {
+		return clusterError(c.Node, err)
+	}
+	fmt.Fprintln(g.stdout, msg)
+	return nil
 }

@@ -199,6 +199,8 @@ func cliHint(e *erldist.Error) string {
 		return "check --dist-port, or whether the node uses TLS distribution"
 	case erldist.RemedyDistPort:
 		return "check --dist-port"
+	case erldist.RemedyNameTaken:
+		return "another node uses the name " + e.Detail + " on this host: give another --name, or stop that node (epmd -names lists them)"
 	}
 	return e.Hint
 }

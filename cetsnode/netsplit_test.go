@@ -1,13 +1,13 @@
-package main
+package cetsnode
 
 import (
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +50,7 @@ func pgProxy(t *testing.T, addr, target string) string {
 // route wins.
 func TestGoClusterNetsplit(t *testing.T) {
 	net4 := testenv.NewNetBed(t, 4)
-	b := newClusterBed(t)
+	b := newProcBed(t)
 	u, err := url.Parse(b.db)
 	if err != nil {
 		t.Fatal(err)
@@ -61,17 +61,8 @@ func TestGoClusterNetsplit(t *testing.T) {
 	for i := range 4 {
 		name := fmt.Sprintf("mims%d@%s", i+1, net4.IPs[i])
 		names = append(names, name)
-		n := &goNode{name: name, log: &testenv.SyncBuffer{}, exited: make(chan struct{})}
-		n.cmd = net4.Command(i, b.bin, "node", "start", "--name", name, "--cookie-file", b.file, "--db", db,
-			"--check-interval", "300ms", "--expire-time", "3600s", "--net-ticktime", "2s", "--log-format", "json")
-		n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { n.cmd.Wait(); close(n.exited) }()
-		b.nodes[name] = n
-		t.Cleanup(func() { n.cmd.Process.Kill(); <-n.exited })
+		b.start(nodeSpec{Name: name, DB: db, CheckInterval: 300 * time.Millisecond, Expire: time.Hour},
+			func(bin string, args ...string) *exec.Cmd { return net4.Command(i, bin, args...) })
 	}
 	for _, n := range names {
 		b.waitFor("four nodes joined, seen from "+n, 30*time.Second, func() (bool, string) { return b.healthy(n, 4) })
