@@ -98,6 +98,9 @@ func selectTables(src mnesiaread.Source, names []string) ([]mnesiaread.Table, er
 
 // Run prints the records or the summary.
 func (c *ReadCmd) Run(g *Globals) error {
+	if c.JSON && !c.Summary {
+		return &userError{msg: "--json goes with --summary", hint: "records print as JSON lines by default (--format jsonl)"}
+	}
 	start := time.Now()
 	src, prog, err := c.open(g)
 	if err != nil {

@@ -40,6 +40,7 @@ const (
 // CLI is the command line.
 type CLI struct {
 	Globals
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
 	Inspect    InspectCmd    `cmd:"" help:"Show a Mnesia cluster: nodes, every table's copies on every node, problems and how to fix them."`
 	RemoveNode RemoveNodeCmd `cmd:"" name:"remove-node" help:"Remove a dead node from the Mnesia cluster (mnesia:del_table_copy(schema, Node))."`
@@ -86,7 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exitCode = c }),
-		kong.Vars{"version": version},
+		kong.Vars{"version": "mimmigrate " + version},
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "mimmigrate: %v\n", err)
