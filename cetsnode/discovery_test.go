@@ -35,10 +35,14 @@ func newMemoryDiscovery() *memoryDiscovery {
 	return &memoryDiscovery{now: 1_000_000, rows: map[string]memRow{}}
 }
 
-func (m *memoryDiscovery) advance(d time.Duration) {
+// age makes a node's row older by d (as if it had not been updated).
+func (m *memoryDiscovery) age(node string, d time.Duration) {
 	m.mu.Lock()
-	m.now += int64(d / time.Second)
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	if r, ok := m.rows[node]; ok {
+		r.updated -= int64(d / time.Second)
+		m.rows[node] = r
+	}
 }
 
 func (m *memoryDiscovery) Heartbeat(_ context.Context, cluster, self, _ string, expire time.Duration) (Heartbeat, error) {
@@ -174,7 +178,7 @@ func TestDiscoveryAlgorithm(t *testing.T) {
 	if !slices.Contains(st.UnavailableNodes, c.Name()) || st.Healthy {
 		t.Errorf("status with c down: %+v", st)
 	}
-	store.advance(2 * time.Hour)
+	store.age(c.Name(), 2*time.Hour)
 	eventually(t, "c's row expired", func() bool { _, ok := store.has(c.Name()); return !ok })
 	for _, n := range []*Node{a, b} {
 		if _, ok := store.has(n.Name()); !ok {

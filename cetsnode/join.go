@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -52,7 +53,7 @@ func (c *Cluster) Join(ctx context.Context, node string) error {
 func (c *Cluster) Joined(node string) bool {
 	tables := c.Tables()
 	for _, t := range tables {
-		if !containsAtom(t.Nodes(), term.Atom(node)) {
+		if !slices.Contains(t.Nodes(), term.Atom(node)) {
 			return false
 		}
 	}
@@ -78,7 +79,7 @@ func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error
 		if err != nil {
 			continue
 		}
-		if !containsAtom(info.Nodes, c.self) {
+		if !slices.Contains(info.Nodes, c.self) {
 			c.log.Warn("a member no longer counts us in its segment: dropping it", "table", t.name, "member", m)
 			done := make(chan struct{})
 			t.post(func() { t.down(m); close(done) })
@@ -86,7 +87,7 @@ func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error
 		}
 	}
 	ours := append([]term.Atom{c.self}, t.Nodes()...)
-	if containsAtom(ours, peer) {
+	if slices.Contains(ours, peer) {
 		return ErrAlreadyJoined
 	}
 	info, err := c.info(ctx, peer, t)
@@ -95,7 +96,7 @@ func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error
 	}
 	theirs := info.Nodes
 	for _, a := range theirs {
-		if containsAtom(ours, a) {
+		if slices.Contains(ours, a) {
 			return fmt.Errorf("the segments overlap on %s: a partial join is in the way (it clears when the nodes drop each other)", a)
 		}
 	}
@@ -103,7 +104,7 @@ func (c *Cluster) joinTable(ctx context.Context, t *Table, peer term.Atom) error
 	// Every node must reach every node of the other segment.
 	for _, n := range all {
 		other := ours // a node of their segment reaches ours
-		if containsAtom(ours, n) {
+		if slices.Contains(ours, n) {
 			other = theirs
 		}
 		res, err := c.call(ctx, n, connectReq{Nodes: other})
@@ -249,13 +250,4 @@ func (c *Cluster) DropNode(ctx context.Context, node term.Atom) {
 			c.log.Warn("remove: a node did not confirm", "node", n, "err", err)
 		}
 	}
-}
-
-func containsAtom(l []term.Atom, a term.Atom) bool {
-	for _, x := range l {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }

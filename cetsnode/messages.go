@@ -139,30 +139,13 @@ func decodeMessage(t term.Term) (message, error) {
 			return nil, bad
 		}
 		return m, nil
-	case "ack":
-		f, err := fields(t, "ack", 3)
-		if err != nil {
-			return nil, err
+	case "ack", "check", "check_failed":
+		// {Tag, Table} and one more field (check_failed: none).
+		size := 3
+		if tag == "check_failed" {
+			size = 2
 		}
-		table, ok1 := atomField(f[1])
-		seq, ok2 := term.Int(f[2])
-		if !ok1 || !ok2 || seq < 0 {
-			return nil, bad
-		}
-		return ackMsg{Table: table, Seq: seq}, nil
-	case "check":
-		f, err := fields(t, "check", 3)
-		if err != nil {
-			return nil, err
-		}
-		table, ok1 := atomField(f[1])
-		ref, ok2 := binField(f[2])
-		if !ok1 || !ok2 {
-			return nil, bad
-		}
-		return checkMsg{Table: table, JoinRef: ref}, nil
-	case "check_failed":
-		f, err := fields(t, "check_failed", 2)
+		f, err := fields(t, string(tag), size)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +153,19 @@ func decodeMessage(t term.Term) (message, error) {
 		if !ok {
 			return nil, bad
 		}
-		return checkFailedMsg{Table: table}, nil
+		switch tag {
+		case "ack":
+			if seq, ok := term.Int(f[2]); ok && seq >= 0 {
+				return ackMsg{Table: table, Seq: seq}, nil
+			}
+		case "check":
+			if ref, ok := binField(f[2]); ok {
+				return checkMsg{Table: table, JoinRef: ref}, nil
+			}
+		default:
+			return checkFailedMsg{Table: table}, nil
+		}
+		return nil, bad
 	case "req":
 		f, err := fields(t, "req", 3)
 		if err != nil {
@@ -291,11 +286,14 @@ func decodeRequest(t term.Term) (request, error) {
 		if nodes, ok := atomList(tu[1]); ok {
 			return connectReq{Nodes: nodes}, nil
 		}
-	case tag == "pause" && len(tu) == 3:
+	case (tag == "pause" || tag == "unpause") && len(tu) == 3:
 		tb, ok1 := table(1)
 		ref, ok2 := binField(tu[2])
-		if ok1 && ok2 {
+		if ok1 && ok2 && tag == "pause" {
 			return pauseReq{Table: tb, PauseRef: ref}, nil
+		}
+		if ok1 && ok2 {
+			return unpauseReq{Table: tb, PauseRef: ref}, nil
 		}
 	case tag == "dump" && len(tu) == 4:
 		tb, ok1 := table(1)
@@ -319,12 +317,6 @@ func decodeRequest(t term.Term) (request, error) {
 		nodes, ok4 := atomList(tu[4])
 		if ok1 && ok2 && ok3 && ok4 {
 			return installReq{Table: tb, PauseRef: pref, JoinRef: jref, Nodes: nodes}, nil
-		}
-	case tag == "unpause" && len(tu) == 3:
-		tb, ok1 := table(1)
-		ref, ok2 := binField(tu[2])
-		if ok1 && ok2 {
-			return unpauseReq{Table: tb, PauseRef: ref}, nil
 		}
 	case tag == "insert_new" && len(tu) == 4:
 		tb, ok1 := table(1)

@@ -173,30 +173,15 @@ func (b *procBed) info(node string) (size int64, nodes []string, digest string, 
 	return 0, nil, "", fmt.Errorf("no session table in %s", term.Format(res))
 }
 
-// waitFor polls cond until it is true or the time is up.
+// waitFor polls cond until it is true or the time is up (then it logs
+// every node's log).
 func (b *procBed) waitFor(what string, limit time.Duration, cond func() (bool, string)) {
 	b.t.Helper()
-	deadline := time.Now().Add(limit)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, why := cond()
-		if ok {
-			return
+	testenv.WaitFor(b.t, what, limit, cond, func() {
+		for name, n := range b.nodes {
+			b.t.Logf("log of %s:\n%s", name, testenv.Tail(n.log.String(), 3000))
 		}
-		last = why
-		time.Sleep(100 * time.Millisecond)
-	}
-	for name, n := range b.nodes {
-		b.t.Logf("log of %s:\n%s", name, tail(n.log.String(), 3000))
-	}
-	b.t.Fatalf("%s: not within %s: %s", what, limit, last)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	})
 }
 
 // converged: every node listed holds the same session table, replicated
@@ -396,6 +381,6 @@ func TestGoCluster(t *testing.T) {
 		t.Fatal("mimt4 did not stop on SIGTERM")
 	}
 	if !n4.cmd.ProcessState.Success() || !strings.Contains(n4.log.String(), `"msg":"stopped"`) {
-		t.Errorf("SIGTERM: %v\n%s", n4.cmd.ProcessState, tail(n4.log.String(), 2000))
+		t.Errorf("SIGTERM: %v\n%s", n4.cmd.ProcessState, testenv.Tail(n4.log.String(), 2000))
 	}
 }

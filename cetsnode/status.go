@@ -3,6 +3,7 @@ package cetsnode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -103,7 +104,7 @@ func (n *Node) Status(ctx context.Context) Status {
 			}
 			if fmt.Sprint(o) != fmt.Sprint(nodes) {
 				same = false
-				if contains(o, string(n)) || contains(nodes, string(c.self)) {
+				if slices.Contains(o, string(n)) || slices.Contains(nodes, string(c.self)) {
 					conflict[name], hasConflict = true, true
 				}
 			}
@@ -114,7 +115,7 @@ func (n *Node) Status(ctx context.Context) Status {
 				same = false
 			}
 		}
-		if same && contains(ours[firstKey(ours)], string(n)) {
+		if same && slices.Contains(ours[firstKey(ours)], string(n)) {
 			joined = append(joined, string(n))
 		}
 		if hasUnknown {
@@ -178,15 +179,6 @@ func atomsToStrings(as []term.Atom) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func keys(m map[string]bool) []string {

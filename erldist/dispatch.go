@@ -224,21 +224,9 @@ func (c *Conn) deliverNamed(from term.Pid, name term.Atom, msg term.Term) {
 
 // netKernel answers net_adm:ping/1 ({is_auth, Node} gen_server calls) with yes.
 func netKernel(c *Conn, _ term.Pid, msg term.Term) {
-	call, ok := term.IsRecord(msg, "$gen_call", 3)
-	if !ok {
-		return
-	}
-	from, ok := call[1].(term.Tuple)
-	if !ok || len(from) != 2 {
-		return
-	}
-	caller, ok := from[0].(term.Pid)
-	if !ok {
-		return
-	}
-	if req, ok := call[2].(term.Tuple); ok && len(req) == 2 && term.IsAtom(req[0], "is_auth") {
-		// The tag ([alias|Ref] on OTP 24+) goes back verbatim.
-		if err := c.Send(caller, term.Tuple{from[1], term.Atom("yes")}); err != nil {
+	caller, tag, req, ok := genCall(msg)
+	if ok && len(req) == 2 && term.IsAtom(req[0], "is_auth") {
+		if err := c.Send(caller, term.Tuple{tag, term.Atom("yes")}); err != nil {
 			c.log.Debug("is_auth reply failed", "err", err)
 		}
 	}

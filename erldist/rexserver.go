@@ -16,19 +16,7 @@ type RPCFunc func(from term.Atom, args term.List) term.Term
 // {badrpc, {'EXIT', {undef, …}}}, as from a node that lacks the module.
 func RexHandler(funcs map[string]RPCFunc) Handler {
 	return func(c *Conn, _ term.Pid, msg term.Term) {
-		call, ok := term.IsRecord(msg, "$gen_call", 3)
-		if !ok {
-			return
-		}
-		from, ok := call[1].(term.Tuple)
-		if !ok || len(from) != 2 {
-			return
-		}
-		caller, ok := from[0].(term.Pid)
-		if !ok {
-			return
-		}
-		req, ok := call[2].(term.Tuple)
+		caller, tag, req, ok := genCall(msg)
 		if !ok || len(req) < 4 || !term.IsAtom(req[0], "call") {
 			return
 		}
@@ -44,9 +32,28 @@ func RexHandler(funcs map[string]RPCFunc) Handler {
 		}
 		// The reply must not hold up the connection's reader.
 		go func() {
-			if err := c.Send(caller, term.Tuple{from[1], result}); err != nil {
+			if err := c.Send(caller, term.Tuple{tag, result}); err != nil {
 				c.log.Debug("rpc reply failed", "err", err)
 			}
 		}()
 	}
+}
+
+// genCall reads a gen_server call, {'$gen_call', {Pid, Tag}, Request}:
+// the caller, the tag its reply carries back verbatim ([alias|Ref] on OTP
+// 24+), and the request when it is a tuple.
+func genCall(msg term.Term) (caller term.Pid, tag term.Term, req term.Tuple, ok bool) {
+	call, ok := term.IsRecord(msg, "$gen_call", 3)
+	if !ok {
+		return caller, nil, nil, false
+	}
+	from, ok := call[1].(term.Tuple)
+	if !ok || len(from) != 2 {
+		return caller, nil, nil, false
+	}
+	if caller, ok = from[0].(term.Pid); !ok {
+		return caller, nil, nil, false
+	}
+	req, ok = call[2].(term.Tuple)
+	return caller, from[1], req, ok
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -102,7 +103,7 @@ func NotePass(ctx context.Context, src Source, tables []schema.Table, m schema.M
 	var needs []string
 	for _, t := range tables {
 		for _, n := range t.Needs {
-			if _, ok := src.Tables()[n]; ok && !contains(needs, n) {
+			if _, ok := src.Tables()[n]; ok && !slices.Contains(needs, n) {
 				needs = append(needs, n)
 			}
 		}
@@ -440,7 +441,7 @@ func NewMapper(sc schema.Schema, m schema.Mapper) *Mapper {
 func (c *Mapper) Map(rec term.Term) ([]schema.Op, error) {
 	tu, ok := rec.(term.Tuple)
 	if !ok || len(tu) == 0 {
-		return nil, schema.Rejectf("not a record: %s", schema.Short(rec))
+		return nil, schema.Rejectf("not a record: %s", term.Short(rec))
 	}
 	ops, err := c.m.Map(tu)
 	if err != nil {

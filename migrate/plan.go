@@ -9,6 +9,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -148,7 +149,7 @@ func ResolveScope(ctx context.Context, src Source, sc schema.Schema, hosts []str
 	}
 	if len(known) > 0 {
 		for _, h := range hosts {
-			if !contains(known, h) {
+			if !slices.Contains(known, h) {
 				return nil, &InputError{Msg: fmt.Sprintf("the source serves no virtual host %s", h),
 					Hint: "it serves " + strings.Join(known, ", ")}
 			}
@@ -216,13 +217,4 @@ func mergeHosts(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

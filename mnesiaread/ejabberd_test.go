@@ -137,7 +137,7 @@ func TestEjabberdSpool(t *testing.T) {
 			extra := covers(t, got, oracle(t, c.dir, e.Name))
 			for tab, recs := range got {
 				held := map[string]bool{}
-				for _, k := range canon(t, before[tab]) {
+				for _, k := range testenv.Canonical(t, before[tab]) {
 					held[k] = true
 				}
 				for _, r := range recs {

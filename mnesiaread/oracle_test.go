@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -114,18 +113,7 @@ func truth(t *testing.T, dir string) map[string][]term.Term {
 // tablesFile reads a term_to_binary([{Table, Records}]).
 func tablesFile(t *testing.T, path string) map[string][]term.Term {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := term.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := term.Elems(v)
-	if !ok {
-		t.Fatalf("oracle: %s", term.Format(v))
-	}
+	l := testenv.TermListFile(t, path)
 	res := map[string][]term.Term{}
 	for _, e := range l {
 		tu := e.(term.Tuple)
@@ -153,29 +141,15 @@ func ours(t *testing.T, src mnesiaread.Source) map[string][]term.Term {
 	return res
 }
 
-func canon(t *testing.T, recs []term.Term) []string {
-	t.Helper()
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		k, err := term.CanonicalKey(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = k
-	}
-	sort.Strings(out)
-	return out
-}
-
 // covers checks that got holds every record of want (a superset).
 func covers(t *testing.T, got, want map[string][]term.Term) (extra int) {
 	t.Helper()
 	for tab, w := range want {
 		gset := map[string]int{}
-		for _, s := range canon(t, got[tab]) {
+		for _, s := range testenv.Canonical(t, got[tab]) {
 			gset[s]++
 		}
-		for _, s := range canon(t, w) {
+		for _, s := range testenv.Canonical(t, w) {
 			if gset[s] == 0 {
 				r, _ := term.Decode(append([]byte{131}, []byte(s)...))
 				t.Errorf("table %s: Mnesia has %s, we do not", tab, short(term.Format(r)))
@@ -196,7 +170,7 @@ func sameTables(t *testing.T, got, want map[string][]term.Term) {
 			t.Errorf("table %s: missing (Mnesia has %d records)", tab, len(w))
 			continue
 		}
-		gs, ws := canon(t, g), canon(t, w)
+		gs, ws := testenv.Canonical(t, g), testenv.Canonical(t, w)
 		if strings.Join(gs, "\x00") == strings.Join(ws, "\x00") {
 			continue
 		}

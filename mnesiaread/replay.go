@@ -244,6 +244,19 @@ func fromBig(v *big.Int) term.Term {
 
 // matchPattern matches a term against an ets/dets match pattern: '_'
 // matches anything; '$N' binds a variable that must match alike each time.
+// matchEach matches patterns to terms one by one.
+func matchEach(ps, ts []term.Term, vars map[string]term.Term) bool {
+	if len(ps) != len(ts) {
+		return false
+	}
+	for i := range ps {
+		if !matchPattern(ps[i], ts[i], vars) {
+			return false
+		}
+	}
+	return true
+}
+
 func matchPattern(p, t term.Term, vars map[string]term.Term) bool {
 	if a, ok := p.(term.Atom); ok {
 		if a == "_" {
@@ -260,37 +273,13 @@ func matchPattern(p, t term.Term, vars map[string]term.Term) bool {
 	switch pv := p.(type) {
 	case term.Tuple:
 		tv, ok := t.(term.Tuple)
-		if !ok || len(tv) != len(pv) {
-			return false
-		}
-		for i := range pv {
-			if !matchPattern(pv[i], tv[i], vars) {
-				return false
-			}
-		}
-		return true
+		return ok && matchEach(pv, tv, vars)
 	case term.List:
 		tv, ok := term.Elems(t)
-		if !ok || len(tv) != len(pv) {
-			return false
-		}
-		for i := range pv {
-			if !matchPattern(pv[i], tv[i], vars) {
-				return false
-			}
-		}
-		return true
+		return ok && matchEach(pv, tv, vars)
 	case term.ImproperList:
 		tv, ok := t.(term.ImproperList)
-		if !ok || len(tv.Elems) != len(pv.Elems) {
-			return false
-		}
-		for i := range pv.Elems {
-			if !matchPattern(pv.Elems[i], tv.Elems[i], vars) {
-				return false
-			}
-		}
-		return matchPattern(pv.Tail, tv.Tail, vars)
+		return ok && matchEach(pv.Elems, tv.Elems, vars) && matchPattern(pv.Tail, tv.Tail, vars)
 	}
 	return term.Equal(p, t)
 }

@@ -93,41 +93,15 @@ func (b *clusterBed) replicas(node string) ([]string, error) {
 	return nil, fmt.Errorf("no session table on %s", node)
 }
 
-// waitFor polls cond until it is true or the time is up.
+// waitFor polls cond until it is true or the time is up (then it logs
+// every node's log).
 func (b *clusterBed) waitFor(what string, limit time.Duration, cond func() (bool, string)) {
 	b.t.Helper()
-	deadline := time.Now().Add(limit)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, why := cond()
-		if ok {
-			return
+	testenv.WaitFor(b.t, what, limit, cond, func() {
+		for name, n := range b.nodes {
+			b.t.Logf("log of %s:\n%s", name, testenv.Tail(n.log.String(), 3000))
 		}
-		last = why
-		time.Sleep(100 * time.Millisecond)
-	}
-	for name, n := range b.nodes {
-		b.t.Logf("log of %s:\n%s", name, tail(n.log.String(), 3000))
-	}
-	b.t.Fatalf("%s: not within %s: %s", what, limit, last)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func (b *clusterBed) healthy(node string, joined int) (bool, string) {
-	st, err := b.status(node)
-	if err != nil {
-		return false, err.Error()
-	}
-	if !st.Healthy || len(st.JoinedNodes) != joined {
-		return false, st.Verdict
-	}
-	return true, ""
+	})
 }
 
 // cluster join / leave / remove from the command line: prompts, -f,
@@ -139,7 +113,10 @@ func TestClusterCommands(t *testing.T) {
 	na := b.start(a, "--cluster-name", "left")
 	nc := b.start(c, "--cluster-name", "right")
 	for _, n := range []string{a, c} {
-		b.waitFor(n+" up", 20*time.Second, func() (bool, string) { return b.healthy(n, 1) })
+		b.waitFor(n+" up", 20*time.Second, func() (bool, string) {
+			st, err := b.status(n)
+			return err == nil && st.Healthy, fmt.Sprint(st.Verdict, err)
+		})
 	}
 	cli := func(stdin string, args ...string) (string, string, int) {
 		return runCLI(t, stdin, append(args, "--cookie-file", b.file)...)
@@ -238,6 +215,6 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatal("the node did not stop on SIGTERM")
 	}
 	if !na.cmd.ProcessState.Success() || !strings.Contains(na.log.String(), `"msg":"stopped"`) {
-		t.Errorf("SIGTERM: %v\n%s", na.cmd.ProcessState, tail(na.log.String(), 2000))
+		t.Errorf("SIGTERM: %v\n%s", na.cmd.ProcessState, testenv.Tail(na.log.String(), 2000))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -72,21 +73,12 @@ func nodesOf(src mnesiaread.Source) []string {
 func checkRenames(src mnesiaread.Source, renames map[string]string) error {
 	known := nodesOf(src)
 	for from := range renames {
-		if !contains(known, from) {
+		if !slices.Contains(known, from) {
 			return &userError{msg: fmt.Sprintf("node %s does not appear in %s", from, src.Kind()),
 				hint: "the nodes it names are: " + joinOrDash(known)}
 		}
 	}
 	return nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Run reads the source and writes the backup.

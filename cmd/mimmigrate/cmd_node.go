@@ -15,6 +15,7 @@ import (
 
 	"github.com/mimmigrate/mimmigrate/cetsnode"
 	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 )
 
 // NodeCmd is `node`.
@@ -188,18 +189,40 @@ func printStatus(g *Globals, st cetsnode.Status) {
 	}
 	fmt.Fprintf(w, "  %-12s %8s %12s  %s\n", "TABLE", "SIZE", "MEMORY", "NODES")
 	for _, t := range st.Tables {
-		fmt.Fprintf(w, "  %-12s %8d %12s  %s\n", t.Name, t.Size, humanBytes(t.Memory), joinOrDash(t.Nodes))
+		fmt.Fprintf(w, "  %-12s %8d %12s  %s\n", t.Name, t.Size, mnesia.HumanBytes(t.Memory), joinOrDash(t.Nodes))
 	}
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+// operate runs a cluster operation as MongooseIM's ctl does: refused at
+// once when check says it cannot start, then the question (unless
+// force), the progress line, the operation, its message.
+func (f *clusterNode) operate(g *Globals, target string, force bool, question, progress string,
+	check func(context.Context, *cetsnode.Admin) error, op func(context.Context, *cetsnode.Admin) (string, error)) error {
+	if target != "" {
+		if err := checkNode("target", target); err != nil {
+			return err
+		}
 	}
-	return fmt.Sprintf("%d B", n)
+	a, ctx, cancel, err := f.admin(g)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if check != nil {
+		if err := check(ctx, a); err != nil {
+			return clusterError(f.Node, err)
+		}
+	}
+	if !force && !g.confirm(question+"\nDo you want to continue?") {
+		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
+	}
+	fmt.Fprintln(g.stdout, progress)
+	msg, err := op(ctx, a)
+	if err != nil {
+		return clusterError(f.Node, err)
+	}
+	fmt.Fprintln(g.stdout, msg)
+	return nil
 }
 
 // ClusterJoinCmd is `cluster join`.
@@ -212,27 +235,11 @@ type ClusterJoinCmd struct {
 // Run joins: refused at once when the join cannot start (the node left,
 // or is joined already), before asking.
 func (c *ClusterJoinCmd) Run(g *Globals) error {
-	if err := checkNode("target", c.Target); err != nil {
-		return err
-	}
-	a, ctx, cancel, err := c.admin(g)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := a.CheckJoin(ctx, c.Node, c.Target); err != nil {
-		return clusterError(c.Node, err)
-	}
-	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s's tables will be merged with those of %s's cluster; writes pause on every member while they merge.\nDo you want to continue?", c.Node, c.Target)) {
-		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
-	}
-	fmt.Fprintln(g.stdout, "Joining the cluster...")
-	msg, err := a.Join(ctx, c.Node, c.Target)
-	if err != nil {
-		return clusterError(c.Node, err)
-	}
-	fmt.Fprintln(g.stdout, msg)
-	return nil
+	return c.operate(g, c.Target, c.Force,
+		fmt.Sprintf("Warning. %s's tables will be merged with those of %s's cluster; writes pause on every member while they merge.", c.Node, c.Target),
+		"Joining the cluster...",
+		func(ctx context.Context, a *cetsnode.Admin) error { return a.CheckJoin(ctx, c.Node, c.Target) },
+		func(ctx context.Context, a *cetsnode.Admin) (string, error) { return a.Join(ctx, c.Node, c.Target) })
 }
 
 // ClusterLeaveCmd is `cluster leave`.
@@ -243,21 +250,10 @@ type ClusterLeaveCmd struct {
 
 // Run leaves.
 func (c *ClusterLeaveCmd) Run(g *Globals) error {
-	a, ctx, cancel, err := c.admin(g)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s will stop replicating and stay out of the cluster until it is started again; its sessions stay on it alone.\nDo you want to continue?", c.Node)) {
-		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
-	}
-	fmt.Fprintln(g.stdout, "Leaving the cluster...")
-	msg, err := a.Leave(ctx, c.Node)
-	if err != nil {
-		return clusterError(c.Node, err)
-	}
-	fmt.Fprintln(g.stdout, msg)
-	return nil
+	return c.operate(g, "", c.Force,
+		fmt.Sprintf("Warning. %s will stop replicating and stay out of the cluster until it is started again; its sessions stay on it alone.", c.Node),
+		"Leaving the cluster...", nil,
+		func(ctx context.Context, a *cetsnode.Admin) (string, error) { return a.Leave(ctx, c.Node) })
 }
 
 // ClusterRemoveCmd is `cluster remove`.
@@ -270,25 +266,9 @@ type ClusterRemoveCmd struct {
 // Run removes a dead node: refused at once while it answers, before
 // asking.
 func (c *ClusterRemoveCmd) Run(g *Globals) error {
-	if err := checkNode("target", c.Target); err != nil {
-		return err
-	}
-	a, ctx, cancel, err := c.admin(g)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := a.CheckRemove(ctx, c.Node, c.Target); err != nil {
-		return clusterError(c.Node, err)
-	}
-	if !c.Force && !g.confirm(fmt.Sprintf("Warning. %s's discovery row and every record it owned (its sessions) will be removed on every node; refused if it is alive.\nDo you want to continue?", c.Target)) {
-		return &refusal{msg: "Operation discarded by user", hint: "answer yes, or pass -f"}
-	}
-	fmt.Fprintln(g.stdout, "Removing node from the cluster...")
-	msg, err := a.Remove(ctx, c.Node, c.Target)
-	if err != nil {
-		return clusterError(c.Node, err)
-	}
-	fmt.Fprintln(g.stdout, msg)
-	return nil
+	return c.operate(g, c.Target, c.Force,
+		fmt.Sprintf("Warning. %s's discovery row and every record it owned (its sessions) will be removed on every node; refused if it is alive.", c.Target),
+		"Removing node from the cluster...",
+		func(ctx context.Context, a *cetsnode.Admin) error { return a.CheckRemove(ctx, c.Node, c.Target) },
+		func(ctx context.Context, a *cetsnode.Admin) (string, error) { return a.Remove(ctx, c.Node, c.Target) })
 }

@@ -174,36 +174,33 @@ func report(w io.Writer, err error, secrets []string) int {
 	return code
 }
 
-// cliHint is an erldist failure's hint in the CLI's words: the flag
-// that changes what the remedy names.
+// cliHints are erldist failures' hints in the CLI's words: the flag that
+// changes what the remedy names.
+var cliHints = map[erldist.Remedy]string{
+	erldist.RemedyOwnName:       "other mimmigrate runs are connected under every client name, or their connections have not timed out yet (up to a minute): retry shortly or pass --name",
+	erldist.RemedyAllowName:     "net_kernel:allow/1 on that node must include our node name (see --name), or the node requires distribution features this client lacks",
+	erldist.RemedyCookie:        "pass --cookie-file (e.g. /var/lib/ejabberd/.erlang.cookie), set " + erldist.CookieEnv + ", or create ~/.erlang.cookie",
+	erldist.RemedyRightCookie:   "use the cookie of the node's service user (e.g. --cookie-file /var/lib/ejabberd/.erlang.cookie), or set " + erldist.CookieEnv,
+	erldist.RemedyEPMDPort:      "check --epmd-port (or ERL_EPMD_PORT); epmd normally listens on 4369",
+	erldist.RemedyNoEPMD:        "is the node running on that host? epmd starts with the first Erlang node; a node started with -start_epmd false needs --dist-port",
+	erldist.RemedyPeerName:      "use the name the node itself uses: --node %s",
+	erldist.RemedyVersion6:      "OTP 25.0-25.2 refuse the version 5 handshake: retry with --dist-version 6",
+	erldist.RemedyVersion5:      "an OTP older than 23 needs --dist-version 5; a port that is not an Erlang node does this too",
+	erldist.RemedyDistPortOrTLS: "check --dist-port, or whether the node uses TLS distribution",
+	erldist.RemedyDistPort:      "check --dist-port",
+	erldist.RemedyNameTaken:     "another node uses the name %s on this host: give another --name, or stop that node (epmd -names lists them)",
+}
+
+// cliHint is an erldist failure's hint for the command line.
 func cliHint(e *erldist.Error) string {
-	switch e.Remedy {
-	case erldist.RemedyOwnName:
-		return "other mimmigrate runs are connected under every client name, or their connections have not timed out yet (up to a minute): retry shortly or pass --name"
-	case erldist.RemedyAllowName:
-		return "net_kernel:allow/1 on that node must include our node name (see --name), or the node requires distribution features this client lacks"
-	case erldist.RemedyCookie:
-		return "pass --cookie-file (e.g. /var/lib/ejabberd/.erlang.cookie), set " + erldist.CookieEnv + ", or create ~/.erlang.cookie"
-	case erldist.RemedyRightCookie:
-		return "use the cookie of the node's service user (e.g. --cookie-file /var/lib/ejabberd/.erlang.cookie), or set " + erldist.CookieEnv
-	case erldist.RemedyEPMDPort:
-		return "check --epmd-port (or ERL_EPMD_PORT); epmd normally listens on 4369"
-	case erldist.RemedyNoEPMD:
-		return "is the node running on that host? epmd starts with the first Erlang node; a node started with -start_epmd false needs --dist-port"
-	case erldist.RemedyPeerName:
-		return "use the name the node itself uses: --node " + e.Detail
-	case erldist.RemedyVersion6:
-		return "OTP 25.0-25.2 refuse the version 5 handshake: retry with --dist-version 6"
-	case erldist.RemedyVersion5:
-		return "an OTP older than 23 needs --dist-version 5; a port that is not an Erlang node does this too"
-	case erldist.RemedyDistPortOrTLS:
-		return "check --dist-port, or whether the node uses TLS distribution"
-	case erldist.RemedyDistPort:
-		return "check --dist-port"
-	case erldist.RemedyNameTaken:
-		return "another node uses the name " + e.Detail + " on this host: give another --name, or stop that node (epmd -names lists them)"
+	h, ok := cliHints[e.Remedy]
+	switch {
+	case !ok:
+		return e.Hint
+	case strings.Contains(h, "%s"):
+		return fmt.Sprintf(h, e.Detail)
 	}
-	return e.Hint
+	return h
 }
 
 func oneLine(s string) string {

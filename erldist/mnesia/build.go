@@ -1,6 +1,7 @@
 package mnesia
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -295,7 +296,7 @@ func indexNames(t term.Term, attrs []string) []string {
 func unique(xs []string) []string {
 	out := []string{}
 	for _, x := range xs {
-		if !contains(out, x) {
+		if !slices.Contains(out, x) {
 			out = append(out, x)
 		}
 	}

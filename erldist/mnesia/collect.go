@@ -249,13 +249,7 @@ func proplist(t term.Term) map[term.Atom]term.Term {
 
 // atoms reads a list of atoms, sorted.
 func atoms(t term.Term) []string {
-	elems, _ := term.Elems(t)
-	out := make([]string, 0, len(elems))
-	for _, e := range elems {
-		if a, ok := e.(term.Atom); ok {
-			out = append(out, string(a))
-		}
-	}
+	out := atoms0(t)
 	sort.Strings(out)
 	return out
 }

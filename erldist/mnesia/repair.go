@@ -3,6 +3,7 @@ package mnesia
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,7 +46,7 @@ func PlanRemoval(s *Snapshot, remove string) Removal {
 		r.Refusal = &Refusal{Reason: fmt.Sprintf("%s is the node the removal would run on", remove),
 			Hint: "run it from another running node of the cluster"}
 		return r
-	case !contains(s.Cluster.DBNodes, remove):
+	case !slices.Contains(s.Cluster.DBNodes, remove):
 		r.Refusal = &Refusal{Reason: fmt.Sprintf("%s is not a db node of this cluster", remove),
 			Hint: "the db nodes are: " + strings.Join(s.Cluster.DBNodes, ", "), BadInput: true}
 		return r
@@ -114,7 +115,7 @@ func (sess *Session) Remove(ctx context.Context, r Removal) ([]string, error) {
 		return nil, err
 	}
 	nodes := atoms(after)
-	if contains(nodes, r.Remove) {
+	if slices.Contains(nodes, r.Remove) {
 		return nodes, &erldist.Error{Kind: erldist.KindOther, Node: r.On,
 			Msg:  fmt.Sprintf("%s is still in db_nodes after the removal", r.Remove),
 			Hint: "run inspect again; another node may have re-added it"}
@@ -152,7 +153,7 @@ func PlanCopyChange(s *Snapshot, table, node string, to CopyType) CopyChange {
 		c.Refusal = &Refusal{Reason: fmt.Sprintf("there is no table %q in this cluster", table), Hint: similar(s, table), BadInput: true}
 		return c
 	}
-	if !contains(s.Cluster.DBNodes, node) {
+	if !slices.Contains(s.Cluster.DBNodes, node) {
 		c.Refusal = &Refusal{Reason: fmt.Sprintf("%s is not a db node of this cluster", node),
 			Hint: "the db nodes are: " + strings.Join(s.Cluster.DBNodes, ", "), BadInput: true}
 		return c
@@ -315,15 +316,6 @@ func schemaCopy(s *Snapshot, node string) CopyType {
 func holdsDiscTables(s *Snapshot, node string) bool {
 	for _, t := range s.Tables {
 		if t.Name != "schema" && t.Copies[node].OnDisc() {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -210,7 +211,7 @@ func TestDiagnoseSnapshots(t *testing.T) {
 				// What the mutation adds to what the snapshot had.
 				added := []string{}
 				for _, g := range got {
-					if !contains(base, g) {
+					if !slices.Contains(base, g) {
 						added = append(added, g)
 					}
 				}

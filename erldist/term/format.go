@@ -247,3 +247,12 @@ func atomNeedsQuotes(s string) bool {
 	}
 	return false
 }
+
+// Short is a term for an error message: Format cut to 60 characters.
+func Short(t Term) string {
+	s := Format(t)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}

@@ -160,6 +160,10 @@ func Int(t Term) (int64, bool) {
 		return v, true
 	case int:
 		return int64(v), true
+	case int32: // Go values that are not terms (a database column's)
+		return int64(v), true
+	case int16:
+		return int64(v), true
 	case *big.Int:
 		if v.IsInt64() {
 			return v.Int64(), true

@@ -93,3 +93,32 @@ func DB(t testing.TB, url string) *mimsql.DB {
 	t.Cleanup(db.Close)
 	return db
 }
+
+// WaitFor polls cond every 100 ms until it holds; when limit passes first
+// it calls onFail (to log what helps) and fails the test with cond's last
+// reason.
+func WaitFor(t testing.TB, what string, limit time.Duration, cond func() (bool, string), onFail func()) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		last = why
+		time.Sleep(100 * time.Millisecond)
+	}
+	if onFail != nil {
+		onFail()
+	}
+	t.Fatalf("%s: not within %s: %s", what, limit, last)
+}
+
+// Tail is the last n bytes of s.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

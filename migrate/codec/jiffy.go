@@ -45,7 +45,7 @@ func appendJiffy(dst []byte, v term.Term, depth int) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	}
-	return dst, fmt.Errorf("%s has no JSON form", short(v))
+	return dst, fmt.Errorf("%s has no JSON form", term.Short(v))
 }
 
 // AppendJiffyString appends a JSON string as jiffy does: UTF-8 kept, ", \ and

@@ -48,11 +48,11 @@ func parseElement(t term.Term, depth int) (*Element, error) {
 	}
 	tu, ok := t.(term.Tuple)
 	if !ok || len(tu) != 4 || !(term.IsAtom(tu[0], "xmlel") || term.IsAtom(tu[0], "xmlelement")) {
-		return nil, fmt.Errorf("not an XML element: %s", short(t))
+		return nil, fmt.Errorf("not an XML element: %s", term.Short(t))
 	}
 	name, err := Iolist(nil, tu[1])
 	if err != nil || len(name) == 0 {
-		return nil, fmt.Errorf("element name: %s", short(tu[1]))
+		return nil, fmt.Errorf("element name: %s", term.Short(tu[1]))
 	}
 	e := &Element{Name: string(name)}
 	attrs, ok := term.Elems(tu[2])
@@ -62,12 +62,12 @@ func parseElement(t term.Term, depth int) (*Element, error) {
 	for _, a := range attrs {
 		kv, ok := a.(term.Tuple)
 		if !ok || len(kv) != 2 {
-			return nil, fmt.Errorf("attribute of <%s> is not a pair: %s", name, short(a))
+			return nil, fmt.Errorf("attribute of <%s> is not a pair: %s", name, term.Short(a))
 		}
 		k, err1 := Iolist(nil, kv[0])
 		v, err2 := Iolist(nil, kv[1])
 		if err1 != nil || err2 != nil || len(k) == 0 {
-			return nil, fmt.Errorf("attribute of <%s>: %s", name, short(a))
+			return nil, fmt.Errorf("attribute of <%s>: %s", name, term.Short(a))
 		}
 		e.Attrs = append(e.Attrs, [2]string{string(k), string(v)})
 	}

@@ -21,11 +21,11 @@ import (
 func AppendXData(dst []byte, t term.Term) ([]byte, error) {
 	x, ok := term.IsRecord(t, "xdata", 7)
 	if !ok {
-		return dst, fmt.Errorf("not an xdata record: %s", short(t))
+		return dst, fmt.Errorf("not an xdata record: %s", term.Short(t))
 	}
 	typ, ok := x[1].(term.Atom)
 	if !ok {
-		return dst, fmt.Errorf("xdata type %s", short(x[1]))
+		return dst, fmt.Errorf("xdata type %s", term.Short(x[1]))
 	}
 	dst = append(dst, "<x type='"...)
 	dst = EscapeAttr(dst, []byte(typ))
@@ -50,7 +50,7 @@ func AppendXData(dst []byte, t term.Term) ([]byte, error) {
 	}
 	instr, ok := term.Elems(x[2])
 	if !ok {
-		return dst, fmt.Errorf("xdata instructions %s", short(x[2]))
+		return dst, fmt.Errorf("xdata instructions %s", term.Short(x[2]))
 	}
 	for _, i := range instr {
 		if dst, err = textElement(dst, "instructions", i); err != nil {
@@ -59,7 +59,7 @@ func AppendXData(dst []byte, t term.Term) ([]byte, error) {
 	}
 	items, ok := term.Elems(x[5])
 	if !ok {
-		return dst, fmt.Errorf("xdata items %s", short(x[5]))
+		return dst, fmt.Errorf("xdata items %s", term.Short(x[5]))
 	}
 	for _, it := range items {
 		fs, ok := term.Elems(it)
@@ -85,12 +85,12 @@ func AppendXData(dst []byte, t term.Term) ([]byte, error) {
 func xdataFields(dst []byte, t term.Term) ([]byte, error) {
 	fields, ok := term.Elems(t)
 	if !ok {
-		return dst, fmt.Errorf("xdata fields %s", short(t))
+		return dst, fmt.Errorf("xdata fields %s", term.Short(t))
 	}
 	for _, f := range fields {
 		r, ok := term.IsRecord(f, "xdata_field", 9)
 		if !ok {
-			return dst, fmt.Errorf("not an xdata_field record: %s", short(f))
+			return dst, fmt.Errorf("not an xdata_field record: %s", term.Short(f))
 		}
 		label, err1 := textOf(r[1])
 		variable, err2 := textOf(r[3])
@@ -105,7 +105,7 @@ func xdataFields(dst []byte, t term.Term) ([]byte, error) {
 		if !term.IsAtom(r[2], "undefined") {
 			typ, ok := r[2].(term.Atom)
 			if !ok {
-				return dst, fmt.Errorf("field type %s", short(r[2]))
+				return dst, fmt.Errorf("field type %s", term.Short(r[2]))
 			}
 			dst = xmlAttr(dst, "type", string(typ))
 		}
@@ -116,7 +116,7 @@ func xdataFields(dst []byte, t term.Term) ([]byte, error) {
 		dst = append(dst, '>')
 		subs, ok := term.Elems(r[8])
 		if !ok {
-			return dst, fmt.Errorf("field elements %s", short(r[8]))
+			return dst, fmt.Errorf("field elements %s", term.Short(r[8]))
 		}
 		for _, s := range subs {
 			if dst, err1 = AppendXML(dst, s); err1 != nil {
@@ -133,7 +133,7 @@ func xdataFields(dst []byte, t term.Term) ([]byte, error) {
 		}
 		values, ok := term.Elems(r[6])
 		if !ok {
-			return dst, fmt.Errorf("field values %s", short(r[6]))
+			return dst, fmt.Errorf("field values %s", term.Short(r[6]))
 		}
 		for _, v := range values {
 			if dst, err1 = textElement(dst, "value", v); err1 != nil {
@@ -142,12 +142,12 @@ func xdataFields(dst []byte, t term.Term) ([]byte, error) {
 		}
 		options, ok := term.Elems(r[7])
 		if !ok {
-			return dst, fmt.Errorf("field options %s", short(r[7]))
+			return dst, fmt.Errorf("field options %s", term.Short(r[7]))
 		}
 		for _, o := range options {
 			or, ok := term.IsRecord(o, "xdata_option", 3)
 			if !ok {
-				return dst, fmt.Errorf("not an xdata_option record: %s", short(o))
+				return dst, fmt.Errorf("not an xdata_option record: %s", term.Short(o))
 			}
 			ol, err := textOf(or[1])
 			if err != nil {
@@ -199,7 +199,7 @@ func textOf(t term.Term) (string, error) {
 			return s, nil
 		}
 	}
-	return "", fmt.Errorf("not text: %s", short(t))
+	return "", fmt.Errorf("not text: %s", term.Short(t))
 }
 
 func firstOf(errs ...error) error {

@@ -31,7 +31,7 @@ func appendNode(dst []byte, n term.Term, depth int) ([]byte, error) {
 	}
 	tu, ok := n.(term.Tuple)
 	if !ok || len(tu) == 0 {
-		return dst, fmt.Errorf("not an XML node: %s", short(n))
+		return dst, fmt.Errorf("not an XML node: %s", term.Short(n))
 	}
 	tag, _ := tu[0].(term.Atom)
 	switch {
@@ -43,11 +43,11 @@ func appendNode(dst []byte, n term.Term, depth int) ([]byte, error) {
 		return EscapeText(dst, text), nil
 	case (tag == "xmlel" || tag == "xmlelement") && len(tu) == 4:
 	default:
-		return dst, fmt.Errorf("not an XML node: %s", short(n))
+		return dst, fmt.Errorf("not an XML node: %s", term.Short(n))
 	}
 	name, err := Iolist(nil, tu[1])
 	if err != nil || len(name) == 0 {
-		return dst, fmt.Errorf("element name: %s", short(tu[1]))
+		return dst, fmt.Errorf("element name: %s", term.Short(tu[1]))
 	}
 	dst = append(dst, '<')
 	dst = append(dst, name...)
@@ -59,10 +59,10 @@ func appendNode(dst []byte, n term.Term, depth int) ([]byte, error) {
 	for _, a := range attrs {
 		kv, ok := a.(term.Tuple)
 		if !ok || len(kv) != 2 {
-			return dst, fmt.Errorf("attribute of <%s> is not a pair: %s", name, short(a))
+			return dst, fmt.Errorf("attribute of <%s> is not a pair: %s", name, term.Short(a))
 		}
 		if kb, err = Iolist(kb[:0], kv[0]); err != nil || len(kb) == 0 {
-			return dst, fmt.Errorf("attribute name in <%s>: %s", name, short(kv[0]))
+			return dst, fmt.Errorf("attribute name in <%s>: %s", name, term.Short(kv[0]))
 		}
 		if vb, err = Iolist(vb[:0], kv[1]); err != nil {
 			return dst, fmt.Errorf("attribute %s of <%s>: %w", kb, name, err)
@@ -122,11 +122,11 @@ func Iolist(dst []byte, t term.Term) ([]byte, error) {
 			return dst, err
 		}
 		if _, ok := v.Tail.(term.Binary); !ok {
-			return dst, fmt.Errorf("improper list with tail %s", short(v.Tail))
+			return dst, fmt.Errorf("improper list with tail %s", term.Short(v.Tail))
 		}
 		return Iolist(dst, v.Tail)
 	}
-	return dst, fmt.Errorf("not text: %s", short(t))
+	return dst, fmt.Errorf("not text: %s", term.Short(t))
 }
 
 // escapeText escapes character data as fxml does: the five predefined
@@ -161,13 +161,4 @@ func escape(dst, s []byte, attr bool) []byte {
 		}
 	}
 	return dst
-}
-
-// short is a term for an error message.
-func short(t term.Term) string {
-	s := term.Format(t)
-	if len(s) > 60 {
-		s = s[:57] + "..."
-	}
-	return s
 }

@@ -12,18 +12,10 @@ import (
 // every SQL table the Mnesia table fills, matched on the columns the key
 // becomes.
 
-// userKey reads a {User, Server} key of a virtual host that is exported.
-func (m *mapper) userKey(key term.Term) (user, server string, err error) {
-	if user, server, err = records.US(key); err != nil {
-		return "", "", err
-	}
-	return user, server, m.scope.Check(server)
-}
-
 // delUS deletes a table's rows of one user.
 func delUS(table string) func(*mapper, term.Term) ([]schema.Op, error) {
 	return func(m *mapper, key term.Term) ([]schema.Op, error) {
-		user, server, err := m.userKey(key)
+		user, server, err := records.UserKey(key, m.scope)
 		if err != nil {
 			return nil, err
 		}
@@ -44,15 +36,7 @@ func delBy(table, column string) func(*mapper, term.Term) ([]schema.Op, error) {
 
 // delRoster: the key is {User, Server, ContactLJID}.
 func (m *mapper) delRoster(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 3 {
-		return nil, rejectf("roster key is not {User, Server, JID}: %s", short(key))
-	}
-	user, server, err := m.userKey(term.Tuple{k[0], k[1]})
-	if err != nil {
-		return nil, err
-	}
-	jid, err := records.LJIDText(k[2])
+	user, server, jid, err := records.RosterKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +46,7 @@ func (m *mapper) delRoster(key term.Term) ([]schema.Op, error) {
 
 // delVCardSearch: the key is {LUser, LServer}.
 func (m *mapper) delVCardSearch(key term.Term) ([]schema.Op, error) {
-	luser, server, err := m.userKey(key)
+	luser, server, err := records.UserKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -71,15 +55,7 @@ func (m *mapper) delVCardSearch(key term.Term) ([]schema.Op, error) {
 
 // delPrivate: the key is {User, Server, Namespace}.
 func (m *mapper) delPrivate(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 3 {
-		return nil, rejectf("key is not {User, Server, Namespace}: %s", short(key))
-	}
-	user, server, err := m.userKey(term.Tuple{k[0], k[1]})
-	if err != nil {
-		return nil, err
-	}
-	ns, err := records.Text(k[2], "namespace")
+	user, server, ns, err := records.PrivateKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +64,7 @@ func (m *mapper) delPrivate(key term.Term) ([]schema.Op, error) {
 
 // delPrivacy: the items of the user's lists, the lists, the default.
 func (m *mapper) delPrivacy(key term.Term) ([]schema.Op, error) {
-	user, server, err := m.userKey(key)
+	user, server, err := records.UserKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +78,8 @@ func (m *mapper) delPrivacy(key term.Term) ([]schema.Op, error) {
 
 // delRoom: the key is {Name, Service}.
 func (m *mapper) delRoom(key term.Term) ([]schema.Op, error) {
-	name, service, err := records.Pair(key, "room")
+	name, service, err := records.RoomKey(key, m.scope)
 	if err != nil {
-		return nil, err
-	}
-	vhost, err := m.scope.ServiceHost(service)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(vhost); err != nil {
 		return nil, err
 	}
 	return []schema.Op{
@@ -131,30 +100,20 @@ func (m *mapper) delMucRegistered(key term.Term) ([]schema.Op, error) {
 // delArchive: the key is a user's {User, VHost}, or a room's {Name,
 // Service} (stored under the room's JID).
 func (m *mapper) delArchive(key term.Term) ([]schema.Op, error) {
-	owner, server, err := records.US(key)
+	owner, server, vhost, room, err := records.ArchiveOwner(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
-	username, vhost := owner, server
-	if !m.scope.Known[server] {
-		if vhost, err = m.scope.ServiceHost(server); err != nil {
-			return nil, err
-		}
-		username = owner + "@" + server
+	if room {
+		owner += "@" + server
 	}
-	if err := m.scope.Check(vhost); err != nil {
-		return nil, err
-	}
-	return []schema.Op{schema.Del("archive", m.where("username", username, vhost)...)}, nil
+	return []schema.Op{schema.Del("archive", m.where("username", owner, vhost)...)}, nil
 }
 
 // delSrGroup: the key is {Group, Host}.
 func (m *mapper) delSrGroup(key term.Term) ([]schema.Op, error) {
-	group, host, err := records.Pair(key, "group")
+	group, host, err := records.HostPair(key, "group", m.scope)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(host); err != nil {
 		return nil, err
 	}
 	return []schema.Op{schema.Del("sr_group", m.where("name", group, host)...)}, nil
@@ -188,7 +147,7 @@ func (m *mapper) delMotd(key term.Term) ([]schema.Op, error) {
 
 // delMotdUser: the key is {User, Server}.
 func (m *mapper) delMotdUser(key term.Term) ([]schema.Op, error) {
-	user, server, err := m.userKey(key)
+	user, server, err := records.UserKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -200,11 +159,8 @@ func (m *mapper) delMotdUser(key term.Term) ([]schema.Op, error) {
 
 // delMQTT: the key is {Topic, Host}.
 func (m *mapper) delMQTT(key term.Term) ([]schema.Op, error) {
-	topic, host, err := records.Pair(key, "topic")
+	topic, host, err := records.HostPair(key, "topic", m.scope)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(host); err != nil {
 		return nil, err
 	}
 	where := []schema.Cond{schema.Eq("topic", topic)}
@@ -217,46 +173,27 @@ func (m *mapper) delMQTT(key term.Term) ([]schema.Op, error) {
 // delPubsubNode: the key is {Host, Node}; the schema's foreign keys take
 // the node's options, states and items with it.
 func (m *mapper) delPubsubNode(key term.Term) ([]schema.Op, error) {
-	n, err := records.ReadPubsubNodeKey(term.Tuple{term.Atom("pubsub_node"), key, int64(1), term.List{}, term.Binary(""), term.List{}, term.List{}}, m.scope)
+	host, node, err := records.PubsubNodeID(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.scope.Check(n.VHost); err != nil {
-		return nil, err
-	}
-	return []schema.Op{schema.Del("pubsub_node", schema.Eq("host", n.Host), schema.Eq("node", n.Node))}, nil
+	return []schema.Op{schema.Del("pubsub_node", schema.Eq("host", host), schema.Eq("node", node))}, nil
 }
 
 // delPubsubState: the key is {LJID, Nidx}.
 func (m *mapper) delPubsubState(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, rejectf("stateid is not {JID, Node}: %s", short(key))
-	}
-	jid, err := records.LJIDText(k[0])
+	j, nidx, err := records.PubsubStateKey(key)
 	if err != nil {
 		return nil, err
 	}
-	nidx, ok := term.Int(k[1])
-	if !ok {
-		return nil, rejectf("node id %s", short(k[1]))
-	}
-	return []schema.Op{schema.Del("pubsub_state", schema.Eq("nodeid", nidx), schema.Eq("jid", jid))}, nil
+	return []schema.Op{schema.Del("pubsub_state", schema.Eq("nodeid", nidx), schema.Eq("jid", j.String()))}, nil
 }
 
 // delPubsubItem: the key is {ItemId, Nidx}.
 func (m *mapper) delPubsubItem(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, rejectf("itemid is not {ItemId, Node}: %s", short(key))
-	}
-	id, err := records.Text(k[0], "item id")
+	id, nidx, err := records.PubsubItemKey(key)
 	if err != nil {
 		return nil, err
-	}
-	nidx, ok := term.Int(k[1])
-	if !ok {
-		return nil, rejectf("node id %s", short(k[1]))
 	}
 	return []schema.Op{schema.Del("pubsub_item", schema.Eq("nodeid", nidx), schema.Eq("itemid", id))}, nil
 }

@@ -14,11 +14,8 @@ func (m *mapper) srGroup(rec term.Tuple) ([]schema.Op, error) {
 	if len(rec) != 3 {
 		return nil, rejectf("sr_group record of %d fields", len(rec)-1)
 	}
-	group, host, err := records.Pair(rec[1], "group")
+	group, host, err := records.HostPair(rec[1], "group", m.scope)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(host); err != nil {
 		return nil, err
 	}
 	return []schema.Op{m.rowH("sr_group", group, host, string(codec.AppendErlangText(nil, rec[2])))}, nil
@@ -32,11 +29,8 @@ func (m *mapper) srUser(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, host, err := records.Pair(rec[2], "group")
+	group, host, err := records.HostPair(rec[2], "group", m.scope)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(host); err != nil {
 		return nil, err
 	}
 	jid := strings.ToLower(s)
@@ -133,11 +127,8 @@ func (m *mapper) mqttPub(rec term.Tuple) ([]schema.Op, error) {
 	if len(rec) != 12 {
 		return nil, rejectf("mqtt_pub record of %d fields", len(rec)-1)
 	}
-	topic, host, err := records.Pair(rec[1], "topic")
+	topic, host, err := records.HostPair(rec[1], "topic", m.scope)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(host); err != nil {
 		return nil, err
 	}
 	user, err1 := records.Text(rec[2], "user")

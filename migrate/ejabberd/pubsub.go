@@ -50,10 +50,10 @@ func (m *mapper) pubsubState(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	jid, err := records.LJIDText(st.JID)
-	if err != nil {
-		return nil, err
+	if st.JID[1] == "" {
+		return nil, rejectf("JID without a server: %s", st.JID)
 	}
+	jid := st.JID.String()
 	a := pubsubAffiliation[st.Aff]
 	if a == "" {
 		a = "n"

@@ -6,7 +6,6 @@ package ejabberd
 
 import (
 	"context"
-	"sync"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/migrate/records"
@@ -66,6 +65,20 @@ var tables = []struct {
 	{schema.Table{Name: "pubsub_state", Targets: []string{"pubsub_state"}, After: true, Needs: []string{"pubsub_node"}}, (*mapper).pubsubState, (*mapper).delPubsubState},
 	{schema.Table{Name: "pubsub_item", Targets: []string{"pubsub_item"}, After: true, Needs: []string{"pubsub_node"}}, (*mapper).pubsubItem, (*mapper).delPubsubItem},
 	{schema.Table{Name: "caps_features", Targets: []string{"caps_features"}, Optional: true}, (*mapper).capsFeatures, (*mapper).delCaps},
+}
+
+// byName finds a table's functions.
+var byName = func() map[string]tableFuncs {
+	m := map[string]tableFuncs{}
+	for _, t := range tables {
+		m[t.Name] = tableFuncs{t.mapFn, t.delFn}
+	}
+	return m
+}()
+
+type tableFuncs struct {
+	mapFn func(*mapper, term.Tuple) ([]schema.Op, error)
+	delFn func(*mapper, term.Term) ([]schema.Op, error)
 }
 
 // Tables implements schema.Schema.
@@ -158,15 +171,12 @@ func (s Schema) Restart(table string) []schema.Op {
 	case "motd_users":
 		return []schema.Op{schema.Del("motd", schema.Ne("username", ""))}
 	}
-	var out []schema.Op
 	for _, t := range tables {
 		if t.Name == table {
-			for i := len(t.Targets) - 1; i >= 0; i-- {
-				out = append(out, schema.Del(t.Targets[i]))
-			}
+			return schema.DeleteTargets(t.Table)
 		}
 	}
-	return out
+	return nil
 }
 
 // Verify implements schema.Schema: serial ids are left out; a privacy
@@ -206,7 +216,7 @@ func (s Schema) Verify(table string) schema.VerifySpec {
 
 // NewMapping implements schema.Schema.
 func (s Schema) NewMapping(scope *schema.Scope) schema.Mapping {
-	return &mapping{s: s, scope: scope, nodes: records.PubsubNodes{}, nextPrivacy: 1}
+	return &mapping{s: s, scope: scope, nodes: records.PubsubNodes{}}
 }
 
 // mapping is the state of one export.
@@ -214,32 +224,15 @@ type mapping struct {
 	s     Schema
 	scope *schema.Scope
 	nodes records.PubsubNodes
-	mu    sync.Mutex
-	// nextPrivacy is the id the next privacy list gets (shared by every
-	// mapper of the mapping).
-	nextPrivacy int64
-}
-
-// privacyIDs reserves n consecutive privacy list ids.
-func (m *mapping) privacyIDs(n int) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	first := max(m.nextPrivacy, 1)
-	m.nextPrivacy = first + int64(n)
-	return first
+	// privacyIDs number the privacy lists (shared by every mapper of the
+	// mapping).
+	privacyIDs schema.IDs
 }
 
 // Load implements schema.Mapping: privacy lists continue after the ids in
 // the database.
 func (m *mapping) Load(ctx context.Context, q schema.Querier, _ func(string) bool) error {
-	return q.Query(ctx, `SELECT coalesce(max(id), 0) + 1 FROM privacy_list`, func(v []any) error {
-		if n, ok := schema.Int(v[0]); ok {
-			m.mu.Lock()
-			m.nextPrivacy = n
-			m.mu.Unlock()
-		}
-		return nil
-	})
+	return m.privacyIDs.Load(ctx, q, "privacy_list", "id")
 }
 
 // Note implements schema.Mapping.
@@ -251,31 +244,15 @@ func (m *mapping) Note(table string, rec term.Tuple) {
 
 // Mapper implements schema.Mapping.
 func (m *mapping) Mapper(table string) schema.Mapper {
-	for _, t := range tables {
-		if t.Name == table {
-			return &mapper{mapping: m, mapFn: t.mapFn, delFn: t.delFn}
-		}
+	t, ok := byName[table]
+	if !ok {
+		return nil
 	}
-	return nil
+	return schema.Funcs[*mapper]{State: &mapper{mapping: m}, MapFn: t.mapFn, DelFn: t.delFn}
 }
 
-// mapper maps one table's records.
-type mapper struct {
-	*mapping
-	mapFn func(*mapper, term.Tuple) ([]schema.Op, error)
-	delFn func(*mapper, term.Term) ([]schema.Op, error)
-}
-
-// Map implements schema.Mapper.
-func (m *mapper) Map(rec term.Tuple) ([]schema.Op, error) {
-	if len(rec) == 0 {
-		return nil, schema.Rejectf("not a record: %s", schema.Short(rec))
-	}
-	return m.mapFn(m, rec)
-}
-
-// Delete implements schema.Mapper.
-func (m *mapper) Delete(key term.Term) ([]schema.Op, error) { return m.delFn(m, key) }
+// mapper is the state of one table's mapping functions.
+type mapper struct{ *mapping }
 
 // rowH builds a row from values in multihost order (server_host
 // included), dropping server_host for the single-host schema.

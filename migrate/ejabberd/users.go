@@ -12,7 +12,7 @@ import (
 
 var (
 	rejectf = schema.Rejectf
-	short   = schema.Short
+	short   = term.Short
 )
 
 // passwd: a plain password as is; SCRAM as StoredKey, ServerKey, Salt and
@@ -60,11 +60,7 @@ func (m *mapper) roster(rec term.Tuple) ([]schema.Op, error) {
 }
 
 func (m *mapper) rosterVersion(rec term.Tuple) ([]schema.Op, error) {
-	user, host, err := records.ReadUserRecord(rec, 2, m.scope)
-	if err != nil {
-		return nil, err
-	}
-	v, err := records.Text(rec[2], "version")
+	user, host, v, err := records.ReadUserText(rec, m.scope, "version")
 	if err != nil {
 		return nil, err
 	}
@@ -72,11 +68,7 @@ func (m *mapper) rosterVersion(rec term.Tuple) ([]schema.Op, error) {
 }
 
 func (m *mapper) vcard(rec term.Tuple) ([]schema.Op, error) {
-	user, host, err := records.ReadUserRecord(rec, 2, m.scope)
-	if err != nil {
-		return nil, err
-	}
-	x, err := records.XMLText(rec[2], "vcard")
+	user, host, x, err := records.ReadUserXML(rec, m.scope, "vcard")
 	if err != nil {
 		return nil, err
 	}
@@ -88,12 +80,7 @@ func (m *mapper) vcardSearch(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	vals := make([]any, 0, 25)
-	vals = append(vals, v.User, v.LUser, v.Server)
-	for _, f := range v.Fields {
-		vals = append(vals, f)
-	}
-	return []schema.Op{m.rowH("vcard_search", vals...)}, nil
+	return []schema.Op{m.rowH("vcard_search", v.Values()...)}, nil
 }
 
 // offline: the stanza as ejabberd's SQL backend stores it (spool.xml),
@@ -132,28 +119,9 @@ func (m *mapper) privacy(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ops []schema.Op
-	if p.Default != nil {
-		ops = append(ops, m.row("privacy_default_list", p.User, p.Server, *p.Default))
-	}
-	id := m.privacyIDs(len(p.Lists))
-	for _, l := range p.Lists {
-		list := m.row("privacy_list", p.User, p.Server, l.Name, id)
-		owner := append([]any(nil), list.Values[:len(list.Values)-1]...) // user, (server_host,) name
-		list.Canon = owner
-		ops = append(ops, list)
-		for _, it := range l.Items {
-			vals := []any{id, it.Type, it.Value, it.Action, it.Order}
-			for _, b := range it.Match {
-				vals = append(vals, b)
-			}
-			op := schema.Row("privacy_list_data", vals...)
-			op.Canon = append(append([]any(nil), owner...), vals[1:]...)
-			ops = append(ops, op)
-		}
-		id++
-	}
-	return ops, nil
+	return p.Ops(m.privacyIDs.Take(len(p.Lists)), func(table string, rest ...any) schema.Op {
+		return m.row(table, p.User, p.Server, rest...)
+	}), nil
 }
 
 func (m *mapper) archivePrefs(rec term.Tuple) ([]schema.Op, error) {

@@ -10,19 +10,11 @@ import (
 
 // What removes the rows of the records with a Mnesia key, table by table.
 
-// userKey reads a {User, Server} key of a virtual host that is exported.
-func (m *mapper) userKey(key term.Term) (user, server string, err error) {
-	if user, server, err = records.US(key); err != nil {
-		return "", "", err
-	}
-	return user, server, m.scope.Check(server)
-}
-
-// delUS deletes a table's rows of one user: userCol = User, server =
+// delUS deletes a table's rows of one user: userCol = User, serverCol =
 // Server.
 func delUS(table, userCol, serverCol string) func(*mapper, term.Term) ([]schema.Op, error) {
 	return func(m *mapper, key term.Term) ([]schema.Op, error) {
-		user, server, err := m.userKey(key)
+		user, server, err := records.UserKey(key, m.scope)
 		if err != nil {
 			return nil, err
 		}
@@ -43,15 +35,7 @@ func mamOwner(user, server string) schema.Select {
 
 // delRoster: the key is {User, Server, ContactLJID}.
 func (m *mapper) delRoster(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 3 {
-		return nil, rejectf("roster key is not {User, Server, JID}: %s", short(key))
-	}
-	user, server, err := m.userKey(term.Tuple{k[0], k[1]})
-	if err != nil {
-		return nil, err
-	}
-	jid, err := records.LJIDText(k[2])
+	user, server, jid, err := records.RosterKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -61,15 +45,7 @@ func (m *mapper) delRoster(key term.Term) ([]schema.Op, error) {
 
 // delPrivate: the key is {User, Server, Namespace}.
 func (m *mapper) delPrivate(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 3 {
-		return nil, rejectf("key is not {User, Server, Namespace}: %s", short(key))
-	}
-	user, server, err := m.userKey(term.Tuple{k[0], k[1]})
-	if err != nil {
-		return nil, err
-	}
-	ns, err := records.Text(k[2], "namespace")
+	user, server, ns, err := records.PrivateKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +54,7 @@ func (m *mapper) delPrivate(key term.Term) ([]schema.Op, error) {
 
 // delPrivacy: the lists (their items go with them) and the default.
 func (m *mapper) delPrivacy(key term.Term) ([]schema.Op, error) {
-	user, server, err := m.userKey(key)
+	user, server, err := records.UserKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -92,15 +68,8 @@ func (m *mapper) delPrivacy(key term.Term) ([]schema.Op, error) {
 // delRoom: the key is {Name, Service}; affiliations first (they refer to
 // the room).
 func (m *mapper) delRoom(key term.Term) ([]schema.Op, error) {
-	name, service, err := records.Pair(key, "room")
+	name, service, err := records.RoomKey(key, m.scope)
 	if err != nil {
-		return nil, err
-	}
-	vhost, err := m.scope.ServiceHost(service)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.scope.Check(vhost); err != nil {
 		return nil, err
 	}
 	room := []schema.Cond{schema.Eq("muc_host", service), schema.Eq("room_name", name)}
@@ -124,17 +93,8 @@ func (m *mapper) delMucRegistered(key term.Term) ([]schema.Op, error) {
 // {Name, Service}); the owner's id stays in mam_server_user (other tables
 // refer to it).
 func (m *mapper) delArchive(key term.Term) ([]schema.Op, error) {
-	owner, server, err := records.US(key)
+	owner, server, _, _, err := records.ArchiveOwner(key, m.scope)
 	if err != nil {
-		return nil, err
-	}
-	vhost := server
-	if !m.scope.Known[server] {
-		if vhost, err = m.scope.ServiceHost(server); err != nil {
-			return nil, err
-		}
-	}
-	if err := m.scope.Check(vhost); err != nil {
 		return nil, err
 	}
 	return []schema.Op{
@@ -145,7 +105,7 @@ func (m *mapper) delArchive(key term.Term) ([]schema.Op, error) {
 
 // delPrefs: the key is {User, Server}.
 func (m *mapper) delPrefs(key term.Term) ([]schema.Op, error) {
-	user, server, err := m.userKey(key)
+	user, server, err := records.UserKey(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -156,35 +116,24 @@ func (m *mapper) delPrefs(key term.Term) ([]schema.Op, error) {
 // affiliations, subscriptions and items go with it (MongooseIM's tables
 // have no foreign keys to do it).
 func (m *mapper) delPubsubNode(key term.Term) ([]schema.Op, error) {
-	n, err := records.ReadPubsubNodeKey(term.Tuple{term.Atom("pubsub_node"), key, int64(1), term.List{}, term.Binary(""), term.List{}, term.List{}}, m.scope)
+	host, name, err := records.PubsubNodeID(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.scope.Check(n.VHost); err != nil {
-		return nil, err
-	}
-	node := []schema.Cond{schema.Eq("p_key", n.Host), schema.Eq("name", n.Node)}
+	node := []schema.Cond{schema.Eq("p_key", host), schema.Eq("name", name)}
 	nidx := schema.Select{Table: "pubsub_nodes", Column: "nidx", Where: node}
 	var ops []schema.Op
 	for _, t := range []string{"pubsub_affiliations", "pubsub_subscriptions", "pubsub_items"} {
 		ops = append(ops, schema.Del(t, schema.In("nidx", nidx)))
 	}
-	return append(ops, schema.Del("pubsub_node_collections", schema.Eq("name", n.Node)), schema.Del("pubsub_nodes", node...)), nil
+	return append(ops, schema.Del("pubsub_node_collections", schema.Eq("name", name)), schema.Del("pubsub_nodes", node...)), nil
 }
 
 // delPubsubState: the key is {LJID, Nidx}.
 func (m *mapper) delPubsubState(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, rejectf("stateid is not {JID, Node}: %s", short(key))
-	}
-	j, err := records.ReadLJID(k[0])
+	j, nidx, err := records.PubsubStateKey(key)
 	if err != nil {
 		return nil, err
-	}
-	nidx, ok := term.Int(k[1])
-	if !ok {
-		return nil, rejectf("node id %s", short(k[1]))
 	}
 	ops := []schema.Op{schema.Del("pubsub_subscriptions", schema.Eq("nidx", nidx), schema.Eq("luser", j[0]),
 		schema.Eq("lserver", j[1]), schema.Eq("lresource", j[2]))}
@@ -196,17 +145,9 @@ func (m *mapper) delPubsubState(key term.Term) ([]schema.Op, error) {
 
 // delPubsubItem: the key is {ItemId, Nidx}.
 func (m *mapper) delPubsubItem(key term.Term) ([]schema.Op, error) {
-	k, ok := key.(term.Tuple)
-	if !ok || len(k) != 2 {
-		return nil, rejectf("itemid is not {ItemId, Node}: %s", short(key))
-	}
-	id, err := records.Text(k[0], "item id")
+	id, nidx, err := records.PubsubItemKey(key)
 	if err != nil {
 		return nil, err
-	}
-	nidx, ok := term.Int(k[1])
-	if !ok {
-		return nil, rejectf("node id %s", short(k[1]))
 	}
 	return []schema.Op{schema.Del("pubsub_items", schema.Eq("nidx", nidx), schema.Eq("itemid", id))}, nil
 }

@@ -95,7 +95,7 @@ func (m *mapper) room(rec term.Tuple) ([]schema.Op, error) {
 		js.Write(enc)
 	}
 	js.WriteByte('}')
-	id := m.ids(&m.nextRoom, 1)
+	id := m.roomIDs.Take(1)
 	rooms := schema.Row("muc_rooms", id, service, name, js.String())
 	rooms.Canon = []any{service, name, js.String()}
 	ops := []schema.Op{rooms}

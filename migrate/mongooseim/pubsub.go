@@ -111,10 +111,7 @@ func (m *mapper) pubsubState(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := records.ReadLJID(st.JID)
-	if err != nil {
-		return nil, err
-	}
+	j := st.JID
 	var rows []schema.Op
 	if code, ok := pubsubAff[st.Aff]; ok {
 		if j[2] != "" {

@@ -134,15 +134,12 @@ func (Schema) Restart(name string) []schema.Op {
 	if name == "archive_prefs" || name == "mam_prefs" {
 		return []schema.Op{schema.Del("mam_config")}
 	}
-	var out []schema.Op
 	for _, t := range tables {
 		if t.Name == name {
-			for i := len(t.Targets) - 1; i >= 0; i-- {
-				out = append(out, schema.Del(t.Targets[i]))
-			}
+			return schema.DeleteTargets(t.Table)
 		}
 	}
-	return out
+	return nil
 }
 
 // verify says how the tables whose rows hold assigned ids are compared:
@@ -169,7 +166,7 @@ func (s Schema) Verify(table string) schema.VerifySpec {
 
 // NewMapping implements schema.Schema.
 func (Schema) NewMapping(scope *schema.Scope) schema.Mapping {
-	return &mapping{scope: scope, nodes: records.PubsubNodes{}, mam: newMamUsers(nil), nextPrivacy: 1, nextRoom: 1}
+	return &mapping{scope: scope, nodes: records.PubsubNodes{}, mam: newMamUsers(nil)}
 }
 
 // mapping is the state the tables of one export share.
@@ -177,38 +174,18 @@ type mapping struct {
 	scope *schema.Scope
 	nodes records.PubsubNodes
 	mam   *mamUsers
-	mu    sync.Mutex
-	// the ids the next privacy list and room get
-	nextPrivacy, nextRoom int64
-}
-
-// ids reserves n consecutive ids of a counter.
-func (m *mapping) ids(counter *int64, n int) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	first := max(*counter, 1)
-	*counter = first + int64(n)
-	return first
+	// the ids of privacy lists and rooms
+	privacyIDs, roomIDs schema.IDs
 }
 
 // Load implements schema.Mapping: privacy lists and rooms continue after
 // the ids in the database; archive owners keep theirs unless the archive
 // starts over (its first chunk deletes them).
 func (m *mapping) Load(ctx context.Context, q schema.Querier, restarting func(string) bool) error {
-	next := func(sql string, into *int64) error {
-		return q.Query(ctx, sql, func(v []any) error {
-			if n, ok := schema.Int(v[0]); ok {
-				m.mu.Lock()
-				*into = n
-				m.mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := next(`SELECT coalesce(max(id), 0) + 1 FROM privacy_list`, &m.nextPrivacy); err != nil {
+	if err := m.privacyIDs.Load(ctx, q, "privacy_list", "id"); err != nil {
 		return err
 	}
-	if err := next(`SELECT coalesce(max(id), 0) + 1 FROM muc_rooms`, &m.nextRoom); err != nil {
+	if err := m.roomIDs.Load(ctx, q, "muc_rooms", "id"); err != nil {
 		return err
 	}
 	if restarting("archive_msg") {
@@ -216,7 +193,7 @@ func (m *mapping) Load(ctx context.Context, q schema.Querier, restarting func(st
 	}
 	known := map[string]int32{}
 	err := q.Query(ctx, `SELECT id, server, user_name FROM mam_server_user`, func(v []any) error {
-		id, _ := schema.Int(v[0])
+		id, _ := term.Int(v[0])
 		server, _ := v[1].(string)
 		user, _ := v[2].(string)
 		known[server+"\x00"+user] = int32(id)
@@ -237,32 +214,19 @@ func (m *mapping) Note(table string, rec term.Tuple) {
 func (m *mapping) Mapper(name string) schema.Mapper {
 	for _, t := range allTables {
 		if t.Name == name {
-			return &mapper{mapping: m, mapFn: t.mapFn, delFn: t.delFn}
+			return schema.Funcs[*mapper]{State: &mapper{mapping: m}, MapFn: t.mapFn, DelFn: t.delFn}
 		}
 	}
-	return nil
+	return nil // not a table of the schema
 }
 
-// mapper maps one table's records.
+// mapper is the state of one table's mapping functions.
 type mapper struct {
 	*mapping
-	mapFn func(*mapper, term.Tuple) ([]schema.Op, error)
-	delFn func(*mapper, term.Term) ([]schema.Op, error)
 	// the archive being mapped and its message times (for ids)
 	mamOwner string
 	mamSeen  map[int64]int64
 }
-
-// Map implements schema.Mapper.
-func (m *mapper) Map(rec term.Tuple) ([]schema.Op, error) {
-	if len(rec) == 0 {
-		return nil, schema.Rejectf("not a record: %s", schema.Short(rec))
-	}
-	return m.mapFn(m, rec)
-}
-
-// Delete implements schema.Mapper.
-func (m *mapper) Delete(key term.Term) ([]schema.Op, error) { return m.delFn(m, key) }
 
 // mamUsers assigns mam_server_user ids, shared by the tables of one
 // export.

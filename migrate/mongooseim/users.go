@@ -11,7 +11,7 @@ import (
 
 var (
 	rejectf = schema.Rejectf
-	short   = schema.Short
+	short   = term.Short
 )
 
 // scramTag names a hash in MongooseIM's serialized SCRAM.
@@ -121,11 +121,7 @@ func (m *mapper) roster(rec term.Tuple) ([]schema.Op, error) {
 }
 
 func (m *mapper) rosterVersion(rec term.Tuple) ([]schema.Op, error) {
-	user, server, err := records.ReadUserRecord(rec, 2, m.scope)
-	if err != nil {
-		return nil, err
-	}
-	v, err := records.Text(rec[2], "version")
+	user, server, v, err := records.ReadUserText(rec, m.scope, "version")
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +129,7 @@ func (m *mapper) rosterVersion(rec term.Tuple) ([]schema.Op, error) {
 }
 
 func (m *mapper) vcard(rec term.Tuple) ([]schema.Op, error) {
-	user, server, err := records.ReadUserRecord(rec, 2, m.scope)
-	if err != nil {
-		return nil, err
-	}
-	x, err := records.XMLText(rec[2], "vcard")
+	user, server, x, err := records.ReadUserXML(rec, m.scope, "vcard")
 	if err != nil {
 		return nil, err
 	}
@@ -149,12 +141,7 @@ func (m *mapper) vcardSearch(rec term.Tuple) ([]schema.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	vals := make([]any, 0, 25)
-	vals = append(vals, v.User, v.LUser, v.Server)
-	for _, f := range v.Fields {
-		vals = append(vals, f)
-	}
-	return []schema.Op{schema.Row("vcard_search", vals...)}, nil
+	return []schema.Op{schema.Row("vcard_search", v.Values()...)}, nil
 }
 
 func (m *mapper) private(rec term.Tuple) ([]schema.Op, error) {
@@ -181,28 +168,9 @@ func (m *mapper) privacy(rec term.Tuple) ([]schema.Op, error) {
 			orders[it.Order] = true
 		}
 	}
-	var ops []schema.Op
-	if p.Default != nil {
-		ops = append(ops, schema.Row("privacy_default_list", p.Server, p.User, *p.Default))
-	}
-	id := m.ids(&m.nextPrivacy, len(p.Lists))
-	for _, l := range p.Lists {
-		owner := []any{p.Server, p.User, l.Name}
-		list := schema.Row("privacy_list", p.Server, p.User, l.Name, id)
-		list.Canon = owner
-		ops = append(ops, list)
-		for _, it := range l.Items {
-			vals := []any{id, it.Type, it.Value, it.Action, it.Order}
-			for _, b := range it.Match {
-				vals = append(vals, b)
-			}
-			op := schema.Row("privacy_list_data", vals...)
-			op.Canon = append(append([]any(nil), owner...), vals[1:]...)
-			ops = append(ops, op)
-		}
-		id++
-	}
-	return ops, nil
+	return p.Ops(m.privacyIDs.Take(len(p.Lists)), func(table string, rest ...any) schema.Op {
+		return schema.Row(table, append([]any{p.Server, p.User}, rest...)...)
+	}), nil
 }
 
 // offline: the stanza with its from and to, the time in µs; MongooseIM

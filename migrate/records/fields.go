@@ -15,7 +15,7 @@ import (
 
 var (
 	rejectf = schema.Rejectf
-	short   = schema.Short
+	short   = term.Short
 )
 
 // Text reads a string field in any shape ejabberd stored one (binary,
@@ -51,6 +51,15 @@ func Pair(t term.Term, what string) (string, string, error) {
 	a, err1 := Text(tu[0], what)
 	b, err2 := Text(tu[1], what+" host")
 	return a, b, FirstErr(err1, err2)
+}
+
+// HostPair reads a {A, Host} key of a virtual host that is exported.
+func HostPair(t term.Term, what string, scope *schema.Scope) (string, string, error) {
+	a, host, err := Pair(t, what)
+	if err != nil {
+		return "", "", err
+	}
+	return a, host, scope.Check(host)
 }
 
 // LJID is a {User, Server, Resource} JID, its parts as stored (user and

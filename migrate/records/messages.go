@@ -21,14 +21,8 @@ type Offline struct {
 // ReadOffline reads an offline_msg record.
 func ReadOffline(rec term.Tuple, scope *schema.Scope) (Offline, error) {
 	var o Offline
-	if len(rec) != 7 && len(rec) != 8 {
-		return o, rejectf("offline_msg record of %d fields", len(rec)-1)
-	}
 	var err error
-	if o.User, o.Server, err = US(rec[1]); err != nil {
-		return o, err
-	}
-	if err := scope.Check(o.Server); err != nil {
+	if o.User, o.Server, err = readUserAt(rec, 1, scope, 6, 7); err != nil {
 		return o, err
 	}
 	if o.Usec, err = AnyUsec(rec[2]); err != nil {
@@ -100,7 +94,7 @@ type Archive struct {
 func ReadArchive(rec term.Tuple, scope *schema.Scope) (Archive, error) {
 	var a Archive
 	if len(rec) != 9 && len(rec) != 10 {
-		return a, rejectf("archive_msg record of %d fields", len(rec)-1)
+		return a, rejectf("archive_msg record of %d fields, want 8", len(rec)-1)
 	}
 	var err error
 	if a.Owner, a.Server, err = US(rec[1]); err != nil {

@@ -54,14 +54,10 @@ type MucRegistered struct {
 // ReadMucRegistered reads a muc_registered record.
 func ReadMucRegistered(rec term.Tuple, scope *schema.Scope) (MucRegistered, error) {
 	var m MucRegistered
-	if len(rec) != 3 {
-		return m, rejectf("muc_registered record of %d fields", len(rec)-1)
+	k, err := keyedRecord(rec, 2, 2, "key is not {{User, Server}, Service}")
+	if err != nil {
+		return m, err
 	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return m, rejectf("key is not {{User, Server}, Service}: %s", short(rec[1]))
-	}
-	var err error
 	if m.User, m.Server, err = US(k[0]); err != nil {
 		return m, err
 	}

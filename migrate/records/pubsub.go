@@ -23,14 +23,10 @@ type PubsubNode struct {
 // host.
 func ReadPubsubNodeKey(rec term.Tuple, scope *schema.Scope) (PubsubNode, error) {
 	var n PubsubNode
-	if len(rec) != 7 {
-		return n, rejectf("pubsub_node record of %d fields", len(rec)-1)
+	k, err := keyedRecord(rec, 6, 2, "nodeid is not {Host, Node}")
+	if err != nil {
+		return n, err
 	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return n, rejectf("nodeid is not {Host, Node}: %s", short(rec[1]))
-	}
-	var err error
 	if n.Node, err = Text(k[1], "node"); err != nil {
 		return n, err
 	}
@@ -47,6 +43,7 @@ func ReadPubsubNodeKey(rec term.Tuple, scope *schema.Scope) (PubsubNode, error) 
 			return n, err
 		}
 	}
+	var ok bool
 	n.Nidx, ok = term.Int(rec[2])
 	if !ok || n.Nidx <= 0 || n.Nidx > 1<<31-1 {
 		return n, rejectf("node id %s", short(rec[2]))
@@ -101,11 +98,22 @@ func (ns PubsubNodes) node(t term.Term, scope *schema.Scope) (int64, error) {
 	return nidx, scope.Check(vhost)
 }
 
+// keyed reads the {X, Nidx} key of a pubsub_state or pubsub_item record
+// (of six fields), its node checked.
+func (ns PubsubNodes) keyed(rec term.Tuple, scope *schema.Scope, table, shape string) (term.Term, int64, error) {
+	k, err := keyedRecord(rec, 5, 2, shape)
+	if err != nil {
+		return nil, 0, err
+	}
+	nidx, err := ns.node(k[1], scope)
+	return k[0], nidx, err
+}
+
 // PubsubState is {pubsub_state, {LJID, Nidx}, Nidx, Items, Affiliation,
 // Subscriptions}.
 type PubsubState struct {
 	Nidx int64
-	JID  term.Term // the state's LJID
+	JID  LJID // whose state
 	Aff  term.Atom
 	Subs [][2]term.Term // {State atom, SubId text}
 }
@@ -113,18 +121,14 @@ type PubsubState struct {
 // ReadPubsubState reads a pubsub_state record.
 func (ns PubsubNodes) ReadPubsubState(rec term.Tuple, scope *schema.Scope) (PubsubState, error) {
 	var st PubsubState
-	if len(rec) != 6 {
-		return st, rejectf("pubsub_state record of %d fields", len(rec)-1)
-	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return st, rejectf("stateid is not {JID, Node}: %s", short(rec[1]))
-	}
-	var err error
-	if st.Nidx, err = ns.node(k[1], scope); err != nil {
+	jid, nidx, err := ns.keyed(rec, scope, "pubsub_state", "stateid is not {JID, Node}")
+	if err != nil {
 		return st, err
 	}
-	st.JID = k[0]
+	st.Nidx = nidx
+	if st.JID, err = ReadLJID(jid); err != nil {
+		return st, err
+	}
 	st.Aff, _ = rec[4].(term.Atom)
 	subs, ok := term.Elems(rec[5])
 	if !ok {
@@ -153,18 +157,12 @@ type PubsubItem struct {
 // ReadPubsubItem reads a pubsub_item record.
 func (ns PubsubNodes) ReadPubsubItem(rec term.Tuple, scope *schema.Scope) (PubsubItem, error) {
 	var it PubsubItem
-	if len(rec) != 6 {
-		return it, rejectf("pubsub_item record of %d fields", len(rec)-1)
-	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 2 {
-		return it, rejectf("itemid is not {ItemId, Node}: %s", short(rec[1]))
-	}
-	var err error
-	if it.Nidx, err = ns.node(k[1], scope); err != nil {
+	id, nidx, err := ns.keyed(rec, scope, "pubsub_item", "itemid is not {ItemId, Node}")
+	if err != nil {
 		return it, err
 	}
-	if it.ItemID, err = Text(k[0], "item id"); err != nil {
+	it.Nidx = nidx
+	if it.ItemID, err = Text(id, "item id"); err != nil {
 		return it, err
 	}
 	c, ok1 := rec[3].(term.Tuple)

@@ -1,6 +1,8 @@
 package records
 
 import (
+	"slices"
+
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/migrate/schema"
 )
@@ -25,14 +27,8 @@ type Scram struct {
 // ReadPasswd reads {passwd, {User, Server}, Password}.
 func ReadPasswd(rec term.Tuple, scope *schema.Scope) (Passwd, error) {
 	var p Passwd
-	if len(rec) != 3 {
-		return p, rejectf("passwd record of %d fields", len(rec)-1)
-	}
 	var err error
-	if p.User, p.Server, err = US(rec[1]); err != nil {
-		return p, err
-	}
-	if err := scope.Check(p.Server); err != nil {
+	if p.User, p.Server, err = ReadUserRecord(rec, 2, scope); err != nil {
 		return p, err
 	}
 	if pw, err := Text(rec[2], "password"); err == nil {
@@ -92,14 +88,8 @@ type LastActivity struct {
 // ReadLastActivity reads a last_activity record.
 func ReadLastActivity(rec term.Tuple, scope *schema.Scope) (LastActivity, error) {
 	var l LastActivity
-	if len(rec) != 4 {
-		return l, rejectf("last_activity record of %d fields", len(rec)-1)
-	}
 	var err error
-	if l.User, l.Server, err = US(rec[1]); err != nil {
-		return l, err
-	}
-	if err := scope.Check(l.Server); err != nil {
+	if l.User, l.Server, err = ReadUserRecord(rec, 3, scope); err != nil {
 		return l, err
 	}
 	var ok bool
@@ -133,14 +123,8 @@ type RosterItem struct {
 // remove) is not a roster item: it is rejected.
 func ReadRoster(rec term.Tuple, scope *schema.Scope) (RosterItem, error) {
 	var r RosterItem
-	if len(rec) != 10 {
-		return r, rejectf("roster record of %d fields", len(rec)-1)
-	}
 	var err error
-	if r.User, r.Server, err = US(rec[2]); err != nil {
-		return r, err
-	}
-	if err := scope.Check(r.Server); err != nil {
+	if r.User, r.Server, err = readUserAt(rec, 2, scope, 9); err != nil {
 		return r, err
 	}
 	if r.JID, err = LJIDText(rec[3]); err != nil {
@@ -176,13 +160,52 @@ func ReadRoster(rec term.Tuple, scope *schema.Scope) (RosterItem, error) {
 
 // ReadUserRecord reads a record of n fields keyed by {User, Server}.
 func ReadUserRecord(rec term.Tuple, n int, scope *schema.Scope) (user, server string, err error) {
-	if len(rec) != n+1 {
-		return "", "", rejectf("%s record of %d fields, want %d", short(rec[0]), len(rec)-1, n)
+	return readUserAt(rec, 1, scope, n)
+}
+
+// readUserAt reads a record of one of the sizes given (in fields) whose
+// field at holds {User, Server} of an exported virtual host.
+func readUserAt(rec term.Tuple, at int, scope *schema.Scope, fields ...int) (user, server string, err error) {
+	if !slices.Contains(fields, len(rec)-1) {
+		return "", "", rejectf("%s record of %d fields, want %d", short(rec[0]), len(rec)-1, fields[0])
 	}
-	if user, server, err = US(rec[1]); err != nil {
+	if user, server, err = US(rec[at]); err != nil {
 		return "", "", err
 	}
 	return user, server, scope.Check(server)
+}
+
+// keyedRecord checks a record's size (in fields) and that its key is a
+// tuple of keyLen elements, and returns the key.
+func keyedRecord(rec term.Tuple, fields, keyLen int, shape string) (term.Tuple, error) {
+	if len(rec) != fields+1 {
+		return nil, rejectf("%s record of %d fields", short(rec[0]), len(rec)-1)
+	}
+	k, ok := rec[1].(term.Tuple)
+	if !ok || len(k) != keyLen {
+		return nil, rejectf("%s: %s", shape, short(rec[1]))
+	}
+	return k, nil
+}
+
+// ReadUserText reads a {Table, {User, Server}, Text} record
+// (roster_version).
+func ReadUserText(rec term.Tuple, scope *schema.Scope, what string) (user, server, text string, err error) {
+	if user, server, err = ReadUserRecord(rec, 2, scope); err != nil {
+		return "", "", "", err
+	}
+	text, err = Text(rec[2], what)
+	return user, server, text, err
+}
+
+// ReadUserXML reads a {Table, {User, Server}, XML} record (vcard), the
+// XML as fxml writes it.
+func ReadUserXML(rec term.Tuple, scope *schema.Scope, what string) (user, server, xml string, err error) {
+	if user, server, err = ReadUserRecord(rec, 2, scope); err != nil {
+		return "", "", "", err
+	}
+	xml, err = XMLText(rec[2], what)
+	return user, server, xml, err
 }
 
 // VCardSearch is {vcard_search, {User, LServer}, LUser, FN, LFN, …}: the
@@ -195,14 +218,8 @@ type VCardSearch struct {
 // ReadVCardSearch reads a vcard_search record.
 func ReadVCardSearch(rec term.Tuple, scope *schema.Scope) (VCardSearch, error) {
 	var v VCardSearch
-	if len(rec) != 26 {
-		return v, rejectf("vcard_search record of %d fields, want 25", len(rec)-1)
-	}
 	var err error
-	if v.User, v.Server, err = US(rec[2]); err != nil {
-		return v, err
-	}
-	if err := scope.Check(v.Server); err != nil {
+	if v.User, v.Server, err = readUserAt(rec, 2, scope, 25); err != nil {
 		return v, err
 	}
 	if v.LUser, err = Text(rec[3], "luser"); err != nil {
@@ -216,6 +233,17 @@ func ReadVCardSearch(rec term.Tuple, scope *schema.Scope) (VCardSearch, error) {
 	return v, nil
 }
 
+// Values are the record's columns in both schemas' order: the user as
+// typed, the lowercased user, the server, the 22 fields.
+func (v VCardSearch) Values() []any {
+	vals := make([]any, 0, 25)
+	vals = append(vals, v.User, v.LUser, v.Server)
+	for _, f := range v.Fields {
+		vals = append(vals, f)
+	}
+	return vals
+}
+
 // PrivateStorage is {private_storage, {User, Server, Namespace}, XML}.
 type PrivateStorage struct {
 	User, Server, Namespace string
@@ -225,14 +253,10 @@ type PrivateStorage struct {
 // ReadPrivate reads a private_storage record.
 func ReadPrivate(rec term.Tuple, scope *schema.Scope) (PrivateStorage, error) {
 	var p PrivateStorage
-	if len(rec) != 3 {
-		return p, rejectf("private_storage record of %d fields", len(rec)-1)
+	k, err := keyedRecord(rec, 2, 3, "key is not {User, Server, Namespace}")
+	if err != nil {
+		return p, err
 	}
-	k, ok := rec[1].(term.Tuple)
-	if !ok || len(k) != 3 {
-		return p, rejectf("key is not {User, Server, Namespace}: %s", short(rec[1]))
-	}
-	var err error
 	if p.User, p.Server, err = US(term.Tuple{k[0], k[1]}); err != nil {
 		return p, err
 	}
@@ -359,4 +383,33 @@ func readPrivacyItem(it term.Term) (PrivacyItem, error) {
 		}
 	}
 	return p, nil
+}
+
+// Ops are a user's privacy lists as rows: the default list, a list row
+// per list with consecutive ids from first, an item row per item. row
+// makes a row of the user's for a table (the schema's owner columns, then
+// rest). Verify names a list by its owner and name (Canon), not its id.
+func (p Privacy) Ops(first int64, row func(table string, rest ...any) schema.Op) []schema.Op {
+	var ops []schema.Op
+	if p.Default != nil {
+		ops = append(ops, row("privacy_default_list", *p.Default))
+	}
+	id := first
+	for _, l := range p.Lists {
+		list := row("privacy_list", l.Name, id)
+		owner := append([]any(nil), list.Values[:len(list.Values)-1]...) // the owner and the list's name
+		list.Canon = owner
+		ops = append(ops, list)
+		for _, it := range l.Items {
+			vals := []any{id, it.Type, it.Value, it.Action, it.Order}
+			for _, b := range it.Match {
+				vals = append(vals, b)
+			}
+			item := schema.Row("privacy_list_data", vals...)
+			item.Canon = append(append([]any(nil), owner...), vals[1:]...)
+			ops = append(ops, item)
+		}
+		id++
+	}
+	return ops
 }

@@ -7,6 +7,7 @@ package schema
 
 import (
 	"context"
+	"sync"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
@@ -104,18 +105,60 @@ type Querier interface {
 	Query(ctx context.Context, sql string, row func(vals []any) error) error
 }
 
-// Int reads an integer a Querier returned (int16, int32 or int64 by the
-// column's type).
-func Int(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case int32:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int:
-		return int64(n), true
+// DeleteTargets removes every row of the SQL tables a Mnesia table fills,
+// in the reverse of their order (rows that refer to others go first).
+func DeleteTargets(t Table) []Op {
+	var out []Op
+	for i := len(t.Targets) - 1; i >= 0; i-- {
+		out = append(out, Del(t.Targets[i]))
 	}
-	return 0, false
+	return out
+}
+
+// Funcs is a Mapper made of a table's two functions over the state S
+// they share (the schema's mapper of that table).
+type Funcs[S any] struct {
+	State S
+	MapFn func(S, term.Tuple) ([]Op, error)
+	DelFn func(S, term.Term) ([]Op, error)
+}
+
+// Map implements Mapper.
+func (f Funcs[S]) Map(rec term.Tuple) ([]Op, error) {
+	if len(rec) == 0 {
+		return nil, Rejectf("not a record: %s", term.Short(rec))
+	}
+	return f.MapFn(f.State, rec)
+}
+
+// Delete implements Mapper.
+func (f Funcs[S]) Delete(key term.Term) ([]Op, error) { return f.DelFn(f.State, key) }
+
+// IDs hands out consecutive ids of a serial column that the export fills
+// itself, continuing after the ids a database holds. Safe for concurrent
+// use.
+type IDs struct {
+	mu   sync.Mutex
+	next int64
+}
+
+// Take reserves n consecutive ids and returns the first.
+func (c *IDs) Take(n int) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := max(c.next, 1)
+	c.next = first + int64(n)
+	return first
+}
+
+// Load continues after the highest id of table.column the target holds.
+func (c *IDs) Load(ctx context.Context, q Querier, table, column string) error {
+	return q.Query(ctx, `SELECT coalesce(max(`+column+`), 0) + 1 FROM `+table, func(v []any) error {
+		if n, ok := term.Int(v[0]); ok {
+			c.mu.Lock()
+			c.next = n
+			c.mu.Unlock()
+		}
+		return nil
+	})
 }

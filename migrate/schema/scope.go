@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/mimmigrate/mimmigrate/erldist/term"
 )
 
 // Reject is a record that cannot be stored: it goes to the rejects file
@@ -96,13 +94,4 @@ func (s *Scope) KnownHosts() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Short is a term for an error message: at most 60 characters.
-func Short(t term.Term) string {
-	s := term.Format(t)
-	if len(s) > 60 {
-		s = s[:57] + "..."
-	}
-	return s
 }

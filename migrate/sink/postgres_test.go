@@ -17,6 +17,15 @@ import (
 	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
+// schemaDB is a fresh database holding the schema, and a sink into it.
+func schemaDB(ctx context.Context, t *testing.T, sc schema.Schema) (*mimsql.DB, *Postgres) {
+	db := testenv.DB(t, testenv.PostgresDB(t))
+	if _, err := mimsql.Migrate(ctx, db, sc.Name()); err != nil {
+		t.Fatal(err)
+	}
+	return db, NewPostgres(db, sc)
+}
+
 // counts is every target table's row count.
 func counts(t *testing.T, db *mimsql.DB, sc schema.Schema) map[string]int64 {
 	t.Helper()
@@ -41,11 +50,7 @@ func TestInsertThenDeleteByKey(t *testing.T) {
 	recs := samples.Records()
 	for _, sc := range migrate.Schemas {
 		t.Run(sc.Name(), func(t *testing.T) {
-			db := testenv.DB(t, testenv.PostgresDB(t))
-			if _, err := mimsql.Migrate(ctx, db, sc.Name()); err != nil {
-				t.Fatal(err)
-			}
-			pg := NewPostgres(db, sc)
+			db, pg := schemaDB(ctx, t, sc)
 			scope := schema.NewScope([]string{samples.Host}, []string{samples.Host}, nil)
 			mapping := sc.NewMapping(scope)
 			mapping.Note("pubsub_node", recs["pubsub_node"])
@@ -120,11 +125,7 @@ func TestMappingLoadsIDs(t *testing.T) {
 	recs := samples.Records()
 	for _, sc := range migrate.Schemas {
 		t.Run(sc.Name(), func(t *testing.T) {
-			db := testenv.DB(t, testenv.PostgresDB(t))
-			if _, err := mimsql.Migrate(ctx, db, sc.Name()); err != nil {
-				t.Fatal(err)
-			}
-			pg := NewPostgres(db, sc)
+			_, pg := schemaDB(ctx, t, sc)
 			scope := schema.NewScope(nil, []string{samples.Host}, nil)
 			first := sc.NewMapping(scope)
 			for _, name := range []string{"privacy", "muc_room", "archive_msg"} {

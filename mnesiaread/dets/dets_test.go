@@ -6,56 +6,13 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 	"github.com/mimmigrate/mimmigrate/mnesiaread/dets"
 )
-
-func escript(t *testing.T, args ...string) {
-	t.Helper()
-	e := testenv.Escript(t)
-	out, err := exec.Command(e, append([]string{filepath.Join("testdata", "dets.escript")}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("escript %v: %v\n%s", args, err, out)
-	}
-}
-
-func termsOf(t *testing.T, path string) []term.Term {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := term.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := term.Elems(v)
-	if !ok {
-		t.Fatalf("%s: %s", path, term.Format(v))
-	}
-	return l
-}
-
-// multiset of canonical encodings, for comparing regardless of order.
-func multiset(t *testing.T, ts []term.Term) []string {
-	t.Helper()
-	out := make([]string, len(ts))
-	for i, x := range ts {
-		k, err := term.CanonicalKey(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = k
-	}
-	sort.Strings(out)
-	return out
-}
 
 func readOurs(t *testing.T, path string) ([]term.Term, *dets.Report, *dets.File) {
 	t.Helper()
@@ -81,7 +38,7 @@ func readOurs(t *testing.T, path string) ([]term.Term, *dets.Report, *dets.File)
 
 func sameMultiset(t *testing.T, what string, got, want []term.Term) {
 	t.Helper()
-	g, w := multiset(t, got), multiset(t, want)
+	g, w := testenv.Canonical(t, got), testenv.Canonical(t, want)
 	if len(g) != len(w) {
 		t.Errorf("%s: %d objects, want %d", what, len(g), len(w))
 		return
@@ -99,9 +56,9 @@ func TestClosedFiles(t *testing.T) {
 	for _, typ := range []string{"set", "bag", "duplicate_bag"} {
 		t.Run(typ, func(t *testing.T) {
 			file, exp := filepath.Join(dir, typ+".DAT"), filepath.Join(dir, typ+".etf")
-			escript(t, "gen", file, typ, "2000", exp)
+			testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "gen", file, typ, "2000", exp)
 			got, rep, f := readOurs(t, file)
-			sameMultiset(t, typ, got, termsOf(t, exp))
+			sameMultiset(t, typ, got, testenv.TermListFile(t, exp))
 			if !f.Header.ClosedProperly || f.Header.Type.String() != typ || f.Header.KeyPos != 2 || !f.Header.MD5OK {
 				t.Errorf("header: %+v", f.Header)
 			}
@@ -121,20 +78,20 @@ func TestClosedFiles(t *testing.T) {
 func TestNeverClosedFile(t *testing.T) {
 	dir := t.TempDir()
 	file, exp := filepath.Join(dir, "dirty.DAT"), filepath.Join(dir, "dirty.etf")
-	escript(t, "dirty", file, exp)
+	testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "dirty", file, exp)
 	orig, _ := os.ReadFile(file)
 	got, rep, f := readOurs(t, file)
 	if f.Header.ClosedProperly {
 		t.Error("the file was never closed, yet the header says it was")
 	}
-	want := termsOf(t, exp)
+	want := testenv.TermListFile(t, exp)
 	sameMultiset(t, "never-closed file", got, want)
 	// What Erlang recovers, on a copy (its repair rewrites the file).
 	cp := filepath.Join(dir, "copy.DAT")
 	os.WriteFile(cp, orig, 0o644)
 	out := filepath.Join(dir, "erl.etf")
-	escript(t, "read", cp, out)
-	erl := termsOf(t, out)
+	testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "read", cp, out)
+	erl := testenv.TermListFile(t, out)
 	if len(erl) >= len(want) {
 		t.Logf("Erlang's repair recovered all %d objects here", len(erl))
 	} else {
@@ -155,9 +112,9 @@ func TestNeverClosedFile(t *testing.T) {
 func TestDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
 	file, exp := filepath.Join(dir, "set.DAT"), filepath.Join(dir, "set.etf")
-	escript(t, "gen", file, "set", "3000", exp)
+	testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "gen", file, "set", "3000", exp)
 	orig, _ := os.ReadFile(file)
-	want := termsOf(t, exp)
+	want := testenv.TermListFile(t, exp)
 	cases := map[string]func([]byte) []byte{
 		"truncated to 60%":  func(b []byte) []byte { return b[:len(b)*6/10] },
 		"truncated to 99%":  func(b []byte) []byte { return b[:len(b)*99/100] },
@@ -259,19 +216,19 @@ func tearSlot(t *testing.T, b []byte) int {
 func TestTornSlot(t *testing.T) {
 	dir := t.TempDir()
 	file, exp := filepath.Join(dir, "set.DAT"), filepath.Join(dir, "set.etf")
-	escript(t, "gen", file, "set", "3000", exp)
+	testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "gen", file, "set", "3000", exp)
 	b, _ := os.ReadFile(file)
 	tearSlot(t, b)
 	binary.BigEndian.PutUint32(b[8:], 0) // not closed: Erlang repairs, by a scan
 	torn := filepath.Join(dir, "torn.DAT")
 	os.WriteFile(torn, b, 0o644)
 	got, rep, _ := readOurs(t, torn)
-	sameMultiset(t, "torn slot", got, termsOf(t, exp))
+	sameMultiset(t, "torn slot", got, testenv.TermListFile(t, exp))
 	cp := filepath.Join(dir, "copy.DAT")
 	os.WriteFile(cp, b, 0o644)
 	out := filepath.Join(dir, "erl.etf")
-	escript(t, "read", cp, out)
-	sameMultiset(t, "torn slot, Erlang's repair", got, termsOf(t, out))
+	testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "read", cp, out)
+	sameMultiset(t, "torn slot, Erlang's repair", got, testenv.TermListFile(t, out))
 	if len(rep.Damage) != 1 {
 		t.Errorf("damage: %v", rep.Damage)
 	}
@@ -290,35 +247,35 @@ func TestHaltDuringGrowth(t *testing.T) {
 	timings := [][2]string{{"300", "0"}, {"500", "0"}, {"300", "5"}, {"400", "2"}, {"600", "5"}, {"200", "0"}, {"450", "3"}, {"350", "1"}, {"700", "0"}, {"250", "2"}}
 	for i, tm := range timings {
 		file, exp := filepath.Join(dir, fmt.Sprintf("grow%d.DAT", i)), filepath.Join(dir, "grow.etf")
-		escript(t, "grow", file, "60000", tm[0], tm[1], exp)
+		testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "grow", file, "60000", tm[0], tm[1], exp)
 		orig, _ := os.ReadFile(file)
 		got, rep, _ := readOurs(t, file)
 		if len(rep.Damage) == 0 {
 			t.Logf("sleep %s ms, halt %s ms into the close: the file is consistent (%d objects); trying another timing", tm[0], tm[1], len(got))
 			continue
 		}
-		want := termsOf(t, exp)
+		want := testenv.TermListFile(t, exp)
 		cp := filepath.Join(dir, "copy.DAT")
 		os.WriteFile(cp, orig, 0o644)
 		out := filepath.Join(dir, "erl.etf")
-		escript(t, "read", cp, out)
-		erl := termsOf(t, out)
+		testenv.RunEscript(t, filepath.Join("testdata", "dets.escript"), "read", cp, out)
+		erl := testenv.TermListFile(t, out)
 		t.Logf("sleep %s ms, halt %s ms into the close: %d damage reports, %d orphans; %d objects of %d, Erlang's repair %d",
 			tm[0], tm[1], len(rep.Damage), len(rep.Orphans), len(got), len(want), len(erl))
 		// Nothing invented: every object we give was inserted, once.
 		inserted := map[string]bool{}
-		for _, k := range multiset(t, want) {
+		for _, k := range testenv.Canonical(t, want) {
 			inserted[k] = true
 		}
 		seen := map[string]bool{}
-		for _, k := range multiset(t, got) {
+		for _, k := range testenv.Canonical(t, got) {
 			if !inserted[k] || seen[k] {
 				t.Fatalf("an object that was not inserted, or twice: %x", k)
 			}
 			seen[k] = true
 		}
 		// Everything Erlang's repair keeps, we give.
-		for _, k := range multiset(t, erl) {
+		for _, k := range testenv.Canonical(t, erl) {
 			if !seen[k] {
 				t.Errorf("Erlang's repair keeps an object we lose: %x", k)
 			}

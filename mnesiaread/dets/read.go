@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
+	"github.com/mimmigrate/mimmigrate/mnesiaread/internal/readat"
 )
 
 // File is an open DETS file.
@@ -23,19 +24,9 @@ type File struct {
 
 // Open opens path read-only.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	d, f, err := readat.Open(path, func(f *os.File, size int64) (*File, error) { return New(f, size) })
 	if err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, err := New(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	d.closer = f
 	return d, nil

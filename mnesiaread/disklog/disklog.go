@@ -23,6 +23,7 @@ import (
 	"os"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
+	"github.com/mimmigrate/mimmigrate/mnesiaread/internal/readat"
 )
 
 // Format constants.
@@ -90,19 +91,9 @@ type Reader struct {
 
 // Open opens a log file read-only.
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	r, f, err := readat.Open(path, func(f *os.File, size int64) (*Reader, error) { return NewReader(f, size) })
 	if err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r, err := NewReader(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r.closer = f
 	return r, nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -13,28 +12,6 @@ import (
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 	"github.com/mimmigrate/mimmigrate/mnesiaread/disklog"
 )
-
-func escript(t *testing.T, args ...string) {
-	t.Helper()
-	e := testenv.Escript(t)
-	out, err := exec.Command(e, append([]string{filepath.Join("testdata", "disklog.escript")}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("escript %v: %v\n%s", args, err, out)
-	}
-}
-
-func decodeFile(t *testing.T, path string) term.Term {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := term.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 // readAll reads every item with our reader.
 func readAll(t *testing.T, path string) ([]term.Term, *disklog.Reader) {
@@ -65,8 +42,8 @@ func TestReadLogsWrittenByErlang(t *testing.T) {
 	dir := t.TempDir()
 	for _, mode := range []string{"gen", "gen_open"} {
 		file, exp := filepath.Join(dir, mode+".LOG"), filepath.Join(dir, mode+".etf")
-		escript(t, mode, file, exp)
-		want, _ := term.Elems(decodeFile(t, exp))
+		testenv.RunEscript(t, filepath.Join("testdata", "disklog.escript"), mode, file, exp)
+		want, _ := term.Elems(testenv.TermFile(t, exp))
 		got, r := readAll(t, file)
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d items, want %d", mode, len(got), len(want))
@@ -92,8 +69,8 @@ func TestReadLogsWrittenByErlang(t *testing.T) {
 func TestDamagedLogs(t *testing.T) {
 	dir := t.TempDir()
 	clean, exp := filepath.Join(dir, "clean.LOG"), filepath.Join(dir, "exp.etf")
-	escript(t, "gen", clean, exp)
-	want, _ := term.Elems(decodeFile(t, exp))
+	testenv.RunEscript(t, filepath.Join("testdata", "disklog.escript"), "gen", clean, exp)
+	want, _ := term.Elems(testenv.TermFile(t, exp))
 	orig, _ := os.ReadFile(clean)
 	// Item offsets of the clean file, to know which items a damage touches.
 	r, _ := disklog.Open(clean)
@@ -168,8 +145,8 @@ func TestDamagedLogs(t *testing.T) {
 				os.Remove(cp)
 				os.WriteFile(cp, c.damage(append([]byte(nil), orig...)), 0o644)
 				out := filepath.Join(dir, mode+".etf")
-				escript(t, mode, cp, out)
-				res := decodeFile(t, out).(term.Tuple)
+				testenv.RunEscript(t, filepath.Join("testdata", "disklog.escript"), mode, cp, out)
+				res := testenv.TermFile(t, out).(term.Tuple)
 				erl, _ := term.Elems(res[0])
 				if len(erl) > len(got) {
 					t.Errorf("Erlang's %s recovers %d items, we %d", mode, len(erl), len(got))
@@ -207,8 +184,8 @@ func TestWriterReadByErlang(t *testing.T) {
 		t.Error("Create overwrote an existing file")
 	}
 	out := filepath.Join(dir, "read.etf")
-	escript(t, "read", path, out)
-	res := decodeFile(t, out).(term.Tuple)
+	testenv.RunEscript(t, filepath.Join("testdata", "disklog.escript"), "read", path, out)
+	res := testenv.TermFile(t, out).(term.Tuple)
 	got, _ := term.Elems(res[0])
 	if len(got) != len(terms) || !term.Equal(res[1], int64(0)) {
 		t.Fatalf("Erlang read %d items (bad %s), want %d", len(got), term.Format(res[1]), len(terms))
