@@ -5,7 +5,12 @@ DEMO_DIR ?= /tmp/mimmigrate-demo
 FUZZTIME ?= 60s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-short bench demo demo-stop fuzz vet clean
+.PHONY: setup build test test-short bench demo demo-stop fuzz vet clean
+
+# Installs what the tests and the demo need on Debian 12 (as root; only what is
+# missing), starts PostgreSQL and epmd, downloads the Go modules.
+setup:
+	bash .ci/setup
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mimmigrate
@@ -15,7 +20,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The whole suite against real components (ejabberd, erl, RabbitMQ, PostgreSQL), with the race detector.
-test: vet
+test: setup vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Only what needs no ejabberd (faster; still starts erl nodes).
@@ -23,13 +28,15 @@ test-short:
 	$(GO) test -count=1 -run 'Usage|Decode|Handshake|Len|Trunc|Hostile|Encode|Disagree|DETS|Cookie' ./...
 
 # Benchmarks with their anchors, measured in the same run (docs/benchmarks.md).
-bench:
+bench: setup
 	$(GO) test -run XXX -bench RPCVersusErlang -benchtime 7x -cpu 1,2 ./erldist/
 	$(GO) test -run XXX -bench InspectVersusEjabberdctl -benchtime 20x ./cmd/mimmigrate/
 	$(GO) test -run XXX -bench ReadVersusErlang -benchtime 3x -timeout 60m ./cmd/mimmigrate/
+	$(GO) test -run XXX -bench ExportVersusEjabberd -benchtime 1x -timeout 60m ./cmd/mimmigrate/
+	$(GO) test -run XXX -bench ClusterVersusMnesia -benchtime 1x -timeout 30m ./cetsnode/
 
 # A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
-demo: build
+demo: setup build
 	$(GO) run ./internal/demo start -dir $(DEMO_DIR)
 	./$(BIN) inspect --node demo1@localhost --cookie-file $(DEMO_DIR)/cookie
 
