@@ -283,17 +283,13 @@ func (c *Cluster) call(ctx context.Context, node term.Atom, body request) (term.
 
 // send delivers a one-way message to a peer.
 func (c *Cluster) send(node term.Atom, m message) error {
-	b, err := term.Encode(m.encode())
-	if err != nil {
-		return err
-	}
-	return c.t.Send(node, b)
+	return c.t.Send(node, m.encode())
 }
 
 // sendEncoded delivers a message encoded once for every peer; false when
 // the peer is not connected.
 func (c *Cluster) sendEncoded(node term.Atom, msg []byte) bool {
-	return c.t.Send(node, msg) == nil
+	return c.t.SendEncoded(node, msg) == nil
 }
 
 func errString(err error) string {

@@ -194,9 +194,9 @@ func (c *Cluster) stream(ctx context.Context, t *Table, pauseRef string, from te
 		if got.rep.More {
 			next = fetch(i + 1)
 		}
-		moved += len(got.rep.Entries)
+		moved += len(got.rep.Items)
 		for _, n := range to {
-			res, err := c.call(ctx, n, installChunkReq{Table: t.name, PauseRef: pauseRef, Entries: got.rep.Entries, Total: got.rep.Total})
+			res, err := c.call(ctx, n, installChunkReq{Table: t.name, PauseRef: pauseRef, Items: got.rep.Items, Total: got.rep.Total})
 			if err != nil {
 				return moved, err
 			}

@@ -224,7 +224,8 @@ type (
 	installChunkReq struct {
 		Table    term.Atom
 		PauseRef string
-		Entries  []Entry
+		Entries  []Entry   // as decoded by the node that installs them
+		Items    term.List // as a join forwards a dump's chunk (checkEntries)
 		Total    int64
 	}
 	installReq struct {
@@ -254,7 +255,11 @@ func (r dumpReq) encode() term.Tuple {
 	return term.Tuple{term.Atom("dump"), r.Table, term.Binary(r.PauseRef), r.Chunk}
 }
 func (r installChunkReq) encode() term.Tuple {
-	return term.Tuple{term.Atom("install_chunk"), r.Table, term.Binary(r.PauseRef), encodeEntries(r.Entries), r.Total}
+	items := r.Items
+	if items == nil {
+		items = encodeEntries(r.Entries)
+	}
+	return term.Tuple{term.Atom("install_chunk"), r.Table, term.Binary(r.PauseRef), items, r.Total}
 }
 func (r installReq) encode() term.Tuple {
 	return term.Tuple{term.Atom("install"), r.Table, term.Binary(r.PauseRef), term.Binary(r.JoinRef), nodeList(r.Nodes)}
@@ -368,25 +373,45 @@ func encodeEntries(es []Entry) term.List {
 }
 
 func decodeEntries(t term.Term) ([]Entry, error) {
+	l, err := checkEntries(t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(l))
+	for i, e := range l {
+		out[i], _ = entryOf(e)
+	}
+	return out, nil
+}
+
+// checkEntries checks that t is a list of {Rec, Stamp, Writer} without
+// building entries: a join forwards a dump's chunk as it came, and the
+// node that installs it decodes it.
+func checkEntries(t term.Term) (term.List, error) {
 	l, ok := term.Elems(t)
 	if !ok {
 		return nil, fmt.Errorf("not a list: %s", term.Format(t))
 	}
-	out := make([]Entry, 0, len(l))
 	for _, e := range l {
-		tu, ok := e.(term.Tuple)
-		if !ok || len(tu) != 3 {
+		if _, ok := entryOf(e); !ok {
 			return nil, fmt.Errorf("bad entry %s", term.Format(e))
 		}
-		rec, ok1 := tu[0].(term.Tuple)
-		stamp, ok2 := term.Int(tu[1])
-		w, ok3 := tu[2].(term.Atom)
-		if !ok1 || !ok2 || !ok3 || len(rec) == 0 {
-			return nil, fmt.Errorf("bad entry %s", term.Format(e))
-		}
-		out = append(out, Entry{Rec: rec, Stamp: stamp, Writer: w})
 	}
-	return out, nil
+	return l, nil
+}
+
+func entryOf(e term.Term) (Entry, bool) {
+	tu, ok := e.(term.Tuple)
+	if !ok || len(tu) != 3 {
+		return Entry{}, false
+	}
+	rec, ok1 := tu[0].(term.Tuple)
+	stamp, ok2 := term.Int(tu[1])
+	w, ok3 := tu[2].(term.Atom)
+	if !ok1 || !ok2 || !ok3 || len(rec) == 0 {
+		return Entry{}, false
+	}
+	return Entry{Rec: rec, Stamp: stamp, Writer: w}, true
 }
 
 // Replies.
@@ -411,9 +436,11 @@ func decodeInfoReply(t term.Term) (infoReply, error) {
 	return infoReply{}, &badMessage{What: "info reply", Msg: t}
 }
 
-// dumpReply is one chunk of a table's records.
+// dumpReply is one chunk of a table's records: Entries when it is made,
+// Items (checked, not decoded) when it is read.
 type dumpReply struct {
 	Entries []Entry
+	Items   term.List
 	More    bool
 	Total   int64
 }
@@ -425,11 +452,11 @@ func (r dumpReply) encode() term.Term {
 func decodeDumpReply(t term.Term) (dumpReply, error) {
 	tu, ok := t.(term.Tuple)
 	if ok && len(tu) == 3 {
-		es, err := decodeEntries(tu[0])
+		items, err := checkEntries(tu[0])
 		more, ok1 := term.Bool(tu[1])
 		n, ok2 := term.Int(tu[2])
 		if err == nil && ok1 && ok2 {
-			return dumpReply{Entries: es, More: more, Total: n}, nil
+			return dumpReply{Items: items, More: more, Total: n}, nil
 		}
 	}
 	return dumpReply{}, &badMessage{What: "dump reply", Msg: t}

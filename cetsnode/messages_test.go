@@ -80,6 +80,38 @@ func TestMalformedMessagesRejected(t *testing.T) {
 	if _, err := decodeDumpReply(term.Tuple{term.List{}, a("maybe"), int64(0)}); err == nil {
 		t.Error("a dump reply with more = maybe decoded")
 	}
+	if _, err := decodeDumpReply(term.Tuple{term.List{term.Tuple{term.Tuple{a("r"), int64(1)}, a("not-a-stamp"), a("a@h")}}, a("false"), int64(1)}); err == nil {
+		t.Error("a dump reply with a malformed entry decoded")
+	}
+}
+
+// A join forwards a dump's chunk as it came (checked, not decoded); the
+// node that installs it decodes the same entries the dumping node had.
+func TestDumpChunkForwarded(t *testing.T) {
+	entries := []Entry{{Rec: Record{term.Atom("r"), int64(1)}, Stamp: 5, Writer: "a@h"}, {Rec: Record{term.Atom("r"), term.Binary("k")}, Stamp: 6, Writer: "b@h"}}
+	roundTrip := func(v term.Term) term.Term {
+		b, err := term.Encode(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := term.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	rep, err := decodeDumpReply(roundTrip(dumpReply{Entries: entries, More: true, Total: 2}.encode()))
+	if err != nil || len(rep.Items) != 2 || !rep.More || rep.Total != 2 {
+		t.Fatalf("dump reply: %+v %v", rep, err)
+	}
+	m, err := decodeMessage(roundTrip(reqMsg{Ref: int64(1), Body: installChunkReq{Table: "r", PauseRef: "p", Items: rep.Items, Total: rep.Total}}.encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.(reqMsg).Body.(installChunkReq)
+	if !term.Equal(encodeEntries(got.Entries), encodeEntries(entries)) || got.Total != 2 {
+		t.Errorf("installed %s, want %s", term.Format(encodeEntries(got.Entries)), term.Format(encodeEntries(entries)))
+	}
 }
 
 // A malformed message reaching a node is dropped: nothing changes.
@@ -129,7 +161,8 @@ func FuzzDecodeMessage(f *testing.F) {
 // enough to feed a cluster messages by hand.
 type loneTransport term.Atom
 
-func (l loneTransport) Self() term.Atom                          { return term.Atom(l) }
-func (l loneTransport) Send(peer term.Atom, _ []byte) error      { return errNotConnected(peer) }
-func (l loneTransport) Connect(context.Context, term.Atom) error { return errors.New("no network") }
-func (l loneTransport) Connected(term.Atom) bool                 { return false }
+func (l loneTransport) Self() term.Atom                            { return term.Atom(l) }
+func (l loneTransport) Send(peer term.Atom, _ term.Term) error     { return errNotConnected(peer) }
+func (l loneTransport) SendEncoded(peer term.Atom, _ []byte) error { return errNotConnected(peer) }
+func (l loneTransport) Connect(context.Context, term.Atom) error   { return errors.New("no network") }
+func (l loneTransport) Connected(term.Atom) bool                   { return false }

@@ -404,8 +404,12 @@ func (t *Table) request(from term.Atom, body request, reply func(term.Term)) {
 		if !held(r.PauseRef) {
 			return
 		}
+		entries := r.Entries
+		if entries == nil { // served here: the chunk as the join forwards it, checked
+			entries, _ = decodeEntries(r.Items)
+		}
 		t.st.reserve(int(r.Total))
-		t.st.mergeIn(r.Entries)
+		t.st.mergeIn(entries)
 		reply(ok)
 	case installReq:
 		if !held(r.PauseRef) {

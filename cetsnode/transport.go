@@ -16,9 +16,13 @@ const serverName = term.Atom("mimmigrate_cets")
 type Transport interface {
 	// Self is this node's name.
 	Self() term.Atom
-	// Send delivers an encoded message (term_to_binary) to a peer's
-	// cluster; it fails when the peer is not connected.
-	Send(peer term.Atom, msg []byte) error
+	// Send delivers a message to a peer's cluster; it fails when the peer
+	// is not connected. The transport encodes it (a join's chunks are
+	// megabytes: encoded once, straight into the outgoing packet).
+	Send(peer term.Atom, msg term.Term) error
+	// SendEncoded delivers a message already encoded (term_to_binary):
+	// a write is encoded once for every peer.
+	SendEncoded(peer term.Atom, msg []byte) error
 	// Connect makes sure there is a connection to peer.
 	Connect(ctx context.Context, peer term.Atom) error
 	// Connected reports whether peer is connected now.
@@ -49,7 +53,15 @@ func NewDistTransport(node *erldist.Node, r Receiver) Transport {
 
 func (t *distTransport) Self() term.Atom { return term.Atom(t.node.Name) }
 
-func (t *distTransport) Send(peer term.Atom, msg []byte) error {
+func (t *distTransport) Send(peer term.Atom, msg term.Term) error {
+	c := t.node.Conn(peer)
+	if c == nil {
+		return errNotConnected(peer)
+	}
+	return c.SendNamed(serverName, msg)
+}
+
+func (t *distTransport) SendEncoded(peer term.Atom, msg []byte) error {
 	c := t.node.Conn(peer)
 	if c == nil {
 		return errNotConnected(peer)

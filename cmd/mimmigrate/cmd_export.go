@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -355,12 +354,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// printJSON prints a document indented, HTML characters as they are.
-func printJSON(g *Globals, v any) {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -28,11 +27,7 @@ func (c *InspectCmd) Run(g *Globals) error {
 	}
 	sess.Close()
 	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(snap); err != nil {
-			return err
-		}
+		printJSON(g, snap)
 	} else {
 		printSnapshot(g.stdout, snap, c.Long)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,8 +153,7 @@ func (c *ClusterStatusCmd) Run(g *Globals) error {
 		return clusterError(c.Node, err)
 	}
 	if c.JSON {
-		b, _ := json.MarshalIndent(st, "", "  ")
-		fmt.Fprintln(g.stdout, string(b))
+		printJSON(g, st)
 	} else {
 		printStatus(g, st)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -327,9 +326,8 @@ func (c *ReadCmd) printSummary(g *Globals, src mnesiaread.Source, tables []mnesi
 		s.Problems = append(s.Problems, summaryProblem{Kind: p.Kind, File: p.File, Offset: p.Offset, Table: p.Table, Detail: p.Detail})
 	}
 	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		printJSON(g, s)
+		return nil
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "%s %s", s.Kind, s.Path)

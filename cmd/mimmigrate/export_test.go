@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -310,6 +312,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 	t.Logf("export from the node:\n%s", out)
 	compareWithOracle(t, oracleSingle, ours, ejabberd.Single)
 	verifyOK(t, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", ours, "--schema", "ejabberd")
+	exportAgainJSON(t, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", ours, "--schema", "ejabberd")
 	// Three changes behind the export's back: verify names each.
 	psql(t, ours, "-c", `UPDATE vcard SET vcard = vcard || ' ' WHERE username = 'hard';
 		DELETE FROM users WHERE username = 'user7';
@@ -319,6 +322,8 @@ func TestExportMatchesEjabberd(t *testing.T) {
 		!strings.Contains(out, "rostergroups extra: ghost/x@y") || !strings.Contains(out, "DIFFERENCES") {
 		t.Errorf("verify after tampering: %d\n%s\n%s", code, out, stderr)
 	}
+	verifyJSONNames(t, map[string]string{"vcard": "different hard", "users": "missing user7", "rostergroups": "extra ghost/x@y"},
+		"--cookie-file", cookie, "--from", "node:"+e.Name, "--to", ours, "--schema", "ejabberd")
 
 	// The psql file, loaded as the operator would.
 	file := filepath.Join(t.TempDir(), "export.sql")
@@ -378,6 +383,82 @@ func verifyOK(t *testing.T, args ...string) {
 	out, stderr, code := runCLI(t, "", append([]string{"verify"}, args...)...)
 	if code != 0 || !strings.Contains(out, "every row matches") {
 		t.Errorf("verify %v: %d\n%s\n%s", args, code, out, stderr)
+	}
+}
+
+// exportAgainJSON runs a finished export again with --json: nothing to do,
+// and the summary (docs/export.md#the-json-summary) says so: every table
+// done before, no rows this run, the totals of the first run.
+func exportAgainJSON(t *testing.T, args ...string) {
+	t.Helper()
+	out, stderr, code := runCLI(t, "", append([]string{"export", "--json", "--rejects", filepath.Join(t.TempDir(), "r.jsonl")}, args...)...)
+	if code != 0 {
+		t.Fatalf("export again: %d\n%s\n%s", code, out, stderr)
+	}
+	if nulls := testenv.NullKeys(t, []byte(out)); len(nulls) > 0 {
+		t.Errorf("export --json: null %v", nulls)
+	}
+	var sum struct {
+		Schema       string `json:"schema"`
+		TargetSchema string `json:"target_schema"`
+		Rows         int64  `json:"rows"`
+		RowsThisRun  int64  `json:"rows_this_run"`
+		Partial      bool   `json:"partial"`
+		Tables       []struct {
+			Table      string `json:"table"`
+			Rows       int64  `json:"rows"`
+			DoneBefore bool   `json:"done_before"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("export --json: %v\n%s", err, out)
+	}
+	var rows int64
+	for _, tb := range sum.Tables {
+		rows += tb.Rows
+		if !tb.DoneBefore {
+			t.Errorf("export again: %s not done before", tb.Table)
+		}
+	}
+	if sum.Schema != "mimmigrate.export-summary/1" || sum.TargetSchema == "" || sum.RowsThisRun != 0 || sum.Rows == 0 ||
+		sum.Rows != rows || len(sum.Tables) < 10 || sum.Partial {
+		t.Errorf("export again --json: %s", out)
+	}
+}
+
+// verifyJSONNames runs verify --json and wants exactly the mismatches
+// given per table ("kind key"), every other table matching.
+func verifyJSONNames(t *testing.T, want map[string]string, args ...string) {
+	t.Helper()
+	out, stderr, code := runCLI(t, "", append([]string{"verify", "--json"}, args...)...)
+	if code != exitPartial {
+		t.Fatalf("verify --json: %d\n%s\n%s", code, out, stderr)
+	}
+	if nulls := testenv.NullKeys(t, []byte(out)); len(nulls) > 0 {
+		t.Errorf("verify --json: null %v", nulls)
+	}
+	var res struct {
+		Schema string `json:"schema"`
+		OK     bool   `json:"ok"`
+		Tables []struct {
+			Table      string `json:"table"`
+			Mismatches []struct {
+				Kind string `json:"kind"`
+				Key  string `json:"key"`
+			} `json:"mismatches"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("verify --json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, tb := range res.Tables {
+		for _, m := range tb.Mismatches {
+			got[tb.Table] = strings.TrimSpace(got[tb.Table] + " " + m.Kind + " " + m.Key)
+		}
+	}
+	if res.Schema != "mimmigrate.verify/1" || res.OK || !reflect.DeepEqual(got, want) {
+		t.Errorf("verify --json: mismatches %v, want %v\n%s", got, want, out)
 	}
 }
 

@@ -52,6 +52,12 @@ func inspectJSON(t *testing.T, cookieFile, node string) *mnesia.Snapshot {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("inspect --json: %v\n%s", err, out)
 	}
+	// Only a size or memory that is not known may be null (docs/json.md).
+	for _, k := range testenv.NullKeys(t, []byte(out)) {
+		if !strings.HasSuffix(k, ".size") && !strings.HasSuffix(k, ".memory_bytes") {
+			t.Errorf("inspect --json: %s is null", k)
+		}
+	}
 	// MIMMIGRATE_CAPTURE_SNAPSHOTS=DIR keeps each snapshot (the table
 	// tests of erldist/mnesia run on such captures: see its testdata).
 	if dir := os.Getenv("MIMMIGRATE_CAPTURE_SNAPSHOTS"); dir != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -95,4 +96,13 @@ func wrapCommand(cmd string, width int, indent string) string {
 	}
 	lines = append(lines, line)
 	return strings.Join(lines, "\n"+indent)
+}
+
+// printJSON prints v as the one JSON document on stdout, in the style of
+// docs/json.md (two-space indent, no HTML escaping).
+func printJSON(g *Globals, v any) {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }

@@ -27,6 +27,7 @@ func (s *Session) build() *Snapshot {
 		DBNodes:          dbNodes,
 		RunningDBNodes:   atoms(target.sys["running_db_nodes"]),
 		ExtraDBNodes:     atoms(target.sys["extra_db_nodes"]),
+		StoppedDBNodes:   []string{},
 		MasterNodeTables: map[string][]string{},
 		Agree:            true,
 	}

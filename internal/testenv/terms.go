@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"sort"
@@ -55,6 +56,40 @@ func Canonical(t testing.TB, ts []term.Term) []string {
 			t.Fatal(err)
 		}
 		out[i] = k
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NullKeys lists the keys (as dotted paths, list positions as []) whose
+// value is null in a JSON document: the project's JSON never has a null
+// list, and tests check that only the documented scalars may be null.
+func NullKeys(t testing.TB, doc []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	seen := map[string]bool{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case nil:
+			seen[path] = true
+		case map[string]any:
+			for k, e := range x {
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(path+"[]", e)
+			}
+		}
+	}
+	walk("", v)
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
