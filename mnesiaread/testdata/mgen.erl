@@ -10,7 +10,7 @@
 %% starting Mnesia changes the files) with the same node name, waits for the
 %% tables and writes {Table, Records} for every table with a disc copy here.
 -module(mgen).
--export([ops/0, counters/0, big/0, clean/0, varied/0, oracle/1, dump/1, restore/1, loadtext/1]).
+-export([ops/0, counters/0, big/0, clean/0, varied/0, inflight/0, inflight_appended/0, oracle/1, dump/1, restore/1, loadtext/1]).
 
 -record(user, {id, name, tags}).
 
@@ -215,6 +215,36 @@ restore(File, Out, Mode) ->
             ok = mnesia:start()
     end,
     oracle1(Out).
+
+%% A commit that is in the transaction log but not yet in the table's RAM
+%% copy when the log is dumped: the interleaving of a committing process
+%% descheduled between mnesia_log:log/1 and its ETS insert (mnesia_tm logs
+%% a commit, then applies it). When the dump finds the table's DCL large
+%% (needs_dump_ets), it rewrites the DCD from RAM and skips the table's
+%% logged operations: the commit is in neither file, only in RAM. Simulated
+%% here by logging the commit record by hand, dumping, then inserting.
+inflight() -> inflight(false).
+
+%% The same with a DCL small enough that the dump appends to it: the commit
+%% reaches the DCL.
+inflight_appended() -> inflight(true).
+
+inflight(Appended) ->
+    start(),
+    {atomic, ok} = mnesia:create_table(t, [{disc_copies, [node()]}, {attributes, [k, v]}]),
+    [{atomic, ok} = mnesia:transaction(fun() -> mnesia:write({t, I, <<"v">>}) end) || I <- lists:seq(1, 1000)],
+    dumped = mnesia:dump_log(),
+    case Appended of
+        true -> % one more dump rewrites the DCD: the next one appends to a new DCL
+            ok = mnesia:dirty_write({t, 0, <<"v">>}),
+            dumped = mnesia:dump_log();
+        false -> ok
+    end,
+    Rec = {t, in_flight, <<"committed">>},
+    mnesia_log:log({commit, node(), presume_commit, [], [{{t, in_flight}, Rec, write}], [], [], []}),
+    dumped = mnesia:dump_log(),
+    true = ets:insert(t, Rec),
+    crash().
 
 %% guarded runs F and halts with status 1 on any exception (a -run function
 %% that crashes would otherwise leave the node running).
