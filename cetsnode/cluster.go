@@ -29,6 +29,9 @@ type ClusterOptions struct {
 	JoinLock JoinLocker
 	// OnPeerDown is told of every peer lost (discovery checks at once).
 	OnPeerDown func(peer term.Atom)
+	// CallTimeout bounds a request to a peer whose context has no
+	// deadline (default 30 s).
+	CallTimeout time.Duration
 }
 
 // Cluster is this node's side of the cluster: its tables and the
@@ -60,6 +63,9 @@ type waiter struct {
 func NewCluster(opt ClusterOptions) *Cluster {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.CallTimeout <= 0 {
+		opt.CallTimeout = DefaultConfig().CallTimeout
 	}
 	return &Cluster{log: opt.Log, opt: opt, tables: map[term.Atom]*Table{}, waiters: map[string]*waiter{}}
 }
@@ -256,6 +262,11 @@ func (c *Cluster) call(ctx context.Context, node term.Atom, body request) (term.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opt.CallTimeout)
+		defer cancel()
 	}
 	ref := term.Tuple{c.self, int64(c.refs.Add(1))}
 	key := term.Format(ref)

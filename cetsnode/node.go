@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	d := &Discovery{store: cfg.Store, cluster: cfg.ClusterName, address: cfg.Address, expire: cfg.ExpireTime,
 		initial: cfg.CheckInterval, regular: cfg.RegularInterval, initialPhase: cfg.InitialPhase,
 		afterError: min(time.Second, cfg.CheckInterval), kick: make(chan struct{}, 1), unavail: map[term.Atom]string{}}
-	c := NewCluster(ClusterOptions{Log: log, JoinLock: d, OnPeerDown: func(term.Atom) { d.Kick() }})
+	c := NewCluster(ClusterOptions{Log: log, JoinLock: d, OnPeerDown: func(term.Atom) { d.Kick() }, CallTimeout: cfg.CallTimeout})
 	d.c = c
 	n.dist = &erldist.Node{Name: cfg.Name, Cookie: cfg.Cookie, ListenAddr: cfg.ListenAddr,
 		EPMDPort: cfg.EPMDPort, ServeEPMD: true, Logger: log,

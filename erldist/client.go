@@ -44,6 +44,7 @@ type Client struct {
 	replace bool
 	flags   Flags       // ClientFlags when 0
 	serve   func(*Conn) // installs a Node's handlers on a new connection
+	hold    bool        // a Node starts the connection once it has registered it
 }
 
 func (cl *Client) init() {
@@ -142,6 +143,9 @@ func (cl *Client) dialAs(ctx context.Context, node, host string, port, version i
 		self = cl.pid()
 	}
 	c := newConn(nc, r, res, term.Atom(name), cl.creation, self, cl.Timeouts, cl.Logger, cl.serve)
+	if !cl.hold {
+		c.start()
+	}
 	cl.Logger.Debug("connected", "conn", c.String(), "flags", res.Flags.String())
 	return c, nil
 }

@@ -88,6 +88,7 @@ type Conn struct {
 	spawns         atomic.Uint32
 	mailbox        chan Message
 	routes         map[string]*route // messages tagged with a reference, by its key
+	started        sync.Once
 
 	done chan struct{}
 	err  error // why the connection ended; set before done is closed
@@ -119,9 +120,17 @@ func newConn(nc net.Conn, r *bufio.Reader, hs handshakeResult, local term.Atom, 
 	if serve != nil {
 		serve(c)
 	}
-	go c.readLoop()
-	go c.tickLoop()
 	return c
+}
+
+// start starts the connection's reader and ticker. A node starts them
+// once the connection is registered as its peer's, so that a request
+// arriving at once finds the connection its reply goes back on.
+func (c *Conn) start() {
+	c.started.Do(func() {
+		go c.readLoop()
+		go c.tickLoop()
+	})
 }
 
 // Peer is the node at the other end.

@@ -214,7 +214,7 @@ func (n *Node) Connect(ctx context.Context, peer string) (*Conn, error) {
 
 func (n *Node) dial(ctx context.Context, peer string) (*Conn, error) {
 	cl := &Client{Name: n.Name, Cookie: n.Cookie, EPMDPort: n.EPMDPort, Timeouts: n.Timeouts, Logger: n.Logger,
-		DialTimeout: 5 * time.Second, pid: n.self, replace: true, flags: n.flags(), serve: n.serve}
+		DialTimeout: 5 * time.Second, pid: n.self, replace: true, flags: n.flags(), serve: n.serve, hold: true}
 	cl.init()
 	cl.creation = n.creation
 	c, err := cl.Dial(ctx, peer)
@@ -333,15 +333,18 @@ func (n *Node) adopt(c *Conn, outgoing, replace bool) (*Conn, error) {
 		keepNew := replace || (weInitiatedNew && n.Name < string(peer)) || (!weInitiatedNew && string(peer) < n.Name)
 		if !keepNew {
 			n.mu.Unlock()
+			c.start() // it stays open a while: what the peer sent on it is delivered
 			n.retire(c)
 			return old, nil
 		}
 		n.conns[peer] = c
 		n.mu.Unlock()
+		c.start()
 		n.retire(old)
 	} else {
 		n.conns[peer] = c
 		n.mu.Unlock()
+		c.start()
 	}
 	n.Logger.Debug("peer connected", "peer", peer, "outgoing", outgoing)
 	if n.Up != nil {

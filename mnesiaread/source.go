@@ -8,6 +8,7 @@ package mnesiaread
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -94,6 +95,79 @@ type Source interface {
 	// Problems lists what the source met so far (complete after Records).
 	Problems() []Problem
 	Close() error
+}
+
+// Nodes lists the nodes a source names: the node that wrote it and every
+// holder of a table copy.
+func Nodes(src Source) []string {
+	set := map[string]bool{}
+	if n := src.Node(); n != "" {
+		set[n] = true
+	}
+	for _, t := range src.Tables() {
+		for _, nodes := range t.Copies {
+			for _, n := range nodes {
+				set[n] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NotNamedError is a node or table the source does not have.
+type NotNamedError struct {
+	What, Name string // "node" or "table", and its name
+	Kind       string // the source's kind
+	Known      []string
+}
+
+func (e *NotNamedError) Error() string {
+	if e.What == "node" {
+		return fmt.Sprintf("node %s does not appear in %s", e.Name, e.Kind)
+	}
+	return fmt.Sprintf("no table %q in %s", e.Name, e.Kind)
+}
+
+// CheckNodes returns a *NotNamedError for the first of nodes the source
+// does not name (see Nodes).
+func CheckNodes(src Source, nodes ...string) error {
+	known := Nodes(src)
+	for _, n := range nodes {
+		if !slices.Contains(known, n) {
+			return &NotNamedError{What: "node", Name: n, Kind: src.Kind(), Known: known}
+		}
+	}
+	return nil
+}
+
+// SelectTables returns the named tables, sorted by name, or every table
+// when none is named; a name the source does not have is a *NotNamedError.
+func SelectTables(src Source, names []string) ([]Table, error) {
+	all := src.Tables()
+	if len(names) == 0 {
+		return all, nil
+	}
+	byName := map[string]Table{}
+	known := make([]string, 0, len(all))
+	for _, t := range all {
+		byName[t.Name] = t
+		known = append(known, t.Name)
+	}
+	var out []Table
+	for _, n := range names {
+		t, ok := byName[n]
+		if !ok {
+			return nil, &NotNamedError{What: "table", Name: n, Kind: src.Kind(), Known: known}
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // Counts is a per-table row count.

@@ -146,6 +146,57 @@ func Inspect(ctx context.Context, mdb *DB, schema string) (Status, error) {
 	return st, nil
 }
 
+// Why a database cannot take rows of a schema (NotReadyError.Reason).
+const (
+	NotReadyDirty   = "dirty"   // a migration of the schema failed half way
+	NotReadyOther   = "other"   // the database holds another target schema
+	NotReadyForeign = "foreign" // the schema's tables exist, made by other means
+	NotReadyMissing = "missing" // the schema is not there
+	NotReadyVersion = "version" // the schema is at another version than this release writes
+)
+
+// NotReadyError says why a database cannot take rows of a schema.
+type NotReadyError struct {
+	Reason string
+	Status Status
+}
+
+func (e *NotReadyError) Error() string {
+	st := e.Status
+	switch e.Reason {
+	case NotReadyDirty:
+		return fmt.Sprintf("the %s schema in the database is dirty (a migration failed half way)", st.Schema)
+	case NotReadyOther:
+		return fmt.Sprintf("the database holds the %s schema, not %s", strings.Join(st.Others, ", "), st.Schema)
+	case NotReadyForeign:
+		return fmt.Sprintf("the database has %s tables mimmigrate did not create", st.Schema)
+	case NotReadyMissing:
+		return fmt.Sprintf("the database has no %s schema", st.Schema)
+	}
+	return fmt.Sprintf("the database's %s schema is at version %d; this export writes version %d", st.Schema, st.Version, st.Latest)
+}
+
+// Ready says whether the database can take rows of the schema: it holds
+// the schema at the version this release writes, cleanly.
+func (st Status) Ready() error {
+	reason := ""
+	switch {
+	case st.Dirty:
+		reason = NotReadyDirty
+	case st.Version == 0 && len(st.Others) > 0:
+		reason = NotReadyOther
+	case st.Version == 0 && len(st.Foreign) > 0:
+		reason = NotReadyForeign
+	case st.Version == 0:
+		reason = NotReadyMissing
+	case st.Version != st.Latest:
+		reason = NotReadyVersion
+	default:
+		return nil
+	}
+	return &NotReadyError{Reason: reason, Status: st}
+}
+
 // migrationDriver is golang-migrate's driver on a database/sql handle of
 // its own (closing the driver closes the handle and the connection it
 // holds, not the pool).

@@ -171,3 +171,32 @@ func TestMongooseIMSchema(t *testing.T) {
 		t.Errorf("ejabberd in a MongooseIM database: %+v, %v", st, err)
 	}
 }
+
+// Ready decides whether a database can take a schema's rows, from what
+// Inspect found.
+func TestStatusReady(t *testing.T) {
+	for _, c := range []struct {
+		st     mimsql.Status
+		reason string // "" = ready
+	}{
+		{mimsql.Status{Schema: "ejabberd", Version: 1, Latest: 1}, ""},
+		{mimsql.Status{Schema: "ejabberd", Version: 1, Latest: 1, Dirty: true}, mimsql.NotReadyDirty},
+		{mimsql.Status{Schema: "ejabberd", Latest: 1, Others: []string{"ejabberd-multihost"}, Foreign: []string{"users"}}, mimsql.NotReadyOther},
+		{mimsql.Status{Schema: "ejabberd", Latest: 1, Foreign: []string{"users"}}, mimsql.NotReadyForeign},
+		{mimsql.Status{Schema: "ejabberd", Latest: 1}, mimsql.NotReadyMissing},
+		{mimsql.Status{Schema: "ejabberd", Version: 2, Latest: 1}, mimsql.NotReadyVersion},
+	} {
+		err := c.st.Ready()
+		var nr *mimsql.NotReadyError
+		switch {
+		case c.reason == "" && err != nil:
+			t.Errorf("%+v: %v, want ready", c.st, err)
+		case c.reason != "" && (!errors.As(err, &nr) || nr.Reason != c.reason):
+			t.Errorf("%+v: %v, want %s", c.st, err, c.reason)
+		}
+	}
+	err := mimsql.Status{Schema: "ejabberd", Latest: 1, Others: []string{"mongooseim"}}.Ready()
+	if err == nil || err.Error() != "the database holds the mongooseim schema, not ejabberd" {
+		t.Errorf("other schema: %v", err)
+	}
+}

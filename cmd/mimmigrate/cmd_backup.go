@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -49,36 +49,9 @@ func parseRenames(pairs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// nodesOf lists the nodes a source names: its own and every copy holder.
-func nodesOf(src mnesiaread.Source) []string {
-	set := map[string]bool{}
-	if n := src.Node(); n != "" {
-		set[n] = true
-	}
-	for _, t := range src.Tables() {
-		for _, nodes := range t.Copies {
-			for _, n := range nodes {
-				set[n] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
+// checkRenames refuses renaming a node the source does not name.
 func checkRenames(src mnesiaread.Source, renames map[string]string) error {
-	known := nodesOf(src)
-	for from := range renames {
-		if !slices.Contains(known, from) {
-			return &userError{msg: fmt.Sprintf("node %s does not appear in %s", from, src.Kind()),
-				hint: "the nodes it names are: " + joinOrDash(known)}
-		}
-	}
-	return nil
+	return notNamed(mnesiaread.CheckNodes(src, slices.Sorted(maps.Keys(renames))...))
 }
 
 // Run reads the source and writes the backup.

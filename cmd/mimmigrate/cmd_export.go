@@ -197,31 +197,35 @@ func (c *ExportCmd) Run(g *Globals) error {
 	return nil
 }
 
-// schemaReady refuses a database whose schema version export does not
-// know, saying which schema the database holds instead.
+// schemaReady refuses a database that cannot take the schema's rows
+// (sql.Status.Ready decides), with the command that helps.
 func schemaReady(ctx context.Context, db *mimsql.DB, name string) error {
 	st, err := mimsql.Inspect(ctx, db, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", db.Shown, err)
 	}
-	switch {
-	case st.Dirty:
-		return &refusal{msg: fmt.Sprintf("the %s schema in the database is dirty (a migration failed half way)", name),
-			hint: "see `mimmigrate db status`; repair it, then `mimmigrate db migrate`"}
-	case st.Version == 0 && len(st.Others) > 0:
-		return &refusal{msg: fmt.Sprintf("the database holds the %s schema, not %s", strings.Join(st.Others, ", "), name),
-			hint: fmt.Sprintf("export with --schema %s, or into a database migrated for %s", st.Others[0], name)}
-	case st.Version == 0 && len(st.Foreign) > 0:
-		return &refusal{msg: fmt.Sprintf("the database has %s tables mimmigrate did not create", name),
-			hint: fmt.Sprintf("run `mimmigrate db migrate --schema %s --adopt` to check them and record the version", name)}
-	case st.Version == 0:
-		return &refusal{msg: fmt.Sprintf("the database has no %s schema", name),
-			hint: fmt.Sprintf("create it with `mimmigrate db migrate --db URL --schema %s`", name)}
-	case st.Version != st.Latest:
-		return &refusal{msg: fmt.Sprintf("the database's %s schema is at version %d; this export writes version %d", name, st.Version, st.Latest),
-			hint: "run `mimmigrate db migrate` (or use the mimmigrate release that made it)"}
+	var nr *mimsql.NotReadyError
+	if err := st.Ready(); errors.As(err, &nr) {
+		return &refusal{msg: err.Error(), hint: notReadyHints(nr)}
 	}
 	return nil
+}
+
+// notReadyHints words what to do about a database that cannot take a
+// schema's rows.
+func notReadyHints(nr *mimsql.NotReadyError) string {
+	name := nr.Status.Schema
+	switch nr.Reason {
+	case mimsql.NotReadyDirty:
+		return "see `mimmigrate db status`; repair it, then `mimmigrate db migrate`"
+	case mimsql.NotReadyOther:
+		return fmt.Sprintf("export with --schema %s, or into a database migrated for %s", nr.Status.Others[0], name)
+	case mimsql.NotReadyForeign:
+		return fmt.Sprintf("run `mimmigrate db migrate --schema %s --adopt` to check them and record the version", name)
+	case mimsql.NotReadyMissing:
+		return fmt.Sprintf("create it with `mimmigrate db migrate --db URL --schema %s`", name)
+	}
+	return "run `mimmigrate db migrate` (or use the mimmigrate release that made it)"
 }
 
 // exportError says what a failed export means: a database holding other

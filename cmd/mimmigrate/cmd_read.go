@@ -71,28 +71,17 @@ func sourceBytes(path string, st os.FileInfo) int64 {
 	return n
 }
 
-// selectTables checks --table names against the source.
-func selectTables(src mnesiaread.Source, names []string) ([]mnesiaread.Table, error) {
-	all := src.Tables()
-	if len(names) == 0 {
-		return all, nil
-	}
-	byName := map[string]mnesiaread.Table{}
-	var known []string
-	for _, t := range all {
-		byName[t.Name] = t
-		known = append(known, t.Name)
-	}
-	var out []mnesiaread.Table
-	for _, n := range names {
-		t, ok := byName[n]
-		if !ok {
-			return nil, &userError{msg: fmt.Sprintf("no table %q in %s", n, src.Kind()), hint: "the tables are: " + strings.Join(known, ", ")}
+// notNamed words a node or table the source lacks as bad input, listing
+// what it has.
+func notNamed(err error) error {
+	var nn *mnesiaread.NotNamedError
+	if errors.As(err, &nn) {
+		if nn.What == "node" {
+			return &userError{msg: nn.Error(), hint: "the nodes it names are: " + joinOrDash(nn.Known)}
 		}
-		out = append(out, t)
+		return &userError{msg: nn.Error(), hint: "the tables are: " + strings.Join(nn.Known, ", ")}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return err
 }
 
 // Run prints the records or the summary.
@@ -106,7 +95,8 @@ func (c *ReadCmd) Run(g *Globals) error {
 		return err
 	}
 	defer src.Close()
-	tables, err := selectTables(src, c.Table)
+	tables, err := mnesiaread.SelectTables(src, c.Table)
+	err = notNamed(err)
 	if err != nil {
 		prog.done()
 		return err
