@@ -38,6 +38,9 @@ type Config struct {
 	// CallTimeout bounds a call between nodes.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+	// Services run on the node once it has started (the XMPP service),
+	// each reachable from its counterparts on the other nodes.
+	Services []Service
 }
 
 // DefaultConfig is MongooseIM's discovery defaults and Erlang's

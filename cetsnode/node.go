@@ -81,6 +81,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		EPMDPort: cfg.EPMDPort, ServeEPMD: true, Logger: log,
 		Timeouts: erldist.Timeouts{Tick: cfg.NetTickTime / 4, Peer: cfg.NetTickTime, Write: cfg.NetTickTime, Call: cfg.CallTimeout}}
 	c.SetTransport(NewDistTransport(n.dist, c))
+	for _, svc := range cfg.Services {
+		n.dist.Handlers[svc.Name()] = func(conn *erldist.Conn, _ term.Pid, msg term.Term) { svc.Deliver(conn.Peer(), msg) }
+	}
 	n.Cluster, n.Discovery = c, d
 	n.Sessions, n.Routes = NewSessions(c), NewRoutes(c)
 	n.dist.RPC = n.rpc()
@@ -93,6 +96,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = stop
 	go func() { d.Run(rctx); close(n.done) }()
+	for i, svc := range cfg.Services {
+		if err := svc.Start(ctx, n); err != nil {
+			for _, started := range cfg.Services[:i] {
+				started.Close()
+			}
+			n.Close()
+			return nil, fmt.Errorf("starting %s: %w", svc.Name(), err)
+		}
+	}
 	log.Info("node started", "cluster", d.FullName(), "port", n.dist.Port())
 	return n, nil
 }
@@ -107,12 +119,53 @@ func (n *Node) Name() string { return n.cfg.Name }
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
+		for _, svc := range n.cfg.Services {
+			svc.Close()
+		}
 		n.cancel()
 		<-n.done
 		err = n.dist.Close()
 	})
 	return err
 }
+
+// Service is a part of the node that starts with it and talks to its
+// counterparts on the other nodes.
+type Service interface {
+	// Name is the registered name the service's messages from other
+	// nodes come to.
+	Name() term.Atom
+	// Deliver takes a message from a service of this name on another
+	// node (or this one).
+	Deliver(from term.Atom, msg term.Term)
+	// Start runs the service on the started node.
+	Start(ctx context.Context, n *Node) error
+	// Close stops the service; the node closes its services before it
+	// stops.
+	Close()
+}
+
+// Send sends a message to the service registered as name on node peer
+// (this node included).
+func (n *Node) Send(peer, name term.Atom, msg term.Term) error {
+	if peer == term.Atom(n.cfg.Name) {
+		for _, svc := range n.cfg.Services {
+			if svc.Name() == name {
+				svc.Deliver(peer, msg)
+				return nil
+			}
+		}
+		return fmt.Errorf("no service %s on this node", name)
+	}
+	conn := n.dist.Conn(peer)
+	if conn == nil {
+		return errNotConnected(peer)
+	}
+	return conn.SendNamed(name, msg)
+}
+
+// Self is the node's name as an atom.
+func (n *Node) Self() term.Atom { return term.Atom(n.cfg.Name) }
 
 // IsConfigError reports whether err is a configuration that cannot start
 // a node.

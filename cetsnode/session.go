@@ -18,8 +18,10 @@ type Session struct {
 	Server, User, Resource string
 	SID                    term.Tuple // {µs, node}
 	Node                   term.Atom
-	Priority               int64
-	Info                   term.Term // connection info (address, …)
+	// Available: the resource sent its initial presence, with Priority.
+	Available bool
+	Priority  int64
+	Info      term.Term // connection info (address, …)
 }
 
 // NewSessions creates the session table on a cluster node.
@@ -47,7 +49,11 @@ func (s Session) record() Record {
 	if info == nil {
 		info = term.List{}
 	}
-	return Record{term.Atom("session"), s.key(), s.Node, s.Priority, info}
+	var prio term.Term = term.Atom("undefined")
+	if s.Available {
+		prio = s.Priority
+	}
+	return Record{term.Atom("session"), s.key(), s.Node, prio, info}
 }
 
 func sessionOf(r Record) (Session, bool) {
@@ -64,7 +70,7 @@ func sessionOf(r Record) (Session, bool) {
 	s.Resource, _ = term.Text(k[2])
 	s.SID, _ = k[3].(term.Tuple)
 	s.Node, _ = r[2].(term.Atom)
-	s.Priority, _ = term.Int(r[3])
+	s.Priority, s.Available = term.Int(r[3])
 	s.Info = r[4]
 	return s, true
 }

@@ -31,14 +31,14 @@ func TestSessionsAndRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, res := range []string{"phone", "laptop"} {
-		if err := sa.Register(ctx, Session{Server: "example.com", User: "alice", Resource: res, Priority: 5}); err != nil {
+		if err := sa.Register(ctx, Session{Server: "example.com", User: "alice", Resource: res, Available: true, Priority: 5}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := sb.Register(ctx, Session{Server: "example.com", User: "bob", Resource: "web"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := sb.Bare("example.com", "alice"); len(got) != 2 || got[0].Node != a.Self() || got[0].Priority != 5 {
+	if got := sb.Bare("example.com", "alice"); len(got) != 2 || got[0].Node != a.Self() || got[0].Priority != 5 || !got[0].Available {
 		t.Fatalf("alice seen from b: %+v", got)
 	}
 	full := sb.Full("example.com", "alice", "phone")

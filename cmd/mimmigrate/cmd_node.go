@@ -13,18 +13,21 @@ import (
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/cetsnode"
+	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp"
+	xmppconfig "github.com/mimmigrate/mimmigrate/cetsnode/xmpp/config"
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 )
 
 // NodeCmd is `node`.
 type NodeCmd struct {
-	Start NodeStartCmd `cmd:"" help:"Run a cluster node in the foreground: replicated in-memory tables, discovery through PostgreSQL."`
+	Start NodeStartCmd `cmd:"" help:"Run a cluster node in the foreground: replicated in-memory tables, discovery through PostgreSQL, and with --config the XMPP service."`
 }
 
 // NodeStartCmd is `node start`.
 type NodeStartCmd struct {
-	DB            string        `help:"PostgreSQL URL of the discovery table (created when missing)." required:""`
+	Config        string        `help:"ejabberd.yml to serve XMPP from (its hosts, certfiles, c2s listeners, auth and sql_* options)." type:"existingfile" placeholder:"FILE"`
+	DB            string        `help:"PostgreSQL URL of the discovery table (created when missing) and of the exported data; default: the sql_* options of --config."`
 	ClusterName   string        `name:"cluster-name" default:"mimmigrate" help:"Nodes with the same cluster name (and protocol version, which is appended) find each other."`
 	ListenPort    int           `name:"listen-port" help:"Distribution port (0: any free port; epmd tells peers)."`
 	ListenAddr    string        `name:"listen-addr" help:"Address to listen on (default: the node name's host)."`
@@ -62,7 +65,25 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 
 	ctx, stop := signal.NotifyContext(g.ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	db, err := g.connectDB("--db", c.DB, 4)
+	var xcfg *xmppconfig.Config
+	dbURL, conns := c.DB, 4
+	if c.Config != "" {
+		if xcfg, err = xmppconfig.Load(c.Config); err != nil {
+			return &userError{msg: fmt.Sprintf("--config %s: %v", c.Config, err)}
+		}
+		g.secret(xcfg.SQL.Password)
+		for _, w := range xcfg.Warnings {
+			log.Warn("config: " + w)
+		}
+		if dbURL == "" {
+			dbURL = xcfg.SQL.URL()
+		}
+		conns = max(xcfg.SQL.PoolSize, 10)
+	}
+	if dbURL == "" {
+		return &userError{msg: "no database: give --db, or sql_server and the other sql_* options in --config"}
+	}
+	db, err := g.connectDB("--db", dbURL, conns)
 	if err != nil {
 		return err
 	}
@@ -80,9 +101,17 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	cfg.ListenAddr, cfg.Address, cfg.EPMDPort = net.JoinHostPort(addr, strconv.Itoa(c.ListenPort)), addr, g.EPMDPort
 	cfg.ClusterName, cfg.ExpireTime, cfg.NetTickTime, cfg.CallTimeout = c.ClusterName, c.ExpireTime, c.NetTick, g.Timeout
 	cfg.CheckInterval, cfg.RegularInterval, cfg.InitialPhase = c.CheckInterval, c.Regular, c.InitialPhase
+	if xcfg != nil {
+		svc, err := xmpp.New(xmpp.Options{Config: xcfg, DB: db, Secret: xmpp.Secret(cookie, c.ClusterName), Log: log})
+		if err != nil {
+			return &userError{msg: fmt.Sprintf("--config %s: %v", c.Config, err)}
+		}
+		cfg.Services = append(cfg.Services, svc)
+	}
 	node, err := cetsnode.Start(ctx, cfg)
+	var ce *xmppconfig.Error
 	switch {
-	case cetsnode.IsConfigError(err):
+	case cetsnode.IsConfigError(err), errors.As(err, &ce):
 		return &userError{msg: err.Error()}
 	case err != nil:
 		return err

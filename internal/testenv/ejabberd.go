@@ -41,6 +41,9 @@ type EjabberdOptions struct {
 	// SQL makes the node keep everything in the SQL database of
 	// ExtraConfig (auth_method and default_db sql) instead of Mnesia.
 	SQL bool
+	// C2SOptions are more options of the c2s listener, one per line
+	// (e.g. "starttls: true").
+	C2SOptions []string
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -111,6 +114,9 @@ modules:
 
 func ejabberdConfig(opt EjabberdOptions, port int) string {
 	yml := fmt.Sprintf(ejabberdYML, opt.Host, port)
+	if len(opt.C2SOptions) > 0 {
+		yml = strings.Replace(yml, "    max_stanza_size: 262144\n", "    max_stanza_size: 262144\n    "+strings.Join(opt.C2SOptions, "\n    ")+"\n", 1)
+	}
 	if opt.SQL {
 		yml = strings.Replace(yml, "auth_method: internal\n", "auth_method: sql\ndefault_db: sql\n", 1)
 	}

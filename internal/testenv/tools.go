@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"testing"
@@ -58,28 +59,40 @@ func freePort() (int, error) {
 // the test and drops it afterwards; it returns its URL.
 func PostgresDB(t testing.TB) string {
 	t.Helper()
-	addr := PostgresAddr(t)
+	PostgresAddr(t)
+	url, drop, err := NewPostgresDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return url
+}
+
+// NewPostgresDB creates an empty database on the local PostgreSQL server
+// (for a bed shared by a package's tests); drop removes it.
+func NewPostgresDB() (url string, drop func(), err error) {
+	addr := "127.0.0.1:5432"
 	admin := "postgres://" + addr + "/test?sslmode=disable"
 	name := "mimtest_" + RandomID(10)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		t.Fatalf("PostgreSQL at %s: %v", addr, err)
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %v", addr, err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
+		return "", nil, fmt.Errorf("create database: %v", err)
 	}
-	t.Cleanup(func() {
+	drop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if c, err := pgx.Connect(ctx, admin); err == nil {
 			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 			c.Close(ctx)
 		}
-	})
-	return "postgres://" + addr + "/" + name + "?sslmode=disable"
+	}
+	return "postgres://" + addr + "/" + name + "?sslmode=disable", drop, nil
 }
 
 // DB connects to a database the way mimmigrate does (sql.Connect); it

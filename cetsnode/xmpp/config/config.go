@@ -1,0 +1,666 @@
+// Package config reads ejabberd's own YAML configuration (ejabberd.yml)
+// for what the cluster node's XMPP service implements: the virtual
+// hosts, certificates, c2s listeners, authentication and SQL options, the
+// limits, and mod_fail2ban. Every other option and module is reported
+// once as a warning; a configuration the service cannot serve safely
+// (another authentication method, a database that is not PostgreSQL, a
+// listener with no certificate for its hosts) is refused with an error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is what the XMPP service takes from ejabberd.yml.
+type Config struct {
+	Hosts     []string
+	Certfiles []string // after glob expansion
+	Listeners []Listener
+	Language  string
+	Auth      Auth
+	SQL       SQL
+	// ResourceConflict is what binding a resource already bound does:
+	// acceptnew (ejabberd's default), closeold, closenew or setresource.
+	ResourceConflict string
+	// MaxUserSessions bounds a user's sessions (shaper_rules
+	// max_user_sessions; 0 = unlimited).
+	MaxUserSessions int
+	// NegotiationTimeout bounds the time from connecting to a bound
+	// session (negotiation_timeout, 30 s).
+	NegotiationTimeout time.Duration
+	Fail2ban           Fail2ban
+	// Warnings are the options and modules read but not implemented, one
+	// line each.
+	Warnings []string
+}
+
+// Listener is one listen entry with module ejabberd_c2s.
+type Listener struct {
+	Port int
+	IP   string
+	// TLS is direct TLS (XEP-0368); otherwise STARTTLS is offered, and
+	// required unless StartTLSRequired is false.
+	TLS              bool
+	StartTLSRequired bool
+	MaxStanzaSize    int
+	// Ciphers and ProtocolOptions are OpenSSL's words, as ejabberd takes
+	// them (c2s_ciphers, protocol_options).
+	Ciphers         string
+	ProtocolOptions []string
+}
+
+// Addr is the listener's address for net.Listen.
+func (l Listener) Addr() string {
+	ip := l.IP
+	if ip == "" || ip == "::" || ip == "0.0.0.0" {
+		ip = ""
+	}
+	return netJoin(ip, l.Port)
+}
+
+func netJoin(host string, port int) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + strconv.Itoa(port)
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// Auth is how passwords are checked and offered.
+type Auth struct {
+	// PasswordFormat is plain or scram (auth_password_format): what a
+	// changed password is stored as, and which SCRAM hashes are offered.
+	PasswordFormat string
+	ScramHash      string // sha, sha256 or sha512 (auth_scram_hash)
+	// DisabledMechanisms are disable_sasl_mechanisms.
+	DisabledMechanisms []string
+}
+
+// SQL is the database, from the sql_* options.
+type SQL struct {
+	Type, Server, Database, Username, Password string
+	Port                                       int
+	SSL, SSLVerify                             bool
+	SSLCAFile                                  string
+	PoolSize                                   int
+}
+
+// URL is the database as a PostgreSQL URL (empty when sql_server is not
+// set).
+func (s SQL) URL() string {
+	if s.Server == "" {
+		return ""
+	}
+	u := "postgres://"
+	if s.Username != "" {
+		u += urlEscape(s.Username)
+		if s.Password != "" {
+			u += ":" + urlEscape(s.Password)
+		}
+		u += "@"
+	}
+	port := s.Port
+	if port == 0 {
+		port = 5432
+	}
+	u += netJoin(s.Server, port) + "/" + urlEscape(s.Database)
+	switch {
+	case s.SSL && s.SSLVerify:
+		u += "?sslmode=verify-full"
+		if s.SSLCAFile != "" {
+			u += "&sslrootcert=" + urlEscape(s.SSLCAFile)
+		}
+	case s.SSL:
+		u += "?sslmode=require"
+	default:
+		u += "?sslmode=disable"
+	}
+	return u
+}
+
+func urlEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// Fail2ban is mod_fail2ban: an address with MaxFailures failed logins is
+// refused until BanLifetime after its last failure.
+type Fail2ban struct {
+	MaxFailures int
+	BanLifetime time.Duration
+}
+
+// Error is a configuration the service refuses.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func refuse(format string, args ...any) error { return &Error{Msg: fmt.Sprintf(format, args...)} }
+
+// Load reads ejabberd.yml.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b, filepath.Dir(path))
+}
+
+// Parse reads a configuration; relative certfiles are relative to dir.
+func Parse(data []byte, dir string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, refuse("not YAML: %v", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, refuse("the configuration is empty")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, refuse("the configuration is not a mapping of options")
+	}
+	p := &parser{cfg: &Config{Language: "en", ResourceConflict: "acceptnew", NegotiationTimeout: 30 * time.Second,
+		Auth: Auth{PasswordFormat: "plain", ScramHash: "sha"}, Fail2ban: Fail2ban{MaxFailures: 20, BanLifetime: time.Hour}}}
+	if err := p.macros(root); err != nil {
+		return nil, err
+	}
+	opts := map[string]*yaml.Node{}
+	var names []string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i].Value
+		if _, dup := opts[k]; dup {
+			return nil, refuse("option %s is given twice", k)
+		}
+		opts[k] = root.Content[i+1]
+		names = append(names, k)
+	}
+	for _, name := range names {
+		if err := p.option(name, opts[name], opts); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if err := p.finish(dir); err != nil {
+		return nil, err
+	}
+	return p.cfg, nil
+}
+
+type parser struct {
+	cfg *Config
+}
+
+func (p *parser) warn(format string, args ...any) {
+	p.cfg.Warnings = append(p.cfg.Warnings, fmt.Sprintf(format, args...))
+}
+
+// macros applies define_macro: a value equal to a macro's name is
+// replaced by the macro's value, as ejabberd does.
+func (p *parser) macros(root *yaml.Node) error {
+	var defs *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "define_macro" {
+			defs = root.Content[i+1]
+		}
+	}
+	if defs == nil {
+		return nil
+	}
+	if defs.Kind != yaml.MappingNode {
+		return refuse("define_macro: not a mapping")
+	}
+	m := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(defs.Content); i += 2 {
+		m[defs.Content[i].Value] = defs.Content[i+1]
+	}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		for i, c := range n.Content {
+			if n.Kind == yaml.MappingNode && i%2 == 0 {
+				continue // keys
+			}
+			if c.Kind == yaml.ScalarNode {
+				if v, ok := m[c.Value]; ok {
+					n.Content[i] = v
+					continue
+				}
+			}
+			walk(c)
+		}
+	}
+	walk(root)
+	return nil
+}
+
+// Options with no meaning for this server (logging, caches, Erlang
+// tuning): accepted without a warning.
+var harmless = []string{"loglevel", "log_rotate_count", "log_rotate_size", "log_burst_limit_window_time", "log_burst_limit_count",
+	"log_modules_fully", "hide_sensitive_log_data", "cache_life_time", "cache_missed", "cache_size", "use_cache", "auth_use_cache",
+	"auth_cache_life_time", "auth_cache_missed", "auth_cache_size", "define_macro", "oom_killer", "oom_queue", "oom_watermark",
+	"net_ticktime", "max_fsm_queue", "version", "default_db", "default_ram_db", "queue_type", "sql_prepared_statements",
+	"sql_keepalive_interval", "sql_start_interval", "sql_connect_timeout", "sql_query_timeout", "sql_queue_type",
+	"update_sql_schema", "new_sql_schema", "allow_contrib_modules", "pgsql_users_number_estimate", "acl", "access_rules",
+	"api_permissions", "s2s_ciphers", "s2s_protocol_options", "s2s_use_starttls", "s2s_dhfile", "s2s_cafile", "s2s_access",
+	"s2s_tls_compression", "fqdn"}
+
+func (p *parser) option(name string, v *yaml.Node, all map[string]*yaml.Node) error {
+	c := p.cfg
+	switch name {
+	case "hosts":
+		hosts, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		if len(hosts) == 0 {
+			return refuse("no virtual host")
+		}
+		c.Hosts = hosts
+	case "certfiles":
+		files, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		c.Certfiles = files
+	case "listen":
+		return p.listen(v, all)
+	case "language":
+		c.Language = v.Value
+	case "auth_method":
+		methods, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		for _, m := range methods {
+			// internal (Mnesia) data is served from its export.
+			if m != "sql" && m != "internal" && m != "mnesia" {
+				return refuse("auth_method %s is not implemented: only the accounts in the SQL database (sql, or internal after an export) can be served", m)
+			}
+		}
+	case "auth_password_format":
+		if v.Value != "plain" && v.Value != "scram" {
+			return refuse("%q is neither plain nor scram", v.Value)
+		}
+		c.Auth.PasswordFormat = v.Value
+	case "auth_scram_hash":
+		if v.Value != "sha" && v.Value != "sha256" && v.Value != "sha512" {
+			return refuse("%q is not sha, sha256 or sha512", v.Value)
+		}
+		c.Auth.ScramHash = v.Value
+	case "disable_sasl_mechanisms":
+		m, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		c.Auth.DisabledMechanisms = m
+	case "sql_type":
+		if v.Value != "pgsql" {
+			return refuse("sql_type %s is not implemented: only PostgreSQL (pgsql)", v.Value)
+		}
+		c.SQL.Type = v.Value
+	case "sql_server":
+		c.SQL.Server = v.Value
+	case "sql_port":
+		n, err := intValue(v)
+		if err != nil {
+			return err
+		}
+		c.SQL.Port = n
+	case "sql_database":
+		c.SQL.Database = v.Value
+	case "sql_username":
+		c.SQL.Username = v.Value
+	case "sql_password":
+		c.SQL.Password = v.Value
+	case "sql_ssl":
+		c.SQL.SSL = v.Value == "true"
+	case "sql_ssl_verify":
+		c.SQL.SSLVerify = v.Value == "true"
+	case "sql_ssl_cafile":
+		c.SQL.SSLCAFile = v.Value
+	case "sql_pool_size":
+		n, err := intValue(v)
+		if err != nil {
+			return err
+		}
+		c.SQL.PoolSize = n
+	case "resource_conflict":
+		switch v.Value {
+		case "acceptnew", "closeold", "closenew", "setresource":
+			c.ResourceConflict = v.Value
+		default:
+			return refuse("%q is not acceptnew, closeold, closenew or setresource", v.Value)
+		}
+	case "negotiation_timeout":
+		d, err := duration(v, time.Second)
+		if err != nil {
+			return err
+		}
+		c.NegotiationTimeout = d
+	case "shaper_rules":
+		return p.shaperRules(v)
+	case "shaper":
+		// The shapers the c2s listeners name are read with them.
+	case "modules":
+		return p.modules(v)
+	case "c2s_ciphers", "c2s_protocol_options":
+		// Read with the listeners.
+	case "host_config", "append_host_config":
+		return p.hostConfig(name, v)
+	default:
+		if slices.Contains(harmless, name) {
+			return nil
+		}
+		p.warn("option %s is not implemented; ignored", name)
+	}
+	return nil
+}
+
+func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
+	if v.Kind != yaml.SequenceNode {
+		return refuse("not a list of listeners")
+	}
+	for _, l := range v.Content {
+		if l.Kind != yaml.MappingNode {
+			return refuse("a listener is not a mapping")
+		}
+		opts := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(l.Content); i += 2 {
+			opts[l.Content[i].Value] = l.Content[i+1]
+		}
+		module := ""
+		if m := opts["module"]; m != nil {
+			module = m.Value
+		}
+		port := 0
+		if n := opts["port"]; n != nil {
+			var err error
+			if port, err = intValue(n); err != nil || port <= 0 || port > 65535 {
+				return refuse("port %q is not a TCP port", n.Value)
+			}
+		}
+		if module != "ejabberd_c2s" {
+			p.warn("listener %s on port %d is not implemented; only ejabberd_c2s is served", module, port)
+			continue
+		}
+		ln := Listener{Port: port, IP: "::", StartTLSRequired: true, MaxStanzaSize: 262144}
+		if c := all["c2s_ciphers"]; c != nil {
+			ln.Ciphers = c.Value
+		}
+		if po := all["c2s_protocol_options"]; po != nil {
+			ln.ProtocolOptions, _ = stringList(po)
+		}
+		starttls := true
+		names := make([]string, 0, len(opts))
+		for k := range opts {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			o := opts[k]
+			switch k {
+			case "port", "module":
+			case "ip":
+				ln.IP = o.Value
+			case "tls":
+				ln.TLS = o.Value == "true"
+			case "starttls":
+				starttls = o.Value != "false"
+			case "starttls_required":
+				ln.StartTLSRequired = o.Value != "false"
+			case "max_stanza_size":
+				if o.Value == "infinity" {
+					ln.MaxStanzaSize = MaxStanzaSizeCap
+					p.warn("listener on port %d: max_stanza_size infinity is bounded to %d bytes here", port, MaxStanzaSizeCap)
+					continue
+				}
+				n, err := intValue(o)
+				if err != nil || n <= 0 {
+					return refuse("max_stanza_size %q is not a positive size", o.Value)
+				}
+				ln.MaxStanzaSize = min(n, MaxStanzaSizeCap)
+			case "ciphers":
+				ln.Ciphers = o.Value
+			case "protocol_options":
+				ln.ProtocolOptions, _ = stringList(o)
+			case "backlog":
+			case "transport":
+				if o.Value != "tcp" {
+					return refuse("the c2s listener on port %d: transport %s is not TCP", port, o.Value)
+				}
+			case "shaper", "access":
+				p.warn("listener on port %d: %s is not implemented; ignored", port, k)
+			default:
+				p.warn("listener on port %d: option %s is not implemented; ignored", port, k)
+			}
+		}
+		if !ln.TLS && !starttls {
+			if !loopback(ln.IP) {
+				return refuse("the c2s listener on port %d has neither tls nor starttls: passwords would cross the network in clear", port)
+			}
+			ln.StartTLSRequired = false
+			p.warn("listener on port %d serves without TLS (loopback only)", port)
+		}
+		if !ln.TLS && !ln.StartTLSRequired && !loopback(ln.IP) {
+			p.warn("listener on port %d: starttls_required is false, so clients may send passwords in clear", port)
+		}
+		p.cfg.Listeners = append(p.cfg.Listeners, ln)
+	}
+	return nil
+}
+
+// MaxStanzaSizeCap bounds max_stanza_size: memory per connection is
+// bounded whatever a peer sends.
+const MaxStanzaSizeCap = 16 << 20
+
+func loopback(ip string) bool {
+	return ip == "127.0.0.1" || ip == "::1" || strings.HasPrefix(ip, "127.")
+}
+
+// shaperRules reads max_user_sessions (a number, or infinity); the other
+// rules are not implemented.
+func (p *parser) shaperRules(v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return refuse("not a mapping")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		name, rule := v.Content[i].Value, v.Content[i+1]
+		switch name {
+		case "max_user_sessions":
+			n, err := ruleNumber(rule)
+			if err != nil {
+				p.warn("shaper_rules %s: %v; sessions are not limited", name, err)
+				continue
+			}
+			p.cfg.MaxUserSessions = n
+		default:
+			p.warn("shaper_rules %s is not implemented; ignored", name)
+		}
+	}
+	return nil
+}
+
+// ruleNumber reads a rule that is one number for everybody (a plain
+// number, or a mapping whose only rule applies to all).
+func ruleNumber(n *yaml.Node) (int, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Value == "infinity" {
+			return 0, nil
+		}
+		return intValue(n)
+	case yaml.MappingNode:
+		if len(n.Content) == 2 && n.Content[1].Value == "all" {
+			return ruleNumber(n.Content[0])
+		}
+	}
+	return 0, errors.New("rules by access list are not implemented")
+}
+
+// Modules this service implements (with what ejabberd.yml sets for them).
+var implemented = map[string]bool{"mod_fail2ban": true}
+
+func (p *parser) modules(v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return refuse("not a mapping of modules")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		name, opts := v.Content[i].Value, v.Content[i+1]
+		if !implemented[name] {
+			p.warn("module %s is not implemented; ignored", name)
+			continue
+		}
+		if name == "mod_fail2ban" && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				k, o := opts.Content[j].Value, opts.Content[j+1]
+				switch k {
+				case "c2s_max_auth_failures":
+					n, err := intValue(o)
+					if err != nil || n <= 0 {
+						return refuse("mod_fail2ban c2s_max_auth_failures %q is not a positive number", o.Value)
+					}
+					p.cfg.Fail2ban.MaxFailures = n
+				case "c2s_auth_ban_lifetime":
+					d, err := duration(o, time.Second)
+					if err != nil {
+						return err
+					}
+					p.cfg.Fail2ban.BanLifetime = d
+				default:
+					p.warn("mod_fail2ban %s is not implemented; ignored", k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// hostConfig: per-host options are not implemented; those that change
+// who can log in or where accounts are would be served wrongly.
+func (p *parser) hostConfig(name string, v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return refuse("not a mapping of hosts")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		host, opts := v.Content[i].Value, v.Content[i+1]
+		for j := 0; opts.Kind == yaml.MappingNode && j+1 < len(opts.Content); j += 2 {
+			k := opts.Content[j].Value
+			if strings.HasPrefix(k, "auth_") || strings.HasPrefix(k, "sql_") {
+				return refuse("%s for %s sets %s: per-host authentication and databases are not implemented", name, host, k)
+			}
+		}
+		p.warn("%s for %s is not implemented; ignored", name, host)
+	}
+	return nil
+}
+
+func (p *parser) finish(dir string) error {
+	c := p.cfg
+	if len(c.Hosts) == 0 {
+		return refuse("hosts: no virtual host")
+	}
+	for i, h := range c.Hosts {
+		c.Hosts[i] = strings.ToLower(h)
+	}
+	var files []string
+	for _, f := range c.Certfiles {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(dir, f)
+		}
+		matches, err := filepath.Glob(f)
+		if err != nil || len(matches) == 0 {
+			return refuse("certfiles: %s: no such file", f)
+		}
+		files = append(files, matches...)
+	}
+	c.Certfiles = files
+	if len(c.Listeners) > 0 && len(c.Certfiles) == 0 {
+		if !slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.TLS || l.StartTLSRequired }) {
+			return nil
+		}
+		return refuse("certfiles: a c2s listener needs certificates for TLS")
+	}
+	return nil
+}
+
+func stringList(n *yaml.Node) ([]string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return []string{n.Value}, nil
+	case yaml.SequenceNode:
+		out := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return nil, refuse("not a list of strings")
+			}
+			out = append(out, c.Value)
+		}
+		return out, nil
+	}
+	return nil, refuse("not a list of strings")
+}
+
+func intValue(n *yaml.Node) (int, error) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, refuse("not a number")
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return 0, refuse("%q is not a number", n.Value)
+	}
+	return v, nil
+}
+
+// duration reads ejabberd's timeouts: a number of units, or "N unit"
+// (sec, min, hour, day, with plurals and short forms), or infinity.
+func duration(n *yaml.Node, unit time.Duration) (time.Duration, error) {
+	s := strings.TrimSpace(n.Value)
+	if s == "infinity" || s == "infinite" || s == "unlimited" {
+		return time.Duration(math.MaxInt64), nil
+	}
+	if v, err := strconv.Atoi(s); err == nil {
+		return time.Duration(v) * unit, nil
+	}
+	f := strings.Fields(s)
+	if len(f) == 1 {
+		i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+		if i > 0 {
+			f = []string{s[:i], s[i:]}
+		}
+	}
+	if len(f) == 2 {
+		v, err := strconv.Atoi(f[0])
+		if err == nil {
+			u := strings.ToLower(f[1])
+			switch {
+			case strings.HasPrefix(u, "ms") || strings.HasPrefix(u, "msec") || strings.HasPrefix(u, "milli"):
+				return time.Duration(v) * time.Millisecond, nil
+			case strings.HasPrefix(u, "s"):
+				return time.Duration(v) * time.Second, nil
+			case strings.HasPrefix(u, "m"):
+				return time.Duration(v) * time.Minute, nil
+			case strings.HasPrefix(u, "h"):
+				return time.Duration(v) * time.Hour, nil
+			case strings.HasPrefix(u, "d"):
+				return time.Duration(v) * 24 * time.Hour, nil
+			}
+		}
+	}
+	return 0, refuse("%q is not a timeout", s)
+}

@@ -1,0 +1,165 @@
+package xmpptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+)
+
+// Account is a migrated account and the password ejabberd was given.
+type Account struct {
+	User, Password string
+	// Kind says how ejabberd stored it: scram-sha-1 (set through its
+	// API), scram-sha-256, plain (a password in clear, as old
+	// installations keep), unicode (SCRAM-SHA-1 of a non-ASCII password).
+	Kind string
+}
+
+// JID is the account's bare JID.
+func (a Account) JID() string { return a.User + "@" + Host }
+
+// Host is the XMPP domain of the bed.
+const Host = "localhost"
+
+// Bed is ejabberd's data exported into PostgreSQL, ready for Go nodes.
+type Bed struct {
+	Dir      string
+	CA       *CA
+	Ejabberd *testenv.Ejabberd
+	DBURL    string
+	Bin      string // the mimmigrate binary
+	Accounts []Account
+	drop     func()
+}
+
+// Account returns the first account of a kind.
+func (b *Bed) Account(kind string) Account {
+	for _, a := range b.Accounts {
+		if a.Kind == kind {
+			return a
+		}
+	}
+	panic("no account of kind " + kind)
+}
+
+// Unavailable says why the bed cannot be made here, or "".
+func Unavailable() string {
+	if why := testenv.EjabberdAvailable(); why != "" {
+		return why
+	}
+	if _, err := exec.LookPath("psql"); err != nil {
+		return "PostgreSQL is not installed (apt-get install postgresql)"
+	}
+	return ""
+}
+
+// BedOptions shape the bed.
+type BedOptions struct {
+	Users, APIUsers int    // default 60 and 20
+	Schema          string // ejabberd (default) or ejabberd-multihost
+}
+
+// StartBed starts a private ejabberd for Host, lets it create accounts
+// (and rosters, vCards, …), adds the accounts of every stored kind, and
+// exports everything into a new database with mimmigrate.
+func StartBed(opt BedOptions) (b *Bed, err error) {
+	if opt.Users == 0 {
+		opt.Users, opt.APIUsers = 60, 20
+	}
+	if opt.Schema == "" {
+		opt.Schema = "ejabberd"
+	}
+	dir, err := os.MkdirTemp("", "mimmigrate-xmppbed-")
+	if err != nil {
+		return nil, err
+	}
+	b = &Bed{Dir: dir}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.CA, err = NewCA(dir); err != nil {
+		return nil, err
+	}
+	b.Bin = filepath.Join(dir, "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", b.Bin, "github.com/mimmigrate/mimmigrate/cmd/mimmigrate").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	b.Ejabberd, err = testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbed", Host: Host})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.Ejabberd.Populate(testenv.PopulateOptions{Users: opt.Users, APIUsers: opt.APIUsers, Rooms: 2}); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= opt.APIUsers; i++ {
+		u := fmt.Sprintf("user%d", i)
+		b.Accounts = append(b.Accounts, Account{User: u, Password: "pw-" + u, Kind: "scram-sha-1"})
+	}
+	// Every 20th user past the API users keeps a password in clear.
+	for i := opt.APIUsers + 20; i <= opt.Users; i += 20 {
+		u := fmt.Sprintf("user%d", i)
+		b.Accounts = append(b.Accounts, Account{User: u, Password: "pw-" + u, Kind: "plain"})
+	}
+	special := []Account{{User: "sha256user", Password: "pw-sha256", Kind: "scram-sha-256"},
+		{User: "unicode", Password: "пароль-✓", Kind: "unicode"}}
+	expr := fmt.Sprintf(`begin
+		H = <<"%[1]s">>,
+		Pw = <<"%[2]s"/utf8>>,
+		Salt = crypto:strong_rand_bytes(16),
+		SP = scram:salted_password(sha256, <<"%[3]s">>, Salt, 4096),
+		ok = mnesia:dirty_write({passwd, {<<"%[4]s">>, H}, {scram,
+			base64:encode(scram:stored_key(sha256, scram:client_key(sha256, SP))),
+			base64:encode(scram:server_key(sha256, SP)), base64:encode(Salt), sha256, 4096}}),
+		ok = ejabberd_auth:try_register(<<"%[5]s">>, H, Pw),
+		ok end`, Host, special[1].Password, special[0].Password, special[0].User, special[1].User)
+	if out, err := b.Ejabberd.Eval(expr); err != nil || !strings.Contains(out, "ok") {
+		return nil, fmt.Errorf("special accounts: %v %s", err, out)
+	}
+	b.Accounts = append(b.Accounts, special...)
+
+	var drop func()
+	if b.DBURL, drop, err = testenv.NewPostgresDB(); err != nil {
+		return nil, err
+	}
+	b.drop = drop
+	cookie := filepath.Join(dir, "cookie")
+	if err := os.WriteFile(cookie, []byte(b.Ejabberd.Cookie), 0o600); err != nil {
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"db", "migrate", "--db", b.DBURL, "--schema", opt.Schema},
+		{"export", "--cookie-file", cookie, "--from", "node:" + b.Ejabberd.Name, "--to", b.DBURL, "--schema", opt.Schema,
+			"--rejects", filepath.Join(dir, "rejects.jsonl")},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := exec.CommandContext(ctx, b.Bin, args...).CombinedOutput()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("mimmigrate %s: %v\n%s", args[0], err, out)
+		}
+	}
+	return b, nil
+}
+
+// Close stops ejabberd and drops the database.
+func (b *Bed) Close() {
+	if b.Ejabberd != nil {
+		b.Ejabberd.Destroy()
+	}
+	if b.drop != nil {
+		b.drop()
+	}
+	os.RemoveAll(b.Dir)
+}
+
+// ErrSkip is returned by helpers when a client is not installed.
+var ErrSkip = errors.New("not installed")
