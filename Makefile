@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzSplitPacket -fuzztime $(FUZZTIME) ./erldist/
 	$(GO) test -run XXX -fuzz FuzzEPMDMessages -fuzztime $(FUZZTIME) ./erldist/
 	$(GO) test -run XXX -fuzz FuzzDecodeMessage -fuzztime $(FUZZTIME) ./cetsnode/
+	$(GO) test -run XXX -fuzz FuzzReader -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./cetsnode/xmpp/stream/
 	$(GO) test -run XXX -fuzz FuzzDETS -fuzztime $(FUZZTIME) ./mnesiaread/dets/
 	$(GO) test -run XXX -fuzz FuzzDiskLog -fuzztime $(FUZZTIME) ./mnesiaread/disklog/
 

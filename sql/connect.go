@@ -121,7 +121,39 @@ func Redact(msg, secret string) string {
 	if secret == "" {
 		return msg
 	}
-	return strings.ReplaceAll(msg, secret, "xxxxx")
+	if len(secret) >= 6 {
+		return strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	// A short secret is redacted where it stands alone (not inside a
+	// word): replacing every "c" of a cookie "c" would garble the
+	// message and tell no more.
+	var b strings.Builder
+	prev := byte(' ')
+	for {
+		i := strings.Index(msg, secret)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		before := prev
+		if i > 0 {
+			before = msg[i-1]
+		}
+		end := i + len(secret)
+		alone := !wordByte(before) && (end == len(msg) || !wordByte(msg[end]))
+		b.WriteString(msg[:i])
+		if alone {
+			b.WriteString("xxxxx")
+		} else {
+			b.WriteString(secret)
+		}
+		prev = msg[end-1]
+		msg = msg[end:]
+	}
+}
+
+func wordByte(c byte) bool {
+	return c == '_' || c >= 0x80 || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
 }
 
 // describe says why a connection failed in one line: PostgreSQL's own

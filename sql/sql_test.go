@@ -200,3 +200,19 @@ func TestStatusReady(t *testing.T) {
 		t.Errorf("other schema: %v", err)
 	}
 }
+
+// A secret is never printed; a short one is redacted where it stands
+// alone, not inside other words.
+func TestRedact(t *testing.T) {
+	for _, c := range []struct{ msg, secret, want string }{
+		{"postgres://u:hunter2secret@h/db failed", "hunter2secret", "postgres://u:xxxxx@h/db failed"},
+		{"postgres://u:pw@h/db: cannot connect", "pw", "postgres://u:xxxxx@h/db: cannot connect"},
+		{"--config c.yml: option x", "c", "--config xxxxx.yml: option x"},
+		{"cookie c rejected", "c", "cookie xxxxx rejected"},
+		{"pwpw", "pw", "pwpw"},
+	} {
+		if got := mimsql.Redact(c.msg, c.secret); got != c.want {
+			t.Errorf("Redact(%q, %q) = %q, want %q", c.msg, c.secret, got, c.want)
+		}
+	}
+}

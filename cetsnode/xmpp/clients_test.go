@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
 	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
 )
 
@@ -15,6 +16,7 @@ var bed *xmpptest.Bed
 var bedWhy string
 
 func TestMain(m *testing.M) {
+	xmpptest.MaybeForward()
 	code := func() int {
 		if bedWhy = xmpptest.Unavailable(); bedWhy == "" {
 			var err error
@@ -133,5 +135,65 @@ func TestChannelBindingWithGoXMPP(t *testing.T) {
 	}
 	if !strings.Contains(n.Log.String(), "mechanism=SCRAM-SHA-1-PLUS") {
 		t.Errorf("no -PLUS login in the log:\n%s", n.Log.String())
+	}
+}
+
+// With auth_scram_hash: sha256 the service offers SCRAM-SHA-256 (and not
+// SCRAM-SHA-1), as ejabberd does: users stored with SHA-256 log in with
+// it; users stored with SHA-1 only with PLAIN.
+func TestSCRAMSHA256(t *testing.T) {
+	needBed(t)
+	n := bed.StartNode(t, "s256"+strings.ToLower(t.Name()[:4]), "auth_scram_hash: sha256\n")
+	dir := t.TempDir()
+	sha256, sha1 := bed.Account("scram-sha-256"), bed.Account("scram-sha-1")
+	for _, c := range []struct {
+		name string
+		a    xmpptest.Account
+		mech string
+		ok   bool
+	}{
+		{"SCRAM-SHA-256", sha256, "SCRAM-SHA-256", true},
+		{"its own choice", sha256, "", true},
+		{"PLAIN against SHA-256", sha256, "PLAIN", true},
+		{"a SHA-1 user with SCRAM-SHA-256", sha1, "SCRAM-SHA-256", false},
+		{"a SHA-1 user with PLAIN", sha1, "PLAIN", true},
+		{"SCRAM-SHA-1 is not offered", sha1, "SCRAM-SHA-1", false},
+	} {
+		r, err := xmpptest.Slixmpp(dir, xmpptest.Login{Account: c.a, Addr: n.StartTLS, Mechanism: c.mech, CA: bed.CA})
+		check(t, "slixmpp "+c.name, r, err, c.ok)
+	}
+}
+
+// libstrophe (xmppc) only connects to its domain's port 5222: it runs in
+// a network namespace of its own, where localhost:5222 leads to our
+// listener. It logs in with the strongest SCRAM offered: SCRAM-SHA-1, or
+// SCRAM-SHA-256 where that is the configured hash.
+func TestXMPPC(t *testing.T) {
+	needBed(t)
+	netbed := testenv.NewNetBed(t, 1)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		extra, mech string
+		a           xmpptest.Account
+	}{
+		{"", "SCRAM-SHA-1", bed.Account("scram-sha-1")},
+		{"auth_scram_hash: sha256\n", "SCRAM-SHA-256", bed.Account("scram-sha-256")},
+	} {
+		n := bed.StartNodeOn(t, netbed.HostIP, "xc"+strings.ToLower(c.mech[len(c.mech)-3:]), c.extra)
+		out, err := xmpptest.XMPPC(dir, netbed.NS[0], n.StartTLS, xmpptest.Login{Account: c.a, CA: bed.CA}, "-m", "roster", "list")
+		if err != nil {
+			t.Fatalf("xmppc: %v\n%s", err, out)
+		}
+		t.Logf("xmppc said: %s", out)
+		want := "jid=" + c.a.JID() + " mechanism=" + c.mech
+		if !strings.Contains(n.Log.String(), want) {
+			t.Errorf("xmppc did not log in with %s:\n%s\nnode log:\n%s", c.mech, out, n.Log.String())
+		}
+		wrong := c.a
+		wrong.Password += "x"
+		xmpptest.XMPPC(dir, netbed.NS[0], n.StartTLS, xmpptest.Login{Account: wrong, CA: bed.CA}, "-m", "roster", "list")
+		if !strings.Contains(n.Log.String(), "authentication failed") {
+			t.Errorf("xmppc with a wrong password was not refused:\n%s", n.Log.String())
+		}
 	}
 }

@@ -17,11 +17,68 @@ import (
 	xmppconfig "github.com/mimmigrate/mimmigrate/cetsnode/xmpp/config"
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
+	"github.com/mimmigrate/mimmigrate/migrate/sink"
 )
 
 // NodeCmd is `node`.
 type NodeCmd struct {
-	Start NodeStartCmd `cmd:"" help:"Run a cluster node in the foreground: replicated in-memory tables, discovery through PostgreSQL, and with --config the XMPP service."`
+	Start  NodeStartCmd  `cmd:"" help:"Run a cluster node in the foreground: replicated in-memory tables, discovery through PostgreSQL, and with --config the XMPP service."`
+	Config NodeConfigCmd `cmd:"" help:"Write the ejabberd.yml the Go nodes take over with, from a running ejabberd node's effective options."`
+}
+
+// NodeConfigCmd is `node config`.
+type NodeConfigCmd struct {
+	From  string `help:"The legacy ejabberd node: node:NAME." required:"" placeholder:"node:NAME"`
+	Out   string `short:"o" help:"The file to write." required:"" type:"path" placeholder:"FILE"`
+	Force bool   `short:"f" help:"Replace FILE without asking."`
+}
+
+// Run reads the node's options and writes the file.
+func (c *NodeConfigCmd) Run(g *Globals) error {
+	name, ok := strings.CutPrefix(c.From, "node:")
+	if !ok {
+		return &userError{msg: fmt.Sprintf("--from %q: expected node:NAME", c.From), hint: "e.g. --from node:ejabberd@xmpp1"}
+	}
+	if err := checkNode("--from", name); err != nil {
+		return err
+	}
+	if err := g.checkOutput(c.Out, c.Force, "Replace it?"); err != nil {
+		return err
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	conn, err := cl.Dial(g.ctx, name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	yml, notes, err := xmppconfig.FromEjabberd(g.ctx, conn, name)
+	if err != nil {
+		return &remoteFailure{msg: fmt.Sprintf("%s: %v", name, err)}
+	}
+	out := sink.NewBeside(c.Out)
+	defer out.Abort()
+	f, err := out.Create()
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil { // it may hold sql_password
+		return err
+	}
+	if _, err := f.Write(yml); err != nil {
+		return err
+	}
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "Wrote %s from %s.\n", c.Out, name)
+	for _, n := range notes {
+		fmt.Fprintf(g.stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(g.stdout, "Start a Go node with it: mimmigrate node start --config %s --name NAME [--db URL]\n", c.Out)
+	return nil
 }
 
 // NodeStartCmd is `node start`.

@@ -31,30 +31,37 @@ type Node struct {
 // listener with STARTTLS required and one with direct TLS, SCRAM stored,
 // and mod_fail2ban; extra is appended (top-level options).
 func (b *Bed) Config(startTLSPort, directTLSPort int, extra string) string {
-	return fmt.Sprintf(`hosts:
-  - %s
+	return b.ConfigOn("127.0.0.1", startTLSPort, directTLSPort, extra)
+}
+
+// ConfigOn is Config with the listeners on ip.
+func (b *Bed) ConfigOn(ip string, startTLSPort, directTLSPort int, extra string) string {
+	yml := fmt.Sprintf(`hosts:
+  - %[1]s
 certfiles:
-  - %s
+  - %[2]s
 loglevel: info
 auth_method: sql
 auth_password_format: scram
 sql_type: pgsql
 listen:
   -
-    port: %d
-    ip: "127.0.0.1"
+    port: %[3]d
+    ip: "%[5]s"
     module: ejabberd_c2s
     max_stanza_size: 262144
     starttls_required: true
   -
-    port: %d
-    ip: "127.0.0.1"
+    port: %[4]d
+    ip: "%[5]s"
     module: ejabberd_c2s
     max_stanza_size: 262144
     tls: true
-modules:
-  mod_fail2ban: {}
-`, Host, b.CA.ServerPEM, startTLSPort, directTLSPort) + extra
+`, Host, b.CA.ServerPEM, startTLSPort, directTLSPort, ip)
+	if !strings.Contains(extra, "modules:") {
+		extra += "modules:\n  mod_fail2ban: {}\n"
+	}
+	return yml + extra
 }
 
 // StartNode starts a node of cluster (all nodes of one cluster name find
@@ -62,7 +69,13 @@ modules:
 // configuration plus extra; it stops when the test ends.
 func (b *Bed) StartNode(t testing.TB, cluster, extra string) *Node {
 	t.Helper()
-	yml := b.Config(testenv.FreePort(t), testenv.FreePort(t), extra)
+	return b.StartNodeOn(t, "127.0.0.1", cluster, extra)
+}
+
+// StartNodeOn is StartNode with the listeners on ip.
+func (b *Bed) StartNodeOn(t testing.TB, ip, cluster, extra string) *Node {
+	t.Helper()
+	yml := b.ConfigOn(ip, testenv.FreePort(t), testenv.FreePort(t), extra)
 	path := filepath.Join(t.TempDir(), "ejabberd.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
