@@ -75,7 +75,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	d := &Discovery{store: cfg.Store, cluster: cfg.ClusterName, address: cfg.Address, expire: cfg.ExpireTime,
 		initial: cfg.CheckInterval, regular: cfg.RegularInterval, initialPhase: cfg.InitialPhase,
 		afterError: min(time.Second, cfg.CheckInterval), kick: make(chan struct{}, 1), unavail: map[term.Atom]string{}}
-	c := NewCluster(ClusterOptions{Log: log, JoinLock: d, OnPeerDown: func(term.Atom) { d.Kick() }, CallTimeout: cfg.CallTimeout})
+	c := NewCluster(ClusterOptions{Log: log, JoinLock: d, OnPeerDown: func(peer term.Atom) {
+		d.Kick()
+		for _, svc := range cfg.Services {
+			if w, ok := svc.(PeerWatcher); ok {
+				go w.PeerDown(peer)
+			}
+		}
+	}, CallTimeout: cfg.CallTimeout})
 	d.c = c
 	n.dist = &erldist.Node{Name: cfg.Name, Cookie: cfg.Cookie, ListenAddr: cfg.ListenAddr,
 		EPMDPort: cfg.EPMDPort, ServeEPMD: true, Logger: log,
@@ -143,6 +150,12 @@ type Service interface {
 	// Close stops the service; the node closes its services before it
 	// stops.
 	Close()
+}
+
+// PeerWatcher is a Service told of every peer node lost (after the
+// cluster dropped it; the records it owned may still be going).
+type PeerWatcher interface {
+	PeerDown(peer term.Atom)
 }
 
 // Send sends a message to the service registered as name on node peer

@@ -61,14 +61,17 @@ type Service struct {
 	addrs []net.Addr
 	ready atomic.Bool
 
-	mu    sync.Mutex
-	local map[string]*local // this node's sessions, by SID key
+	mu     sync.Mutex
+	local  map[string]*local    // this node's sessions, by SID key
+	byConn map[*c2s.Conn]*local // the same, by connection
+
+	serverIQs, userIQs map[string]iqHandler
+	stats              routeStats
 }
 
-// local is a session on this node.
-type local struct {
-	conn *c2s.Conn
-	sess cetsnode.Session
+// routeStats count what the router did (for /metrics).
+type routeStats struct {
+	routed, remote, routingErrors, peerDownPresence atomic.Int64
 }
 
 // New checks the configuration (certificates for every host a c2s
@@ -78,7 +81,8 @@ func New(opt Options) (*Service, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{opt: opt, log: opt.Log, local: map[string]*local{}}
+	s := &Service{opt: opt, log: opt.Log, local: map[string]*local{}, byConn: map[*c2s.Conn]*local{}}
+	s.iqHandlers()
 	if len(cfg.Listeners) > 0 {
 		st, err := certs.Load(cfg.Certfiles)
 		if err != nil {
@@ -184,12 +188,14 @@ func (s *Service) Bind(ctx context.Context, c *c2s.Conn, resource string) (jid.J
 		Info: term.List{term.Tuple{term.Atom("ip"), term.Binary(c.IP().String())}, term.Tuple{term.Atom("conn"), term.Atom(connKind(c))}}}
 	sess.Node = s.node.Self()
 	key := sidKey(sess.SID)
+	l := &local{conn: c, sess: sess}
 	s.mu.Lock()
-	s.local[key] = &local{conn: c, sess: sess}
+	s.local[key], s.byConn[c] = l, l
 	s.mu.Unlock()
 	if err := s.node.Sessions.Register(ctx, sess); err != nil {
 		s.mu.Lock()
 		delete(s.local, key)
+		delete(s.byConn, c)
 		s.mu.Unlock()
 		s.log.Warn("registering a session failed", "err", err)
 		return jid.JID{}, stanza.NewError("internal-server-error", "")
@@ -248,51 +254,57 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			l.conn.Close(cond, text)
 		}
 		return
+	case term.IsAtom(tu[0], "route") && len(tu) == 3:
+		if sid, ok := tu[1].(term.Tuple); ok && s.routed(from, sid, tu[2]) {
+			return
+		}
 	}
 	s.log.Warn("malformed message from another node dropped", "from", from, "msg", term.Short(msg))
 }
 
-// Unbind closes a session.
+// Unbind closes a session: it leaves the session table, then its
+// presence ends (ejabberd's process_terminated).
 func (s *Service) Unbind(c *c2s.Conn) {
 	s.mu.Lock()
-	var sess *cetsnode.Session
-	for k, l := range s.local {
-		if l.conn == c {
-			sess = &l.sess
-			delete(s.local, k)
-			break
-		}
+	l := s.byConn[c]
+	if l != nil {
+		delete(s.byConn, c)
+		l.mu.Lock()
+		delete(s.local, sidKey(l.sess.SID))
+		l.mu.Unlock()
 	}
 	s.mu.Unlock()
-	if sess == nil {
+	if l == nil {
 		return
 	}
+	l.mu.Lock()
+	sess := l.sess
+	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.node.Sessions.Unregister(ctx, *sess); err != nil && !errors.Is(err, context.Canceled) {
+	if err := s.node.Sessions.Unregister(ctx, sess); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("unregistering a session failed", "err", err)
 	}
+	s.closed(l)
 }
 
 // Features lists the modules' stream features (none yet).
 func (s *Service) Features(c *c2s.Conn) []*codec.Element { return nil }
 
-// Handle routes a stanza of an established session. Nothing is routed
-// yet beyond what the stream answers itself: an IQ gets
-// service-unavailable ("No module is handling this query"), a message
-// service-unavailable, as ejabberd answers without the modules.
+// Handle routes a stanza of an established session (addressed and
+// written as ejabberd's codec writes it): presence goes through the
+// session's presence state, everything else to the router.
 func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
-	if stanza.IsError(el) {
+	if el.Name == "presence" {
+		s.mu.Lock()
+		l := s.byConn[c]
+		s.mu.Unlock()
+		if l != nil {
+			s.presenceOut(l, el)
+		}
 		return
 	}
-	switch el.Name {
-	case "iq":
-		if t := stanza.Attr(el, "type"); t == "get" || t == "set" {
-			c.Send(stanza.ErrorReply(el, stanza.NewError("service-unavailable", "No module is handling this query"), c.Lang()))
-		}
-	case "message":
-		c.Send(stanza.ErrorReply(el, stanza.NewError("service-unavailable", ""), c.Lang()))
-	}
+	s.Route(el)
 }
 
 // SessionsHere is the number of sessions on this node.

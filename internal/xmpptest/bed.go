@@ -163,3 +163,14 @@ func (b *Bed) Close() {
 
 // ErrSkip is returned by helpers when a client is not installed.
 var ErrSkip = errors.New("not installed")
+
+// Kind lists the accounts of a kind.
+func (b *Bed) Kind(kind string) []Account {
+	var out []Account
+	for _, a := range b.Accounts {
+		if a.Kind == kind {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,4 +134,65 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Proc is a Go node run as `mimmigrate node start --config` in its own
+// process.
+type Proc struct {
+	Cmd                 *exec.Cmd
+	StartTLS, DirectTLS string
+	Log                 *testenv.SyncBuffer
+	exited              chan error
+}
+
+// StartNodeProcess starts a node of cluster (as StartNode) in a process of
+// its own, so that a test can kill it; it is killed when the test ends.
+func (b *Bed) StartNodeProcess(t testing.TB, cluster, extra string) *Proc {
+	t.Helper()
+	starttls, direct := testenv.FreePort(t), testenv.FreePort(t)
+	path := filepath.Join(t.TempDir(), "ejabberd.yml")
+	if err := os.WriteFile(path, []byte(b.Config(starttls, direct, extra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Log: &testenv.SyncBuffer{}, exited: make(chan error, 1),
+		StartTLS: fmt.Sprintf("127.0.0.1:%d", starttls), DirectTLS: fmt.Sprintf("127.0.0.1:%d", direct)}
+	p.Cmd = exec.Command(b.Bin, "node", "start", "--config", path, "--name", "xp"+testenv.RandomID(6)+"@127.0.0.1",
+		"--cookie", "cookie-"+cluster, "--cluster-name", cluster, "--db", b.DBURL)
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Log, p.Log
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.Cmd.Wait() }()
+	t.Cleanup(func() {
+		p.Cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("node process log:\n%s", testenv.Tail(p.Log.String(), 8000))
+		}
+	})
+	testenv.WaitFor(t, "the node process listening", 30*time.Second, func() (bool, string) {
+		return strings.Count(p.Log.String(), "c2s listening") == 2, p.Log.String()
+	}, nil)
+	return p
+}
+
+// Kill ends the process with SIGKILL and waits for it.
+func (p *Proc) Kill() {
+	p.Cmd.Process.Kill()
+	err := <-p.exited
+	p.exited <- err
+}
+
+// WaitClustered waits until every node's session table has the n-1
+// others as members.
+func WaitClustered(t testing.TB, n int, nodes ...*Node) {
+	t.Helper()
+	testenv.WaitFor(t, "the nodes joined", 60*time.Second, func() (bool, string) {
+		for _, x := range nodes {
+			if len(x.Node.Sessions.T.Nodes()) != n-1 {
+				return false, fmt.Sprintf("%s has %v", x.Node.Name(), x.Node.Sessions.T.Nodes())
+			}
+		}
+		return true, ""
+	}, nil)
 }

@@ -192,3 +192,19 @@ func Session(addr string, ca *CA, a Account, resource string) (*Raw, string, err
 	}
 	return r, out, nil
 }
+
+// Drain reads whatever the server sends within d and returns it.
+func (r *Raw) Drain(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 4096)
+	for {
+		r.conn.SetReadDeadline(deadline)
+		n, err := r.conn.Read(buf)
+		r.got.Write(buf[:n])
+		if err != nil {
+			out := r.got.String()
+			r.got.Reset()
+			return out
+		}
+	}
+}

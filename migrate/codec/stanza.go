@@ -178,9 +178,38 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 	if err != nil {
 		return dst, fmt.Errorf("packet: %v", err)
 	}
+	out, err := CanonicalStanza(p, from, to, "", func(els []any, top string) []any {
+		// The delay, unless one from this host is there already.
+		for _, k := range els {
+			c := k.(*Element)
+			if c.Name == "delay" && nsOf(c, top) == "urn:xmpp:delay" {
+				if f, ok := c.Attr("from"); ok && strings.EqualFold(f, vhost) {
+					if _, ok := c.Attr("stamp"); ok {
+						return els
+					}
+				}
+			}
+		}
+		return append(els, &Element{Name: "delay",
+			Attrs: [][2]string{{"from", vhost}, {"stamp", XMPPStamp(usec)}, {"xmlns", "urn:xmpp:delay"}},
+			Kids:  []any{"Offline Storage"}})
+	})
+	if err != nil {
+		return dst, err
+	}
+	return AppendElement(dst, out), nil
+}
+
+// CanonicalStanza is a stanza as ejabberd's codec writes it after
+// decoding it: the attributes xml:lang, to, from, type, id (to, from and
+// lang as given, "" keeps the stanza's own lang), xmlns jabber:client; the
+// children the codec does not know first, in their order (extend may add
+// to them), then its own (body, subject, thread; priority, show, status)
+// normalised, in its order; text between children dropped.
+func CanonicalStanza(p *Element, from, to, lang string, extend func(els []any, top string) []any) (*Element, error) {
 	top := nsOf(p, "jabber:client")
 	if !clientNS(top) {
-		return dst, fmt.Errorf("packet namespace %q is not a client stanza's", top)
+		return nil, fmt.Errorf("packet namespace %q is not a client stanza's", top)
 	}
 	var own [][]*Element // the codec's children, in encoding order
 	var els []any        // everything else, in stored order
@@ -215,11 +244,9 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 		own = [][]*Element{bodies, subjects, thread}
 		typ, _ = p.Attr("type")
 		switch typ {
-		case "", "normal":
-			typ = ""
 		case "chat", "groupchat", "headline", "error":
 		default:
-			return dst, fmt.Errorf("message type %q", typ)
+			typ = "" // normal; an unknown type too (RFC 6121 §5.2.2)
 		}
 	case "presence":
 		var priority, show []*Element
@@ -238,13 +265,13 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 				switch v {
 				case "away", "chat", "dnd", "xa":
 				default:
-					return dst, fmt.Errorf("presence show %q", v)
+					return nil, badValue("cdata", "show", top)
 				}
 				show = []*Element{{Name: "show", Kids: []any{v}}}
 			case c.Name == "priority" && clientNS(ns):
 				n, err := strconv.Atoi(c.Text())
 				if err != nil || n < -128 || n > 127 {
-					return dst, fmt.Errorf("presence priority %q", c.Text())
+					return nil, badValue("cdata", "priority", top)
 				}
 				priority = []*Element{{Name: "priority", Kids: []any{strconv.Itoa(n)}}}
 			default:
@@ -258,7 +285,7 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 			typ = ""
 		case "unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error":
 		default:
-			return dst, fmt.Errorf("presence type %q", typ)
+			return nil, badValue("attribute 'type'", "presence", top)
 		}
 	case "iq":
 		for _, k := range p.Kids {
@@ -270,30 +297,22 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 		switch typ {
 		case "get", "set", "result", "error":
 		default:
-			return dst, fmt.Errorf("iq type %q", typ)
+			return nil, badValue("attribute 'type'", "iq", top)
+		}
+		if id, _ := p.Attr("id"); id == "" {
+			return nil, &StanzaError{Text: fmt.Sprintf("Missing attribute 'id' in tag <iq/> qualified by namespace '%s'", top)}
 		}
 	default:
-		return dst, fmt.Errorf("packet <%s> is not a stanza", p.Name)
+		return nil, fmt.Errorf("packet <%s> is not a stanza", p.Name)
 	}
-	// The delay, unless one from this host is there already.
-	hasDelay := false
-	for _, k := range els {
-		c := k.(*Element)
-		if c.Name == "delay" && nsOf(c, top) == "urn:xmpp:delay" {
-			if f, ok := c.Attr("from"); ok && strings.EqualFold(f, vhost) {
-				if _, ok := c.Attr("stamp"); ok {
-					hasDelay = true
-				}
-			}
-		}
-	}
-	if !hasDelay {
-		els = append(els, &Element{Name: "delay",
-			Attrs: [][2]string{{"from", vhost}, {"stamp", XMPPStamp(usec)}, {"xmlns", "urn:xmpp:delay"}},
-			Kids:  []any{"Offline Storage"}})
+	if extend != nil {
+		els = extend(els, top)
 	}
 	out := &Element{Name: p.Name}
-	if lang, _ := p.Attr("xml:lang"); lang != "" {
+	if lang == "" {
+		lang, _ = p.Attr("xml:lang")
+	}
+	if lang != "" {
 		out.Attrs = append(out.Attrs, [2]string{"xml:lang", lang})
 	}
 	if to != "" {
@@ -315,7 +334,36 @@ func AppendOfflineStanza(dst []byte, packet term.Term, from, to, vhost string, u
 			out.Kids = append(out.Kids, c)
 		}
 	}
-	return AppendElement(dst, out), nil
+	return out, nil
+}
+
+// ElementTerm is an element as fxml keeps it: {xmlel, Name, [{K, V}],
+// Children} with {xmlcdata, Text} (ParseElement reads it back).
+func ElementTerm(e *Element) term.Term {
+	attrs := make(term.List, len(e.Attrs))
+	for i, a := range e.Attrs {
+		attrs[i] = term.Tuple{term.Binary(a[0]), term.Binary(a[1])}
+	}
+	kids := make(term.List, 0, len(e.Kids))
+	for _, k := range e.Kids {
+		switch k := k.(type) {
+		case *Element:
+			kids = append(kids, ElementTerm(k))
+		case string:
+			kids = append(kids, term.Tuple{term.Atom("xmlcdata"), term.Binary(k)})
+		}
+	}
+	return term.Tuple{term.Atom("xmlel"), term.Binary(e.Name), attrs, kids}
+}
+
+// StanzaError is a stanza the codec cannot decode, worded as ejabberd's
+// xmpp:io_format_error words it.
+type StanzaError struct{ Text string }
+
+func (e *StanzaError) Error() string { return e.Text }
+
+func badValue(what, tag, ns string) error {
+	return &StanzaError{Text: fmt.Sprintf("Bad value of %s in tag <%s/> qualified by namespace '%s'", what, tag, ns)}
 }
 
 // textChild re-encodes a body, subject or status: its xml:lang and text.

@@ -65,6 +65,8 @@ type Conn struct {
 	bound    atomic.Bool
 
 	wmu        sync.Mutex // guards writing and what follows
+	routable   bool       // the bind result is written: routed stanzas go out
+	queued     [][]byte   // routed before that
 	headerSent bool
 	closing    bool
 	keepalive  *time.Timer
@@ -105,6 +107,27 @@ func (c *Conn) Send(el *codec.Element) error {
 }
 
 var errClosing = errors.New("the connection is closing")
+
+// ErrClosed is what Route returns for a connection that is closing.
+var ErrClosed = errClosing
+
+// Route writes a stanza routed to the session (one that arrives before the
+// bind result is written follows it). It fails with ErrClosed once the
+// connection is closing: the caller treats the stanza as undeliverable.
+func (c *Conn) Route(el *codec.Element) error {
+	b := codec.AppendElement(nil, el)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing {
+		return errClosing
+	}
+	c.s.Stats.StanzasOut.Add(1)
+	if !c.routable {
+		c.queued = append(c.queued, b)
+		return nil
+	}
+	return c.writeLocked(b)
+}
 
 func (c *Conn) write(b []byte) error {
 	c.wmu.Lock()
@@ -540,7 +563,17 @@ func (c *Conn) handleBind(el *codec.Element) error {
 	reply := &codec.Element{Name: "iq", Attrs: [][2]string{{"type", "result"}, {"id", stanza.Attr(el, "id")}}, Kids: []any{
 		&codec.Element{Name: "bind", Attrs: [][2]string{{"xmlns", stream.NSBind}}, Kids: []any{
 			&codec.Element{Name: "jid", Kids: []any{full.String()}}}}}}
-	return c.Send(reply)
+	err := c.Send(reply)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.routable = true
+	for _, b := range c.queued {
+		if err == nil {
+			err = c.writeLocked(b)
+		}
+	}
+	c.queued = nil
+	return err
 }
 
 func (c *Conn) sendKeepalive() {
@@ -576,7 +609,23 @@ func (c *Conn) handleEstablished(el *codec.Element) error {
 		}
 		to = j
 	}
-	el = stanza.Address(el, "", to.String(), c.jid.String())
+	lang := stanza.Attr(el, "xml:lang")
+	if lang == "" {
+		lang = c.lang
+	}
+	canon, err := stanza.Canonical(el, to.String(), c.jid.String(), lang)
+	if err != nil {
+		if stanza.IsError(el) {
+			return nil
+		}
+		text := err.Error()
+		var se *codec.StanzaError
+		if !errors.As(err, &se) {
+			text = ""
+		}
+		return c.Send(stanza.RawError(el, stanza.NewError("bad-request", text), lang))
+	}
+	el = canon
 	if el.Name == "iq" && stanza.Attr(el, "type") == "set" {
 		if p := stanza.Payload(el); p != nil && p.Name == "session" && stanza.NS(p) == stream.NSSession {
 			// ejabberd answers from the server.

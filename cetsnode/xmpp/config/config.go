@@ -40,6 +40,8 @@ type Config struct {
 	// session (negotiation_timeout, 30 s).
 	NegotiationTimeout time.Duration
 	Fail2ban           Fail2ban
+	// Modules are the modules listed that this service implements.
+	Modules map[string]bool
 	// Warnings are the options and modules read but not implemented, one
 	// line each.
 	Warnings []string
@@ -514,7 +516,7 @@ func ruleNumber(n *yaml.Node) (int, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true}
 
 func (p *parser) modules(v *yaml.Node) error {
 	if v.Kind != yaml.MappingNode {
@@ -525,6 +527,19 @@ func (p *parser) modules(v *yaml.Node) error {
 		if !implemented[name] {
 			p.warn("module %s is not implemented; ignored", name)
 			continue
+		}
+		if p.cfg.Modules == nil {
+			p.cfg.Modules = map[string]bool{}
+		}
+		p.cfg.Modules[name] = true
+		if name == "mod_ping" && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				k, o := opts.Content[j].Value, opts.Content[j+1]
+				if k == "send_pings" && o.Value == "false" {
+					continue
+				}
+				p.warn("mod_ping %s is not implemented (the server answers pings; it does not send them); ignored", k)
+			}
 		}
 		if name == "mod_fail2ban" && opts.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(opts.Content); j += 2 {

@@ -100,7 +100,9 @@ modules:
   mod_fail2ban:
     c2s_max_auth_failures: 3
     c2s_auth_ban_lifetime: 5 min
-  mod_ping: {}
+  mod_ping:
+    send_pings: true
+  mod_mam: {}
 `
 	c, err := Parse([]byte(yml), dir)
 	if err != nil {
@@ -112,7 +114,7 @@ modules:
 		t.Errorf("listeners %+v", c.Listeners)
 	}
 	if c.NegotiationTimeout != 10*time.Second || c.ResourceConflict != "closeold" || c.Auth.ScramHash != "sha256" || c.MaxUserSessions != 5 ||
-		c.Fail2ban.MaxFailures != 3 || c.Fail2ban.BanLifetime != 5*time.Minute {
+		c.Fail2ban.MaxFailures != 3 || c.Fail2ban.BanLifetime != 5*time.Minute || !c.Modules["mod_ping"] || c.Modules["mod_mam"] {
 		t.Errorf("%+v", c)
 	}
 	if u := c.SQL.URL(); u != "postgres://ej:p%40ss%20word@db.example:5432/ejabberd?sslmode=disable" {
@@ -121,7 +123,8 @@ modules:
 	if !slices.Equal(c.Certfiles, []string{filepath.Join(dir, "c.pem")}) {
 		t.Errorf("certfiles %v", c.Certfiles)
 	}
-	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_ping is not implemented") || !strings.Contains(w, "infinity is bounded") {
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_mam is not implemented") || !strings.Contains(w, "infinity is bounded") ||
+		!strings.Contains(w, "mod_ping send_pings is not implemented") || strings.Contains(w, "module mod_ping") {
 		t.Errorf("warnings:\n%s", w)
 	}
 }

@@ -132,3 +132,57 @@ func Result(iq *codec.Element, lang string, payload ...*codec.Element) *codec.El
 // IsError reports whether a stanza is an error (errors are never answered
 // with errors).
 func IsError(el *codec.Element) bool { return Attr(el, "type") == "error" }
+
+// Canonical is a stanza as ejabberd decodes and writes it on a client
+// stream (codec.CanonicalStanza without the top-level xmlns): an error
+// is a *codec.StanzaError worded as ejabberd's bad-request text.
+func Canonical(el *codec.Element, to, from, lang string) (*codec.Element, error) {
+	out, err := codec.CanonicalStanza(el, from, to, lang, nil)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(out.Attrs); n > 0 && out.Attrs[n-1][0] == "xmlns" {
+		out.Attrs = out.Attrs[:n-1]
+	}
+	return out, nil
+}
+
+// RawError is ejabberd's error reply to a stanza it could not decode
+// (xmpp:make_error of the element as received): the attributes as sent
+// with from and to swapped (each dropped when the other was absent) and
+// type error, the children as sent and the error last.
+func RawError(el *codec.Element, e *Error, lang string) *codec.Element {
+	to, hasTo := el.Attr("to")
+	from, hasFrom := el.Attr("from")
+	attrs := append([][2]string(nil), el.Attrs...)
+	keystore := func(k, v string) {
+		for i, a := range attrs {
+			if a[0] == k {
+				attrs[i][1] = v
+				return
+			}
+		}
+		attrs = append(attrs, [2]string{k, v})
+	}
+	keydelete := func(k string) {
+		for i, a := range attrs {
+			if a[0] == k {
+				attrs = append(attrs[:i], attrs[i+1:]...)
+				return
+			}
+		}
+	}
+	if hasTo {
+		keystore("from", to)
+	} else {
+		keydelete("from")
+	}
+	if hasFrom {
+		keystore("to", from)
+	} else {
+		keydelete("to")
+	}
+	keystore("type", "error")
+	kids := append(append([]any(nil), el.Kids...), e.Element(lang))
+	return &codec.Element{Name: el.Name, Attrs: attrs, Kids: kids}
+}

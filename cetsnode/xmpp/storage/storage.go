@@ -91,3 +91,15 @@ func (s *Store) Credentials(ctx context.Context, host, user string) (sasl.Creden
 	}
 	return sasl.Credentials{SCRAM: sc}, nil
 }
+
+// UserExists reports whether an account exists.
+func (s *Store) UserExists(ctx context.Context, host, user string) (bool, error) {
+	q := `SELECT EXISTS (SELECT 1 FROM users WHERE username = $1` + s.hostCond(2) + `)`
+	args := []any{user}
+	if s.Multihost {
+		args = append(args, host)
+	}
+	var ok bool
+	err := s.pool.QueryRow(ctx, q, args...).Scan(&ok)
+	return ok, err
+}

@@ -1,0 +1,280 @@
+package xmpp
+
+import (
+	"context"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/cetsnode"
+	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp/jid"
+	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp/stanza"
+	"github.com/mimmigrate/mimmigrate/erldist/term"
+	"github.com/mimmigrate/mimmigrate/migrate/codec"
+)
+
+// Routing follows ejabberd 23.01's ejabberd_router, ejabberd_local and
+// ejabberd_sm (RFC 6121 §8.5): a stanza to a domain this cluster does
+// not serve is answered remote-server-not-found (there is no s2s); to a
+// served domain itself it is the server's (ejabberd_local); to a user it
+// goes to the user's sessions, wherever in the cluster they are: a
+// session on this node gets it from here, one on another node through
+// that node's service (message {route, SID, Element, From}).
+
+// Route sends a stanza (to and from set) on its way.
+func (s *Service) Route(el *codec.Element) {
+	to, err := jid.Parse(stanza.Attr(el, "to"))
+	if err != nil {
+		return // addresses are checked where stanzas come in
+	}
+	s.stats.routed.Add(1)
+	switch {
+	case !s.servesDomain(to.Domain):
+		s.bounce(el, stanza.NewError("remote-server-not-found", ""))
+	case to.Local == "":
+		s.routeServer(el, to)
+	default:
+		s.routeUser(el, to)
+	}
+}
+
+func (s *Service) servesDomain(d string) bool {
+	for _, h := range s.opt.Config.Hosts {
+		if h == d {
+			return true
+		}
+	}
+	return false
+}
+
+// bounce answers a stanza with an error, routed back to its sender —
+// never an error or a result.
+func (s *Service) bounce(el *codec.Element, e *stanza.Error) {
+	if t := stanza.Attr(el, "type"); t == "error" || t == "result" {
+		return
+	}
+	s.stats.routingErrors.Add(1)
+	lang := stanza.Attr(el, "xml:lang")
+	s.Route(stanza.ErrorReply(el, e, lang))
+}
+
+// routeServer: a stanza to the domain (ejabberd_local): an IQ to the bare
+// domain is the server's modules'; results and errors end here; a
+// presence or headline to the bare domain is dropped; anything else has
+// no resource to go to.
+func (s *Service) routeServer(el *codec.Element, to jid.JID) {
+	typ := stanza.Attr(el, "type")
+	switch {
+	case el.Name == "iq" && to.Resource == "":
+		if typ == "get" || typ == "set" {
+			s.serverIQ(el, to)
+		}
+	case typ == "result" || typ == "error":
+	case to.Resource == "" && (el.Name == "presence" || typ == "headline"):
+	default:
+		s.bounce(el, stanza.NewError("item-not-found", "No available resource found"))
+	}
+}
+
+// routeUser is ejabberd_sm's do_route.
+func (s *Service) routeUser(el *codec.Element, to jid.JID) {
+	typ := stanza.Attr(el, "type")
+	if to.Resource == "" {
+		switch el.Name {
+		case "presence":
+			switch typ {
+			case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+				s.inSubscription(el, to)
+			default:
+				for _, ss := range s.present(to) {
+					s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")))
+				}
+			}
+		case "message":
+			switch typ {
+			case "chat", "headline", "normal", "":
+				s.routeMessage(el, to)
+			default:
+				s.bounce(el, stanza.NewError("service-unavailable", "User session not found"))
+			}
+		case "iq":
+			if typ == "get" || typ == "set" {
+				s.userIQ(el, to)
+			}
+		}
+		return
+	}
+	if ss, ok := s.latest(to); ok {
+		s.deliver(ss, el)
+		return
+	}
+	s.noSession(el, to)
+}
+
+// noSession is what a stanza to a full JID with no session becomes: a
+// chat or normal message goes to the user's other resources (or offline),
+// a headline or presence is dropped, the rest is bounced.
+func (s *Service) noSession(el *codec.Element, to jid.JID) {
+	typ := stanza.Attr(el, "type")
+	switch {
+	case el.Name == "message" && (typ == "chat" || typ == "normal" || typ == ""):
+		s.routeMessage(el, to.Bare())
+	case el.Name == "message" && typ == "headline", el.Name == "presence":
+	default:
+		s.bounce(el, stanza.NewError("service-unavailable", "User session not found"))
+	}
+}
+
+// routeMessage delivers a chat, normal or headline message to a user's
+// available resources of the highest non-negative priority (a headline to
+// every resource of a non-negative one); with none it goes to offline
+// storage, or is bounced.
+func (s *Service) routeMessage(el *codec.Element, to jid.JID) {
+	all := s.present(to)
+	maxPrio, any := int64(0), false
+	for _, ss := range all {
+		if !any || ss.Priority > maxPrio {
+			maxPrio, any = ss.Priority, true
+		}
+	}
+	if any && maxPrio >= 0 {
+		headline := stanza.Attr(el, "type") == "headline"
+		for _, ss := range all {
+			if ss.Priority == maxPrio || (headline && ss.Priority >= 0) {
+				s.deliver(ss, el)
+			}
+		}
+		return
+	}
+	s.offline(el, to)
+}
+
+// offline: the user has no session to take a message. With no offline
+// storage, ejabberd bounces a chat, normal or groupchat message to an
+// existing user ("User session not found"), drops a headline, and
+// answers service-unavailable for a user that does not exist.
+func (s *Service) offline(el *codec.Element, to jid.JID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exists, err := s.store.UserExists(ctx, to.Domain, to.Local)
+	if err != nil {
+		s.log.Warn("checking a user failed", "user", to.Bare().String(), "err", err)
+		s.bounce(el, stanza.NewError("internal-server-error", ""))
+		return
+	}
+	if !exists {
+		s.bounce(el, stanza.NewError("service-unavailable", ""))
+		return
+	}
+	if stanza.Attr(el, "type") != "headline" {
+		s.bounce(el, stanza.NewError("service-unavailable", "User session not found"))
+	}
+}
+
+// present lists a user's available sessions (those that sent their
+// initial presence), the latest session of each resource.
+func (s *Service) present(to jid.JID) []cetsnode.Session {
+	all := s.node.Sessions.Bare(to.Domain, to.Local)
+	out := all[:0:0]
+	for _, ss := range all {
+		if ss.Available {
+			out = append(out, ss)
+		}
+	}
+	return latestPerResource(out)
+}
+
+func latestPerResource(all []cetsnode.Session) []cetsnode.Session {
+	best := map[string]int{}
+	var out []cetsnode.Session
+	for _, ss := range all {
+		if i, ok := best[ss.Resource]; ok {
+			if olderSID(out[i].SID, ss.SID) {
+				out[i] = ss
+			}
+			continue
+		}
+		best[ss.Resource] = len(out)
+		out = append(out, ss)
+	}
+	return out
+}
+
+// latest is the newest session of a full JID.
+func (s *Service) latest(to jid.JID) (cetsnode.Session, bool) {
+	all := s.node.Sessions.Full(to.Domain, to.Local, to.Resource)
+	if len(all) == 0 {
+		return cetsnode.Session{}, false
+	}
+	return latestPerResource(all)[0], true
+}
+
+// deliver hands a stanza to a session, on this node or another.
+func (s *Service) deliver(ss cetsnode.Session, el *codec.Element) {
+	if ss.Node == s.node.Self() {
+		s.deliverHere(sidKey(ss.SID), el, s.node.Self())
+		return
+	}
+	msg := term.Tuple{term.Atom("route"), ss.SID, codec.ElementTerm(el)}
+	if err := s.node.Send(ss.Node, ServiceName, msg); err != nil {
+		s.log.Info("routing to another node failed", "node", ss.Node, "err", err)
+		s.undeliverable(el)
+		return
+	}
+	s.stats.remote.Add(1)
+}
+
+// deliverHere gives a stanza to a session of this node, as ejabberd_c2s
+// takes a routed stanza: a probe is answered, not delivered; presence
+// from others is remembered so that their node's end can be told.
+func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom) {
+	s.mu.Lock()
+	l := s.local[key]
+	s.mu.Unlock()
+	if l == nil {
+		s.undeliverable(el)
+		return
+	}
+	if el.Name == "presence" && !s.presenceIn(l, el, via) {
+		return
+	}
+	if err := l.conn.Route(el); err != nil {
+		s.undeliverable(el)
+	}
+}
+
+// undeliverable: the session a stanza was given to ended before taking
+// it (ejabberd's bounce_message_queue): a message goes where a message to
+// the user without that session goes; other stanzas are bounced or
+// dropped as for a full JID without a session.
+func (s *Service) undeliverable(el *codec.Element) {
+	to, err := jid.Parse(stanza.Attr(el, "to"))
+	if err != nil {
+		return
+	}
+	typ := stanza.Attr(el, "type")
+	if el.Name == "message" && (typ == "chat" || typ == "normal" || typ == "") {
+		s.offline(el, to.Bare())
+		return
+	}
+	s.noSession(el, to)
+}
+
+// routed takes a stanza another node routed to a session here.
+func (s *Service) routed(from term.Atom, sid term.Tuple, t term.Term) bool {
+	el, err := codec.ParseElement(t)
+	if err != nil {
+		return false
+	}
+	s.deliverHere(sidKey(sid), el, from)
+	return true
+}
+
+// broadcast routes copies of a stanza to several JIDs.
+func (s *Service) broadcast(el *codec.Element, to []jid.JID) {
+	for _, j := range to {
+		s.Route(stanza.Address(el, "", j.String(), stanza.Attr(el, "from")))
+	}
+}
+
+func fullJID(ss cetsnode.Session) jid.JID {
+	return jid.JID{Local: ss.User, Domain: ss.Server, Resource: ss.Resource}
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""An XMPP client (Debian's python3-slixmpp) driven line by line: it logs
+in, prints READY <bound JID>, then reads commands on stdin and prints what
+it receives, one event per line:
+
+  commands                      events
+  presence <prio> [show]        READY <jid>
+  unavailable                   MSG <from> <type> <body>
+  msg <to> <type> <body...>     MSGERR <from> <condition> <text>
+  directed <to>                 PRES <from> <type> <prio>
+  ping <to>                     IQ <id> result|<error condition>
+  quit                          FAIL <why>
+"""
+import argparse
+import asyncio
+import ssl
+import sys
+import threading
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+p = argparse.ArgumentParser()
+p.add_argument('--jid', required=True)
+p.add_argument('--password', required=True)
+p.add_argument('--addr', required=True, help='host:port')
+p.add_argument('--direct-tls', action='store_true')
+p.add_argument('--ca', required=True)
+a = p.parse_args()
+
+
+def say(*words):
+    sys.stdout.write(' '.join(str(w) for w in words) + '\n')
+    sys.stdout.flush()
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self):
+        super().__init__(a.jid, a.password)
+        self.register_plugin('xep_0199')
+        self.add_event_handler('session_start', self.on_start)
+        self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
+        self.add_event_handler('connection_failed', lambda e: self.fail('connection: %s' % e))
+        self.add_event_handler('stream_error', lambda e: self.fail('stream error: %s' % e['condition']))
+        self.add_event_handler('message', self.on_message)
+        self.add_event_handler('message_error', self.on_message)
+        self.add_event_handler('presence', self.on_presence)
+
+    def fail(self, why):
+        say('FAIL', why)
+        self.disconnect()
+
+    async def on_start(self, _):
+        say('READY', self.boundjid)
+
+    def on_message(self, m):
+        if m['type'] == 'error':
+            say('MSGERR', m['from'], m['error']['condition'], m['error']['text'] or '-')
+        else:
+            say('MSG', m['from'], m['type'], m['body'])
+
+    def on_presence(self, pr):
+        t = pr['type']
+        if t in ('available', 'away', 'chat', 'dnd', 'xa'):
+            t = 'available'
+        say('PRES', pr['from'], t, pr['priority'])
+
+    async def command(self, line):
+        w = line.split()
+        if not w:
+            return
+        if w[0] == 'presence':
+            show = w[2] if len(w) > 2 else None
+            self.send_presence(ppriority=int(w[1]), pshow=show)
+        elif w[0] == 'unavailable':
+            self.send_presence(ptype='unavailable')
+        elif w[0] == 'directed':
+            self.send_presence(pto=w[1])
+        elif w[0] == 'msg':
+            self.send_message(mto=w[1], mtype=w[2], mbody=' '.join(w[3:]))
+        elif w[0] == 'ping':
+            iq = self.make_iq_get(ito=w[1])
+            iq.enable('ping')
+            iq['id'] = 'ping-' + w[1]
+            try:
+                await iq.send(timeout=10)
+                say('IQ', iq['id'], 'result')
+            except IqError as e:
+                say('IQ', iq['id'], e.iq['error']['condition'])
+            except IqTimeout:
+                say('IQ', iq['id'], 'timeout')
+        elif w[0] == 'quit':
+            self.disconnect()
+
+
+c = Client()
+c.ssl_context = ssl.create_default_context(cafile=a.ca)
+host, port = a.addr.rsplit(':', 1)
+c.connect((host, int(port)), use_ssl=a.direct_tls)
+
+
+def read_stdin():
+    for line in sys.stdin:
+        asyncio.run_coroutine_threadsafe(c.command(line.strip()), c.loop)
+    c.loop.call_soon_threadsafe(c.disconnect)
+
+
+threading.Thread(target=read_stdin, daemon=True).start()
+c.loop.run_until_complete(c.disconnected)
