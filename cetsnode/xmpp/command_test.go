@@ -111,11 +111,11 @@ func TestNodeConfigFromEjabberd(t *testing.T) {
 	}
 	if len(c.Hosts) != 1 || c.Hosts[0] != xmpptest.Host || c.Auth.PasswordFormat != "scram" || len(c.Listeners) != 1 ||
 		c.Listeners[0].Port != bed.Ejabberd.C2SPort || c.Listeners[0].IP != "127.0.0.1" || c.Listeners[0].MaxStanzaSize != 262144 ||
-		c.Listeners[0].StartTLSRequired || c.NegotiationTimeout != 30*time.Second {
+		c.Listeners[0].StartTLSRequired || c.NegotiationTimeout != 30*time.Second || !c.Modules["mod_roster"] || !c.Roster.Versioning {
 		b, _ := os.ReadFile(out)
 		t.Errorf("read back as %+v\n%s", c, b)
 	}
-	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_roster is not implemented") {
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_vcard is not implemented") || strings.Contains(w, "module mod_roster") {
 		t.Errorf("warnings:\n%s", w)
 	}
 	// Asked again, the file is not replaced without -f.

@@ -14,6 +14,13 @@ type iqHandler func(el, payload *codec.Element, to jid.JID)
 // iqHandlers registers the handlers of the configured modules.
 func (s *Service) iqHandlers() {
 	s.serverIQs, s.userIQs = map[string]iqHandler{}, map[string]iqHandler{}
+	if s.opt.Config.Modules["mod_roster"] {
+		s.userIQs[nsRoster] = s.rosterIQ
+	}
+	if s.opt.Config.Modules["mod_last"] {
+		s.serverIQs[nsLast] = s.serverLast
+		s.userIQs[nsLast] = s.userLast
+	}
 	if s.opt.Config.Modules["mod_ping"] {
 		s.serverIQs[nsPing] = s.ping
 		s.userIQs[nsPing] = s.ping

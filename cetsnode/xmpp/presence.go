@@ -42,19 +42,6 @@ const (
 	subBoth = "both"
 )
 
-// subscription is user's subscription with contact (roster_get_jid_info
-// in ejabberd: "none" without the roster).
-func (s *Service) subscription(user, contact jid.JID) string {
-	return subNone
-}
-
-// rosterTargets are the user's contacts with one of the subscriptions.
-func (s *Service) rosterTargets(user jid.JID, subs ...string) []jid.JID { return nil }
-
-// inSubscription takes a subscription request or answer to a user:
-// without the roster module, ejabberd drops it (roster_in_subscription).
-func (s *Service) inSubscription(el *codec.Element, to jid.JID) {}
-
 // presenceOut is a presence a session sends: to its own bare JID it is
 // its own presence, else it goes where it is addressed.
 func (s *Service) presenceOut(l *local, el *codec.Element) {
@@ -70,7 +57,10 @@ func (s *Service) presenceOut(l *local, el *codec.Element) {
 	typ := stanza.Attr(el, "type")
 	switch typ {
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
-		// Sent from the bare JID.
+		// The roster changes, then the presence goes, from the bare JID.
+		if s.rosterOn() {
+			s.processSubscription(false, own.Bare(), to, typ, "")
+		}
 		s.Route(stanza.Address(el, "", to.String(), own.Bare().String()))
 		return
 	case "error", "probe":
@@ -107,11 +97,22 @@ func (s *Service) selfPresence(l *local, el *codec.Element) {
 		l.mu.Lock()
 		l.last = nil
 		l.mu.Unlock()
+		status := ""
+		if st := el.Child("status"); st != nil {
+			status = st.Text()
+		}
+		s.storeLast(own, status)
 		s.broadcastUnavailable(l, el, true)
 	case "":
-		s.setPresence(l, true, priority(el))
+		prio := priority(el)
+		s.setPresence(l, true, prio)
 		l.mu.Lock()
 		first := l.last == nil
+		l.mu.Unlock()
+		if first && prio >= 0 && s.rosterOn() {
+			s.resendPending(l)
+		}
+		l.mu.Lock()
 		l.last, l.lastAt = el, time.Now()
 		l.mu.Unlock()
 		if first {
@@ -239,6 +240,9 @@ func (s *Service) closed(l *local) {
 	l.last = nil
 	l.mu.Unlock()
 	own := l.conn.JID()
+	if wasAvailable {
+		s.storeLast(own, l.conn.EndReason())
+	}
 	pres := &codec.Element{Name: "presence", Attrs: [][2]string{{"to", own.Bare().String()}, {"from", own.String()}, {"type", "unavailable"}}}
 	s.broadcastUnavailable(l, pres, wasAvailable)
 }

@@ -77,16 +77,15 @@ func (s *Service) routeServer(el *codec.Element, to jid.JID) {
 // routeUser is ejabberd_sm's do_route.
 func (s *Service) routeUser(el *codec.Element, to jid.JID) {
 	typ := stanza.Attr(el, "type")
+	if el.Name == "presence" && (typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed") {
+		s.inSubscription(el, to)
+		return
+	}
 	if to.Resource == "" {
 		switch el.Name {
 		case "presence":
-			switch typ {
-			case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
-				s.inSubscription(el, to)
-			default:
-				for _, ss := range s.present(to) {
-					s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")))
-				}
+			for _, ss := range s.present(to) {
+				s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")))
 			}
 		case "message":
 			switch typ {

@@ -66,6 +66,7 @@ type Service struct {
 	byConn map[*c2s.Conn]*local // the same, by connection
 
 	serverIQs, userIQs map[string]iqHandler
+	started            time.Time
 	stats              routeStats
 }
 
@@ -106,7 +107,7 @@ func (s *Service) Name() term.Atom { return ServiceName }
 
 // Start opens the database and the listeners.
 func (s *Service) Start(ctx context.Context, n *cetsnode.Node) error {
-	s.node = n
+	s.node, s.started = n, time.Now()
 	store, err := storage.Open(ctx, s.opt.DB.Pool)
 	if err != nil {
 		return err
@@ -254,6 +255,13 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			l.conn.Close(cond, text)
 		}
 		return
+	case term.IsAtom(tu[0], "resend_presence") && len(tu) == 3:
+		sid, ok1 := tu[1].(term.Tuple)
+		to, ok2 := term.Text(tu[2])
+		if j, err := jid.Parse(to); ok1 && ok2 && err == nil {
+			s.resendPresence(cetsnode.Session{SID: sid, Node: s.node.Self()}, j)
+			return
+		}
 	case term.IsAtom(tu[0], "route") && len(tu) == 3:
 		if sid, ok := tu[1].(term.Tuple); ok && s.routed(from, sid, tu[2]) {
 			return
@@ -288,8 +296,13 @@ func (s *Service) Unbind(c *c2s.Conn) {
 	s.closed(l)
 }
 
-// Features lists the modules' stream features (none yet).
-func (s *Service) Features(c *c2s.Conn) []*codec.Element { return nil }
+// Features lists the modules' stream features after bind and session.
+func (s *Service) Features(c *c2s.Conn) []*codec.Element {
+	if s.rosterOn() && s.opt.Config.Roster.Versioning {
+		return []*codec.Element{{Name: "ver", Attrs: [][2]string{{"xmlns", nsRosterVer}}}}
+	}
+	return nil
+}
 
 // Handle routes a stanza of an established session (addressed and
 // written as ejabberd's codec writes it): presence goes through the

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
@@ -173,4 +175,27 @@ func (b *Bed) Kind(kind string) []Account {
 		}
 	}
 	return out
+}
+
+// StartSQLEjabberd starts ejabberd 23.01 for Host on the bed's database
+// (auth and every module in SQL): the rollback path, reading what the Go
+// nodes wrote. It is destroyed when the test ends.
+func (b *Bed) StartSQLEjabberd(t testing.TB) *testenv.Ejabberd {
+	t.Helper()
+	u, err := url.Parse(b.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "postgres"
+	if u.User != nil && u.User.Username() != "" {
+		user = u.User.Username()
+	}
+	cfg := fmt.Sprintf("\nsql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: %q\nsql_password: \"\"\nsql_pool_size: 2\nnew_sql_schema: false\n",
+		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), user)
+	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xsql", Host: Host, SQL: true, ExtraConfig: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Destroy)
+	return e
 }

@@ -208,3 +208,24 @@ func (r *Raw) Drain(d time.Duration) string {
 		}
 	}
 }
+
+// Settle reads until the server has sent nothing for idle (at most max)
+// and returns what it read.
+func (r *Raw) Settle(idle, max time.Duration) string {
+	end := time.Now().Add(max)
+	buf := make([]byte, 4096)
+	for {
+		deadline := time.Now().Add(idle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		r.conn.SetReadDeadline(deadline)
+		n, err := r.conn.Read(buf)
+		r.got.Write(buf[:n])
+		if err != nil || time.Now().After(end) {
+			out := r.got.String()
+			r.got.Reset()
+			return out
+		}
+	}
+}

@@ -71,6 +71,25 @@ type Conn struct {
 	closing    bool
 	keepalive  *time.Timer
 	closeOnce  sync.Once
+	endReason  string // why the stream ended, worded as ejabberd's c2s
+}
+
+// EndReason says why the stream ended, as ejabberd words it in the last
+// activity it stores ("Stream reset by peer", "Connection failed:
+// connection closed", "Stream closed by local host: …").
+func (c *Conn) EndReason() string {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.endReason == "" {
+		return "Connection failed: connection closed"
+	}
+	return c.endReason
+}
+
+func (c *Conn) setEndReason(r string) {
+	if c.endReason == "" {
+		c.endReason = r
+	}
 }
 
 // JID is the bound session's full JID.
@@ -161,6 +180,12 @@ func (c *Conn) Close(condition, text string) {
 		if c.closing {
 			return
 		}
+		switch {
+		case condition != "" && text != "":
+			c.setEndReason("Stream closed by local host: " + text + " (" + condition + ")")
+		case condition != "":
+			c.setEndReason("Stream closed by local host: " + condition)
+		}
 		var b []byte
 		if !c.headerSent {
 			b = stream.AppendHeader(b, newStreamID(), "1.0", c.lang, c.host)
@@ -223,6 +248,9 @@ func (c *Conn) end(err error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, stream.ErrEnd):
+		c.wmu.Lock()
+		c.setEndReason("Stream reset by peer")
+		c.wmu.Unlock()
 		c.Close("", "")
 	case errors.As(err, &se):
 		c.Close(se.Condition, se.Text)

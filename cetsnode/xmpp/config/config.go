@@ -42,9 +42,17 @@ type Config struct {
 	Fail2ban           Fail2ban
 	// Modules are the modules listed that this service implements.
 	Modules map[string]bool
+	// Roster are mod_roster's options.
+	Roster Roster
 	// Warnings are the options and modules read but not implemented, one
 	// line each.
 	Warnings []string
+}
+
+// Roster are mod_roster's options (XEP-0237 roster versioning).
+type Roster struct {
+	Versioning     bool
+	StoreCurrentID bool
 }
 
 // Listener is one listen entry with module ejabberd_c2s.
@@ -516,7 +524,11 @@ func ruleNumber(n *yaml.Node) (int, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true}
+
+// moduleSilent are module options with no meaning here (caches, the
+// database a module would use: everything is in SQL).
+var moduleSilent = map[string]bool{"db_type": true, "use_cache": true, "cache_size": true, "cache_missed": true, "cache_life_time": true}
 
 func (p *parser) modules(v *yaml.Node) error {
 	if v.Kind != yaml.MappingNode {
@@ -532,6 +544,26 @@ func (p *parser) modules(v *yaml.Node) error {
 			p.cfg.Modules = map[string]bool{}
 		}
 		p.cfg.Modules[name] = true
+		if (name == "mod_roster" || name == "mod_last") && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				k, o := opts.Content[j].Value, opts.Content[j+1]
+				switch {
+				case moduleSilent[k]:
+				case name == "mod_roster" && (k == "versioning" || k == "store_current_id"):
+					b, err := boolValue(o)
+					if err != nil {
+						return refuse("mod_roster %s: %v", k, err)
+					}
+					if k == "versioning" {
+						p.cfg.Roster.Versioning = b
+					} else {
+						p.cfg.Roster.StoreCurrentID = b
+					}
+				default:
+					p.warn("%s %s is not implemented; ignored", name, k)
+				}
+			}
+		}
 		if name == "mod_ping" && opts.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(opts.Content); j += 2 {
 				k, o := opts.Content[j].Value, opts.Content[j+1]
@@ -678,4 +710,14 @@ func duration(n *yaml.Node, unit time.Duration) (time.Duration, error) {
 		}
 	}
 	return 0, refuse("%q is not a timeout", s)
+}
+
+func boolValue(n *yaml.Node) (bool, error) {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Value == "true":
+		return true, nil
+	case n.Kind == yaml.ScalarNode && n.Value == "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not true or false", n.Value)
 }

@@ -129,7 +129,7 @@ func FromEjabberd(ctx context.Context, c Caller, source string) (yml []byte, not
 	names := texts(modules)
 	sort.Strings(names)
 	for _, m := range names {
-		if m != "mod_fail2ban" {
+		if m != "mod_fail2ban" && m != "mod_roster" {
 			mods.add(m, &mapping{})
 			continue
 		}
@@ -138,12 +138,15 @@ func FromEjabberd(ctx context.Context, c Caller, source string) (yml []byte, not
 			if mp, ok := v.(term.Map); ok {
 				for _, p := range mp {
 					k, _ := term.Text(p.Key)
-					n, ok := term.Int(p.Value)
+					n, isInt := term.Int(p.Value)
+					b, isBool := term.Bool(p.Value)
 					switch {
-					case k == "c2s_max_auth_failures" && ok:
+					case k == "c2s_max_auth_failures" && isInt:
 						opts.add(k, int(n))
-					case k == "c2s_auth_ban_lifetime" && ok:
+					case k == "c2s_auth_ban_lifetime" && isInt:
 						opts.add(k, int(time.Duration(n)*time.Millisecond/time.Second))
+					case (k == "versioning" || k == "store_current_id") && isBool:
+						opts.add(k, b)
 					}
 				}
 			}

@@ -9,7 +9,10 @@ it receives, one event per line:
   msg <to> <type> <body...>     MSGERR <from> <condition> <text>
   directed <to>                 PRES <from> <type> <prio>
   ping <to>                     IQ <id> result|<error condition>
+  roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
+  subscribe|subscribed <jid>    PRES <from> subscribe|subscribed|...
   quit                          FAIL <why>
+Subscription requests are not answered by themselves.
 """
 import argparse
 import asyncio
@@ -37,6 +40,8 @@ def say(*words):
 class Client(slixmpp.ClientXMPP):
     def __init__(self):
         super().__init__(a.jid, a.password)
+        self.auto_authorize = None
+        self.auto_subscribe = False
         self.register_plugin('xep_0199')
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
@@ -89,6 +94,17 @@ class Client(slixmpp.ClientXMPP):
                 say('IQ', iq['id'], e.iq['error']['condition'])
             except IqTimeout:
                 say('IQ', iq['id'], 'timeout')
+        elif w[0] == 'roster':
+            await self.get_roster()
+            items = self.client_roster
+            n = 0
+            for j in sorted(items.keys()):
+                it = items[j]
+                say('ROSTER', j, it['subscription'], 'subscribe' if it['pending_out'] else '-')
+                n += 1
+            say('ROSTEREND', n)
+        elif w[0] in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
+            self.send_presence(pto=w[1], ptype=w[0])
         elif w[0] == 'quit':
             self.disconnect()
 

@@ -35,6 +35,7 @@ main(["dirty", File, Expected]) ->
     ok = dets:insert(T2, {rec, big, binary:copy(<<"a">>, 10000)}),
     ok = dets:delete(T2, 7),
     timer:sleep(4000), %% the write cache flushes after 3 s; never close
+    _ = dets:info(T2, size), %% a call the table serves after that flush has finished
     All = [{rec, I, integer_to_binary(I)} || I <- lists:seq(1, 500), I =/= 7] ++ More
           ++ [{rec, big, binary:copy(<<"a">>, 10000)}],
     ok = file:write_file(Expected, term_to_binary(All)),
