@@ -107,10 +107,16 @@ func (s *Service) selfPresence(l *local, el *codec.Element) {
 		prio := priority(el)
 		s.setPresence(l, true, prio)
 		l.mu.Lock()
-		first := l.last == nil
+		first, lastPrio := l.last == nil, int64(-1)
+		if l.last != nil {
+			lastPrio = priority(l.last)
+		}
 		l.mu.Unlock()
 		if first && prio >= 0 && s.rosterOn() {
 			s.resendPending(l)
+		}
+		if lastPrio < 0 && prio >= 0 && s.offlineOn() {
+			s.deliverOffline(own)
 		}
 		l.mu.Lock()
 		l.last, l.lastAt = el, time.Now()

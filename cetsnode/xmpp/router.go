@@ -146,10 +146,11 @@ func (s *Service) routeMessage(el *codec.Element, to jid.JID) {
 	s.offline(el, to)
 }
 
-// offline: the user has no session to take a message. With no offline
-// storage, ejabberd bounces a chat, normal or groupchat message to an
-// existing user ("User session not found"), drops a headline, and
-// answers service-unavailable for a user that does not exist.
+// offline: the user has no session to take a message. A user that does
+// not exist: service-unavailable. Otherwise offline storage takes it
+// (mod_offline); what it does not take, ejabberd bounces if it is a chat,
+// normal or groupchat message ("User session not found") and drops if it
+// is a headline.
 func (s *Service) offline(el *codec.Element, to jid.JID) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -161,6 +162,9 @@ func (s *Service) offline(el *codec.Element, to jid.JID) {
 	}
 	if !exists {
 		s.bounce(el, stanza.NewError("service-unavailable", ""))
+		return
+	}
+	if s.storeOffline(el, to) {
 		return
 	}
 	if stanza.Attr(el, "type") != "headline" {

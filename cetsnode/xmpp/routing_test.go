@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -193,14 +194,18 @@ func TestRoutingOnTheWire(t *testing.T) {
 func TestNodeDeathWithdrawsPresence(t *testing.T) {
 	needBed(t)
 	cluster := "nd" + testenv.RandomID(5)
-	p := bed.StartNodeProcess(t, cluster, withPing)
-	n := bed.StartNode(t, cluster, withPing)
+	cfg := withPing + "  mod_offline: {}\n"
+	p := bed.StartNodeProcess(t, cluster, cfg)
+	n := bed.StartNode(t, cluster, cfg)
 	testenv.WaitFor(t, "the process node joined", 60*time.Second, func() (bool, string) {
 		return len(n.Node.Sessions.T.Nodes()) == 1, ""
 	}, nil)
 	users := bed.Kind("scram-sha-1")
-	a, b := users[4], users[5]
+	a, b, d := users[4], users[5], users[6]
 	alice := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: p.StartTLS, CA: bed.CA})
+	dave := xmpptest.StartChat(t, xmpptest.Login{Account: d, Addr: p.DirectTLS, DirectTLS: true, CA: bed.CA})
+	dave.Do("presence 0")
+	dave.Expect("^PRES "+q(dave.JID)+" available", 10*time.Second)
 	bob := xmpptest.StartChat(t, xmpptest.Login{Account: b, Addr: n.StartTLS, CA: bed.CA})
 	bob.Do("presence 0")
 	bob.Expect("^PRES "+q(bob.JID)+" available", 10*time.Second)
@@ -220,4 +225,16 @@ func TestNodeDeathWithdrawsPresence(t *testing.T) {
 	}, nil)
 	bob.Do("msg %s chat after the crash", alice.JID)
 	alice2.Expect("^MSG "+q(bob.JID)+" chat after the crash$", 10*time.Second)
+	// dave had a session on the dead node only: a message to him goes to
+	// offline storage, no error.
+	testenv.WaitFor(t, "dave's session gone", 15*time.Second, func() (bool, string) {
+		return len(n.Node.Sessions.Bare(xmpptest.Host, d.User)) == 0, ""
+	}, nil)
+	bob.Do("msg %s chat for when you are back", dave.JID)
+	bob.Quiet("^MSGERR", time.Second)
+	var stored int
+	testenv.DB(t, bed.DBURL).Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool WHERE username = $1 AND xml LIKE '%for when you are back%'`, d.User).Scan(&stored)
+	if stored != 1 {
+		t.Errorf("%d messages for dave in the spool, want 1", stored)
+	}
 }

@@ -72,7 +72,7 @@ type Service struct {
 
 // routeStats count what the router did (for /metrics).
 type routeStats struct {
-	routed, remote, routingErrors, peerDownPresence atomic.Int64
+	routed, remote, routingErrors, peerDownPresence, offlineStored, offlineDelivered atomic.Int64
 }
 
 // New checks the configuration (certificates for every host a c2s

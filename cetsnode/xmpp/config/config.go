@@ -44,6 +44,8 @@ type Config struct {
 	Modules map[string]bool
 	// Roster are mod_roster's options.
 	Roster Roster
+	// Offline are mod_offline's options.
+	Offline Offline
 	// Warnings are the options and modules read but not implemented, one
 	// line each.
 	Warnings []string
@@ -53,6 +55,16 @@ type Config struct {
 type Roster struct {
 	Versioning     bool
 	StoreCurrentID bool
+}
+
+// Offline are mod_offline's options (XEP-0160).
+type Offline struct {
+	// MaxMessages bounds a user's stored messages (the shaper rule
+	// access_max_user_messages names; 0: no limit).
+	MaxMessages int
+	// StoreEmptyBody: true, false or unless_chat_state (the default).
+	StoreEmptyBody                  string
+	StoreGroupchat, BounceGroupchat bool
 }
 
 // Listener is one listen entry with module ejabberd_c2s.
@@ -214,7 +226,10 @@ func Parse(data []byte, dir string) (*Config, error) {
 }
 
 type parser struct {
-	cfg *Config
+	cfg   *Config
+	rules map[string]int // shaper_rules that are numbers (0: infinity)
+	// offlineRule is the rule mod_offline limits its queues by.
+	offlineRule string
 }
 
 func (p *parser) warn(format string, args ...any) {
@@ -483,48 +498,73 @@ func loopback(ip string) bool {
 	return ip == "127.0.0.1" || ip == "::1" || strings.HasPrefix(ip, "127.")
 }
 
-// shaperRules reads max_user_sessions (a number, or infinity); the other
-// rules are not implemented.
+// shaperRules reads the rules that are a number (or infinity): a plain
+// number, a mapping or list of numbers by access list with one for all
+// (that one applies to everybody: access lists are not implemented, a
+// warning says so). max_user_sessions, and the rule mod_offline names,
+// are used; the others are warned about when the modules are known.
 func (p *parser) shaperRules(v *yaml.Node) error {
 	if v.Kind != yaml.MappingNode {
 		return refuse("not a mapping")
 	}
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		name, rule := v.Content[i].Value, v.Content[i+1]
-		switch name {
-		case "max_user_sessions":
-			n, err := ruleNumber(rule)
-			if err != nil {
-				p.warn("shaper_rules %s: %v; sessions are not limited", name, err)
-				continue
-			}
-			p.cfg.MaxUserSessions = n
-		default:
-			p.warn("shaper_rules %s is not implemented; ignored", name)
+		n, exact, err := ruleNumber(rule)
+		if err != nil {
+			p.warn("shaper_rules %s: %v; ignored", name, err)
+			continue
 		}
+		if !exact {
+			p.warn("shaper_rules %s: rules by access list are not implemented; the value for all (%s) applies to everybody", name, limitText(n))
+		}
+		if p.rules == nil {
+			p.rules = map[string]int{}
+		}
+		p.rules[name] = n
 	}
 	return nil
 }
 
-// ruleNumber reads a rule that is one number for everybody (a plain
-// number, or a mapping whose only rule applies to all).
-func ruleNumber(n *yaml.Node) (int, error) {
+func limitText(n int) string {
+	if n == 0 {
+		return "infinity"
+	}
+	return strconv.Itoa(n)
+}
+
+// ruleNumber reads a number rule: its value for all (0: infinity), and
+// whether that is all the rule says.
+func ruleNumber(n *yaml.Node) (int, bool, error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Value == "infinity" {
-			return 0, nil
+			return 0, true, nil
 		}
-		return intValue(n)
+		v, err := intValue(n)
+		return v, true, err
 	case yaml.MappingNode:
-		if len(n.Content) == 2 && n.Content[1].Value == "all" {
-			return ruleNumber(n.Content[0])
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i+1].Value == "all" {
+				v, _, err := ruleNumber(n.Content[i])
+				return v, len(n.Content) == 2, err
+			}
+		}
+	case yaml.SequenceNode:
+		if len(n.Content) > 0 {
+			last := n.Content[len(n.Content)-1]
+			if last.Kind == yaml.ScalarNode {
+				v, _, err := ruleNumber(last)
+				return v, len(n.Content) == 1, err
+			}
+			v, exact, err := ruleNumber(last)
+			return v, exact && len(n.Content) == 1, err
 		}
 	}
-	return 0, errors.New("rules by access list are not implemented")
+	return 0, false, errors.New("no value for all users")
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -544,6 +584,37 @@ func (p *parser) modules(v *yaml.Node) error {
 			p.cfg.Modules = map[string]bool{}
 		}
 		p.cfg.Modules[name] = true
+		if name == "mod_offline" {
+			p.offlineRule = "max_user_offline_messages"
+			p.cfg.Offline.StoreEmptyBody = "unless_chat_state"
+		}
+		if name == "mod_offline" && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				k, o := opts.Content[j].Value, opts.Content[j+1]
+				switch {
+				case moduleSilent[k]:
+				case k == "access_max_user_messages" && o.Kind == yaml.ScalarNode:
+					p.offlineRule = o.Value
+				case k == "store_empty_body" && (o.Value == "true" || o.Value == "false" || o.Value == "unless_chat_state"):
+					p.cfg.Offline.StoreEmptyBody = o.Value
+				case k == "store_groupchat" || k == "bounce_groupchat":
+					b, err := boolValue(o)
+					if err != nil {
+						return refuse("mod_offline %s: %v", k, err)
+					}
+					if k == "store_groupchat" {
+						p.cfg.Offline.StoreGroupchat = b
+					} else {
+						p.cfg.Offline.BounceGroupchat = b
+					}
+				case k == "use_mam_for_storage" && o.Value == "true":
+					return refuse("mod_offline use_mam_for_storage: offline messages kept in the MAM archive are not implemented")
+				case k == "use_mam_for_storage":
+				default:
+					p.warn("mod_offline %s is not implemented; ignored", k)
+				}
+			}
+		}
 		if (name == "mod_roster" || name == "mod_last") && opts.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(opts.Content); j += 2 {
 				k, o := opts.Content[j].Value, opts.Content[j+1]
@@ -619,6 +690,22 @@ func (p *parser) hostConfig(name string, v *yaml.Node) error {
 
 func (p *parser) finish(dir string) error {
 	c := p.cfg
+	names := make([]string, 0, len(p.rules))
+	for name := range p.rules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := p.rules[name]
+		switch name {
+		case "max_user_sessions":
+			c.MaxUserSessions = n
+		case p.offlineRule:
+			c.Offline.MaxMessages = n
+		default:
+			p.warn("shaper_rules %s is not implemented; ignored", name)
+		}
+	}
 	if len(c.Hosts) == 0 {
 		return refuse("hosts: no virtual host")
 	}

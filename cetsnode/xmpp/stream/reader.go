@@ -12,6 +12,7 @@ package stream
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -314,4 +315,15 @@ func qname(n xml.Name) string {
 		return n.Local
 	}
 	return n.Space + ":" + n.Local
+}
+
+// ParseElement reads one element written on its own (a stanza stored in
+// the database), with the stream's restrictions and limits.
+func ParseElement(b []byte, lim Limits) (*codec.Element, error) {
+	if lim.MaxStanzaSize <= 0 || lim.MaxStanzaSize < len(b) {
+		lim.MaxStanzaSize = len(b) + 1
+	}
+	r := NewReader(bufio.NewReader(bytes.NewReader(b)), lim)
+	r.header = true
+	return r.Next()
 }

@@ -7,6 +7,7 @@ it receives, one event per line:
   presence <prio> [show]        READY <jid>
   unavailable                   MSG <from> <type> <body>
   msg <to> <type> <body...>     MSGERR <from> <condition> <text>
+                                DELAYED <from> <delay from> <delay text> <body>
   directed <to>                 PRES <from> <type> <prio>
   ping <to>                     IQ <id> result|<error condition>
   roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
@@ -43,6 +44,7 @@ class Client(slixmpp.ClientXMPP):
         self.auto_authorize = None
         self.auto_subscribe = False
         self.register_plugin('xep_0199')
+        self.register_plugin('xep_0203')
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
         self.add_event_handler('connection_failed', lambda e: self.fail('connection: %s' % e))
@@ -63,6 +65,8 @@ class Client(slixmpp.ClientXMPP):
             say('MSGERR', m['from'], m['error']['condition'], m['error']['text'] or '-')
         else:
             say('MSG', m['from'], m['type'], m['body'])
+            if m['delay']['stamp'] is not None:
+                say('DELAYED', m['from'], m['delay']['from'] or '-', m['delay']['text'] or '-', m['body'])
 
     def on_presence(self, pr):
         t = pr['type']
