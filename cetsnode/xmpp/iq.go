@@ -21,6 +21,10 @@ func (s *Service) iqHandlers() {
 		s.serverIQs[nsLast] = s.serverLast
 		s.userIQs[nsLast] = s.userLast
 	}
+	if s.opt.Config.Modules["mod_register"] {
+		s.serverIQs[nsRegister] = s.registerIQ
+		s.userIQs[nsRegister] = s.registerIQ
+	}
 	if s.opt.Config.Modules["mod_ping"] {
 		s.serverIQs[nsPing] = s.ping
 		s.userIQs[nsPing] = s.ping

@@ -17,7 +17,7 @@ import (
 
 var bulkPair atomic.Int64
 
-const withRoster = "modules:\n  mod_fail2ban: {}\n  mod_roster:\n    versioning: true\n  mod_last: {}\n  mod_offline: {}\n"
+const withRoster = "modules:\n  mod_fail2ban: {}\n  mod_roster:\n    versioning: true\n  mod_last: {}\n  mod_offline: {}\n  mod_register: {}\n"
 
 // conversation is a scripted exchange between two users, each step a
 // stanza one of them sends, and what both then receive.
@@ -190,8 +190,8 @@ func TestRosterAsEjabberd(t *testing.T) {
 
 // The rollback path: ejabberd 23.01 started on the database a Go node
 // wrote to reads the rosters (names, groups, subscriptions, a pending
-// request with its message on both sides), the last activity and the
-// offline message it wrote.
+// request with its message on both sides), the last activity, the
+// offline message and the changed password it wrote.
 func TestEjabberdReadsRosterAndLast(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "rb"+testenv.RandomID(5), withRoster)
@@ -225,6 +225,7 @@ func TestEjabberdReadsRosterAndLast(t *testing.T) {
 		{c, "<presence to='" + j(F) + "' type='subscribe'><status>please</status></presence>"},
 		{c, "<message to='" + j(F) + "' type='chat' id='off1'><body>while you were out</body></message>"},
 		{c, "<presence type='unavailable'><status>gone fishing</status></presence>"},
+		{c, "<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>" + C + "</username><password>changed-✓</password></query></iq>"},
 	} {
 		x.r.Send(x.send)
 		c.Settle(300*time.Millisecond, 3*time.Second)
@@ -236,7 +237,8 @@ func TestEjabberdReadsRosterAndLast(t *testing.T) {
 			|| {roster, _, _, J, N, S, A, G, M, _} <- lists:sort(mod_roster:get_roster(U, H))] end,
 		{ok, _, Status} = mod_last:get_last_info(<<"%s">>, H),
 		Off = [fxml:element_to_binary(xmpp:encode(El)) || El <- mod_offline:get_offline_els(<<"%s">>, H)],
-		iolist_to_binary([R(<<"%s">>), "|", R(<<"%s">>), "|", Status, "|", Off])`, C, F, C, F)
+		Pw = ejabberd_auth:check_password(<<"%s">>, <<>>, H, <<"changed-✓"/utf8>>),
+		iolist_to_binary([R(<<"%s">>), "|", R(<<"%s">>), "|", Status, "|", Off, "|", atom_to_binary(Pw)])`, C, F, C, C, F)
 	out, err := e.Eval(expr)
 	if err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -248,6 +250,7 @@ func TestEjabberdReadsRosterAndLast(t *testing.T) {
 		"|gone fishing|",
 		"<body>while you were out</body>",
 		"from='" + j(C) + "/r'",
+		"|true",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ejabberd on the database reads %q, not %q", out, want)

@@ -46,6 +46,9 @@ type Config struct {
 	Roster Roster
 	// Offline are mod_offline's options.
 	Offline Offline
+	// PasswordStrength is mod_register's password_strength: the least
+	// entropy of a new password (0: any).
+	PasswordStrength float64
 	// Warnings are the options and modules read but not implemented, one
 	// line each.
 	Warnings []string
@@ -564,7 +567,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -584,6 +587,23 @@ func (p *parser) modules(v *yaml.Node) error {
 			p.cfg.Modules = map[string]bool{}
 		}
 		p.cfg.Modules[name] = true
+		if name == "mod_register" && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				k, o := opts.Content[j].Value, opts.Content[j+1]
+				switch k {
+				case "password_strength":
+					n, err := intValue(o)
+					if err != nil || n < 0 {
+						return refuse("mod_register password_strength %q is not a number", o.Value)
+					}
+					p.cfg.PasswordStrength = float64(n)
+				case "access", "access_from", "access_remove", "captcha_protected", "ip_access", "redirect_url", "registration_watchers", "welcome_message", "allow_modules":
+					p.warn("mod_register %s: registering and removing accounts are not served; ignored", k)
+				default:
+					p.warn("mod_register %s is not implemented; ignored", k)
+				}
+			}
+		}
 		if name == "mod_offline" {
 			p.offlineRule = "max_user_offline_messages"
 			p.cfg.Offline.StoreEmptyBody = "unless_chat_state"

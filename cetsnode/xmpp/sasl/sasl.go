@@ -17,6 +17,7 @@ package sasl
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"slices"
@@ -170,4 +171,21 @@ func hashSize(h Hash) int {
 		return 64
 	}
 	return 20
+}
+
+// NewCredentials makes what ejabberd stores for a new password: SCRAM of
+// the policy's hash with a random 16-byte salt and 4096 iterations
+// (ejabberd_auth:password_to_scram), or the password itself when the
+// password format is plain.
+func (p Policy) NewCredentials(password string) (Credentials, error) {
+	if p.PasswordFormat == "plain" {
+		return Credentials{Plain: password}, nil
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return Credentials{}, err
+	}
+	h := p.hash()
+	stored, server := saltedKeys(h, password, salt, DefaultIterations)
+	return Credentials{SCRAM: &SCRAM{Hash: h, StoredKey: stored, ServerKey: server, Salt: salt, Iterations: DefaultIterations}}, nil
 }

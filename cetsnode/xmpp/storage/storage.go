@@ -103,3 +103,29 @@ func (s *Store) UserExists(ctx context.Context, host, user string) (bool, error)
 	err := s.pool.QueryRow(ctx, q, args...).Scan(&ok)
 	return ok, err
 }
+
+// SetPassword stores an account's new credentials as ejabberd_auth_sql
+// does: SCRAM's StoredKey in password (base64, prefixed for SHA-256 and
+// SHA-512), ServerKey and salt in base64, the iteration count; or the
+// password in clear with the SCRAM columns empty.
+func (s *Store) SetPassword(ctx context.Context, host, user string, c sasl.Credentials) error {
+	password, serverKey, salt, iterations := c.Plain, "", "", 0
+	if sc := c.SCRAM; sc != nil {
+		password = base64.StdEncoding.EncodeToString(sc.StoredKey)
+		if sc.Hash == sasl.SHA256 || sc.Hash == sasl.SHA512 {
+			password = string(sc.Hash) + ":" + password
+		}
+		serverKey, salt, iterations = base64.StdEncoding.EncodeToString(sc.ServerKey), base64.StdEncoding.EncodeToString(sc.Salt), sc.Iterations
+	}
+	q := `UPDATE users SET password = $2, serverkey = $3, salt = $4, iterationcount = $5 WHERE username = $1`
+	args := []any{user, password, serverKey, salt, iterations}
+	if s.Multihost {
+		q += ` AND server_host = $6`
+		args = append(args, host)
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err == nil && tag.RowsAffected() == 0 {
+		return sasl.ErrNoUser
+	}
+	return err
+}
