@@ -41,15 +41,21 @@ func (e *AdminError) Unwrap() error {
 var ErrNotClusterNode = errors.New("not a mimmigrate cluster node")
 
 func (a *Admin) call(ctx context.Context, node, fn string, args ...term.Term) (term.Term, error) {
+	return a.Call(ctx, node, "mimmigrate", fn, args...)
+}
+
+// Call runs module:fn(args) on a node (the admin functions of the node
+// and of its services).
+func (a *Admin) Call(ctx context.Context, node, module, fn string, args ...term.Term) (term.Term, error) {
 	conn, err := a.Client.Dial(ctx, node)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	res, err := conn.Call(ctx, "mimmigrate", term.Atom(fn), args...)
+	res, err := conn.Call(ctx, term.Atom(module), term.Atom(fn), args...)
 	var re *erldist.RemoteError
 	if errors.As(err, &re) || isBadRPC(res) {
-		return nil, fmt.Errorf("%s does not serve mimmigrate:%s: %w", node, fn, ErrNotClusterNode)
+		return nil, fmt.Errorf("%s does not serve %s:%s: %w", node, module, fn, ErrNotClusterNode)
 	}
 	return res, err
 }

@@ -94,6 +94,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.Cluster, n.Discovery = c, d
 	n.Sessions, n.Routes = NewSessions(c), NewRoutes(c)
 	n.dist.RPC = n.rpc()
+	for _, svc := range cfg.Services {
+		if p, ok := svc.(RPCProvider); ok {
+			for name, fn := range p.RPC() {
+				n.dist.RPC[name] = fn
+			}
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	err = n.dist.Start(sctx)
 	cancel()
@@ -150,6 +157,12 @@ type Service interface {
 	// Close stops the service; the node closes its services before it
 	// stops.
 	Close()
+}
+
+// RPCProvider is a Service with admin functions of its own, served
+// beside the node's ("module:function/arity").
+type RPCProvider interface {
+	RPC() map[string]erldist.RPCFunc
 }
 
 // PeerWatcher is a Service told of every peer node lost (after the

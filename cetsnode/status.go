@@ -32,11 +32,20 @@ type Status struct {
 	ConflictNodes                []string      `json:"conflict_nodes"`
 	ConflictTables               []string      `json:"conflict_tables"`
 	Tables                       []TableStatus `json:"tables"`
-	NodeNum                      int           `json:"node_num"`
-	DiscoveryError               string        `json:"discovery_error,omitempty"`
-	Left                         bool          `json:"left"`
-	Healthy                      bool          `json:"healthy"`
-	Verdict                      string        `json:"verdict"`
+	// Sessions are the XMPP sessions in the session table, by the node
+	// that owns them (every node the table knows, 0 included).
+	Sessions       []NodeSessions `json:"sessions"`
+	NodeNum        int            `json:"node_num"`
+	DiscoveryError string         `json:"discovery_error,omitempty"`
+	Left           bool           `json:"left"`
+	Healthy        bool           `json:"healthy"`
+	Verdict        string         `json:"verdict"`
+}
+
+// NodeSessions is the number of sessions a node owns.
+type NodeSessions struct {
+	Node     string `json:"node"`
+	Sessions int    `json:"sessions"`
 }
 
 // TableStatus is one table on this node.
@@ -53,7 +62,17 @@ func (n *Node) Status(ctx context.Context) Status {
 	c := n.Cluster
 	ds := n.Discovery.State()
 	st := Status{Schema: StatusSchema, Node: string(c.self), DiscoveryWorks: ds.Works, NodeNum: ds.NodeNum,
-		DiscoveryError: ds.LastError, Left: c.HasLeft(), Tables: []TableStatus{}}
+		DiscoveryError: ds.LastError, Left: c.HasLeft(), Tables: []TableStatus{}, Sessions: []NodeSessions{}}
+	by := n.Sessions.CountByNode()
+	for _, node := range append([]term.Atom{c.self}, n.Sessions.T.Nodes()...) {
+		if _, ok := by[node]; !ok {
+			by[node] = 0
+		}
+	}
+	for node, k := range by {
+		st.Sessions = append(st.Sessions, NodeSessions{Node: string(node), Sessions: k})
+	}
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Node < st.Sessions[j].Node })
 	ours := map[string][]string{}
 	for _, t := range c.Tables() {
 		nodes := append([]string{string(c.self)}, atomsToStrings(t.Nodes())...)

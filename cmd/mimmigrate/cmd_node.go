@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -94,6 +95,7 @@ type NodeStartCmd struct {
 	InitialPhase  time.Duration `name:"initial-phase" default:"5m" help:"How long discovery checks at --check-interval after start."`
 	NetTick       time.Duration `name:"net-ticktime" default:"60s" help:"A peer silent for this long is down (Erlang's net_ticktime)."`
 	LogFormat     string        `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr."`
+	HTTP          string        `name:"http" placeholder:"ADDR" help:"Serve /healthz (200 while the node serves c2s) and /metrics (Prometheus) on this address, e.g. 127.0.0.1:5281 (needs --config)."`
 }
 
 // Run starts the node and serves until SIGTERM or SIGINT.
@@ -158,12 +160,23 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	cfg.ListenAddr, cfg.Address, cfg.EPMDPort = net.JoinHostPort(addr, strconv.Itoa(c.ListenPort)), addr, g.EPMDPort
 	cfg.ClusterName, cfg.ExpireTime, cfg.NetTickTime, cfg.CallTimeout = c.ClusterName, c.ExpireTime, c.NetTick, g.Timeout
 	cfg.CheckInterval, cfg.RegularInterval, cfg.InitialPhase = c.CheckInterval, c.Regular, c.InitialPhase
+	if c.HTTP != "" && xcfg == nil {
+		return &userError{msg: "--http serves the XMPP service's health and metrics: it needs --config"}
+	}
+	var svc *xmpp.Service
 	if xcfg != nil {
-		svc, err := xmpp.New(xmpp.Options{Config: xcfg, DB: db, Secret: xmpp.Secret(cookie, c.ClusterName), Log: log})
+		svc, err = xmpp.New(xmpp.Options{Config: xcfg, DB: db, Secret: xmpp.Secret(cookie, c.ClusterName), Log: log})
 		if err != nil {
 			return &userError{msg: fmt.Sprintf("--config %s: %v", c.Config, err)}
 		}
 		cfg.Services = append(cfg.Services, svc)
+	}
+	var hl net.Listener
+	if c.HTTP != "" {
+		if hl, err = net.Listen("tcp", c.HTTP); err != nil {
+			return &userError{msg: fmt.Sprintf("--http %s: %v", c.HTTP, err)}
+		}
+		defer hl.Close()
 	}
 	node, err := cetsnode.Start(ctx, cfg)
 	var ce *xmppconfig.Error
@@ -172,6 +185,12 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 		return &userError{msg: err.Error()}
 	case err != nil:
 		return err
+	}
+	if hl != nil {
+		hs := &http.Server{Handler: svc.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		go hs.Serve(hl)
+		defer hs.Close()
+		log.Info("http listening", "addr", hl.Addr().String())
 	}
 	log.Info("serving", "db", db.Shown)
 	<-ctx.Done()
@@ -258,6 +277,11 @@ func printStatus(g *Globals, st cetsnode.Status) {
 	fmt.Fprintf(w, "  availableNodes     %s\n", joinOrDash(st.AvailableNodes))
 	fmt.Fprintf(w, "  unavailableNodes   %s\n", joinOrDash(st.UnavailableNodes))
 	fmt.Fprintf(w, "  discoveryWorks     %v\n", st.DiscoveryWorks)
+	var sessions []string
+	for _, ns := range st.Sessions {
+		sessions = append(sessions, fmt.Sprintf("%s %d", ns.Node, ns.Sessions))
+	}
+	fmt.Fprintf(w, "  sessions           %s\n", joinOrDash(sessions))
 	if st.Left {
 		fmt.Fprintf(w, "  left               true (stays out of the cluster until started again)\n")
 	}

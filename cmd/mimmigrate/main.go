@@ -53,6 +53,7 @@ type CLI struct {
 	Verify     VerifyCmd     `cmd:"" help:"Compare a database with the source it was exported from, row by row (counts, then a digest of every row)."`
 	Node       NodeCmd       `cmd:"" help:"Run mimmigrate's own cluster node (replicated in-memory tables, discovery through PostgreSQL)."`
 	Cluster    ClusterCmd    `cmd:"" help:"Status, join, leave and remove for mimmigrate's cluster nodes."`
+	XMPP       XMPPCmd       `cmd:"" name:"xmpp" help:"Sessions of the Go nodes' XMPP service: connected-users, kick, send-message (as ejabberdctl's)."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
 

@@ -139,6 +139,7 @@ func (l *LogBuffer) String() string {
 // Proc is a Go node run as `mimmigrate node start --config` in its own
 // process.
 type Proc struct {
+	Name, Cookie        string
 	Cmd                 *exec.Cmd
 	StartTLS, DirectTLS string
 	Log                 *testenv.SyncBuffer
@@ -147,7 +148,7 @@ type Proc struct {
 
 // StartNodeProcess starts a node of cluster (as StartNode) in a process of
 // its own, so that a test can kill it; it is killed when the test ends.
-func (b *Bed) StartNodeProcess(t testing.TB, cluster, extra string) *Proc {
+func (b *Bed) StartNodeProcess(t testing.TB, cluster, extra string, args ...string) *Proc {
 	t.Helper()
 	starttls, direct := testenv.FreePort(t), testenv.FreePort(t)
 	path := filepath.Join(t.TempDir(), "ejabberd.yml")
@@ -156,8 +157,9 @@ func (b *Bed) StartNodeProcess(t testing.TB, cluster, extra string) *Proc {
 	}
 	p := &Proc{Log: &testenv.SyncBuffer{}, exited: make(chan error, 1),
 		StartTLS: fmt.Sprintf("127.0.0.1:%d", starttls), DirectTLS: fmt.Sprintf("127.0.0.1:%d", direct)}
-	p.Cmd = exec.Command(b.Bin, "node", "start", "--config", path, "--name", "xp"+testenv.RandomID(6)+"@127.0.0.1",
-		"--cookie", "cookie-"+cluster, "--cluster-name", cluster, "--db", b.DBURL)
+	p.Name, p.Cookie = "xp"+testenv.RandomID(6)+"@127.0.0.1", "cookie-"+cluster
+	p.Cmd = exec.Command(b.Bin, append([]string{"node", "start", "--config", path, "--name", p.Name,
+		"--cookie", p.Cookie, "--cluster-name", cluster, "--db", b.DBURL}, args...)...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Log, p.Log
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
