@@ -15,6 +15,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/cetsnode"
@@ -119,7 +120,7 @@ func (s *Service) Start(ctx context.Context, n *cetsnode.Node) error {
 	cfg := s.opt.Config
 	s.c2s = c2s.New(c2s.Options{Hosts: cfg.Hosts, Certs: s.certs, Backend: s, Secret: s.opt.Secret, Lang: cfg.Language,
 		Policy:             sasl.Policy{PasswordFormat: cfg.Auth.PasswordFormat, ScramHash: sasl.Hash(cfg.Auth.ScramHash), Disabled: cfg.Auth.DisabledMechanisms},
-		NegotiationTimeout: cfg.NegotiationTimeout, Fail2ban: cfg.Fail2ban, Log: s.log})
+		NegotiationTimeout: cfg.NegotiationTimeout, Fail2ban: cfg.Fail2ban, Log: s.log, MaxConnections: maxConnections(cfg.SQL.PoolSize)})
 	for _, l := range cfg.Listeners {
 		addr, err := s.c2s.Listen(l)
 		if err != nil {
@@ -325,4 +326,15 @@ func (s *Service) SessionsHere() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.local)
+}
+
+// maxConnections leaves, of the process's open-file limit, enough for
+// the database pool and the node's own files and connections.
+func maxConnections(poolSize int) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<24 {
+		return 0
+	}
+	n := int(rl.Cur) - 2*max(poolSize, 10) - 64
+	return max(n, 16)
 }

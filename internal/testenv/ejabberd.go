@@ -44,6 +44,11 @@ type EjabberdOptions struct {
 	// C2SOptions are more options of the c2s listener, one per line
 	// (e.g. "starttls: true").
 	C2SOptions []string
+	// Modules replaces the modules section ("modules:\n  mod_x: {}\n").
+	Modules string
+	// NoFile raises the node's open-file limit (Debian's default of
+	// 1,024 stops it at about 1,000 connections).
+	NoFile int
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -114,6 +119,9 @@ modules:
 
 func ejabberdConfig(opt EjabberdOptions, port int) string {
 	yml := fmt.Sprintf(ejabberdYML, opt.Host, port)
+	if opt.Modules != "" {
+		yml = yml[:strings.Index(yml, "modules:\n")] + opt.Modules
+	}
 	if len(opt.C2SOptions) > 0 {
 		yml = strings.Replace(yml, "    max_stanza_size: 262144\n", "    max_stanza_size: 262144\n    "+strings.Join(opt.C2SOptions, "\n    ")+"\n", 1)
 	}
@@ -247,8 +255,28 @@ func (e *Ejabberd) Restart(extraConfig string) error {
 func (e *Ejabberd) Ctl(args ...string) (string, error) {
 	all := append([]string{"--config-dir", filepath.Join(e.Base, "conf"), "--node", e.Name,
 		"--spool", filepath.Join(e.Base, "spool"), "--logs", filepath.Join(e.Base, "logs")}, args...)
-	out, err := exec.Command("ejabberdctl", all...).CombinedOutput()
+	cmd := exec.Command("ejabberdctl", all...)
+	if e.opt.NoFile > 0 && os.Geteuid() == 0 {
+		// ejabberdctl run by root switches to the ejabberd user with su,
+		// whose PAM session sets the soft limit back to 1,024: switch
+		// without PAM instead.
+		cmd = exec.Command("prlimit", append([]string{fmt.Sprintf("--nofile=%d:%d", e.opt.NoFile, e.opt.NoFile),
+			"setpriv", "--reuid=ejabberd", "--regid=ejabberd", "--init-groups", "ejabberdctl"}, all...)...)
+		cmd.Env = append(os.Environ(), "HOME=/var/lib/ejabberd")
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// Pid is the node's VM process (0 when it is not running).
+func (e *Ejabberd) Pid() int {
+	out, err := exec.Command("pgrep", "-f", "--", "-sname "+e.Name+" ").Output()
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscan(strings.Fields(string(out))[0], &pid)
+	return pid
 }
 
 // Alive is the part of the node name before '@'.

@@ -62,7 +62,12 @@ type Options struct {
 	// WriteTimeout bounds every write (30 s).
 	WriteTimeout time.Duration
 	Fail2ban     config.Fail2ban
-	Log          *slog.Logger
+	// MaxConnections bounds the open client connections (0: no bound but
+	// the process's open-file limit): past it accepting pauses, so that
+	// the files the node needs besides (the database pool, the cluster's
+	// connections) stay available.
+	MaxConnections int
+	Log            *slog.Logger
 }
 
 // Stats are the connection counters (for /metrics).
@@ -115,6 +120,8 @@ type Service struct {
 	listeners []net.Listener
 	conns     map[*Conn]struct{}
 	closed    bool
+	closedCh  chan struct{}
+	paused    atomic.Bool // accepting is paused (one log line for all listeners)
 	wg        sync.WaitGroup
 	sids      atomic.Uint64
 }
@@ -142,7 +149,7 @@ func New(opt Options) *Service {
 	if opt.Fail2ban.BanLifetime <= 0 {
 		opt.Fail2ban.BanLifetime = time.Hour
 	}
-	return &Service{opt: opt, log: opt.Log, bans: newFail2ban(opt.Fail2ban), conns: map[*Conn]struct{}{}}
+	return &Service{opt: opt, log: opt.Log, bans: newFail2ban(opt.Fail2ban), conns: map[*Conn]struct{}{}, closedCh: make(chan struct{})}
 }
 
 // Listen opens a listener and serves it until Close. It returns the
@@ -174,6 +181,21 @@ func (s *Service) accept(ln net.Listener, l config.Listener) {
 	paused := false
 	delay := 5 * time.Millisecond
 	for {
+		if max := s.opt.MaxConnections; max > 0 {
+			for s.open() >= max {
+				if !paused {
+					paused = true
+					if s.paused.CompareAndSwap(false, true) {
+						s.log.Warn("accepting paused: the connection limit is reached", "connections", max)
+					}
+				}
+				select {
+				case <-s.closedCh:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -181,8 +203,10 @@ func (s *Service) accept(ln net.Listener, l config.Listener) {
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
 				if !paused {
-					s.log.Warn("accepting paused: out of file descriptors", "listener", ln.Addr().String(), "err", err)
 					paused = true
+					if s.paused.CompareAndSwap(false, true) {
+						s.log.Warn("accepting paused: out of file descriptors", "err", err)
+					}
 				}
 				time.Sleep(delay)
 				delay = min(delay*2, time.Second)
@@ -193,7 +217,9 @@ func (s *Service) accept(ln net.Listener, l config.Listener) {
 			continue
 		}
 		if paused {
-			s.log.Info("accepting again", "listener", ln.Addr().String())
+			if s.paused.CompareAndSwap(true, false) {
+				s.log.Info("accepting again")
+			}
 			paused = false
 			delay = 5 * time.Millisecond
 		}
@@ -234,6 +260,12 @@ func (s *Service) forget(c *Conn) {
 	s.mu.Unlock()
 }
 
+func (s *Service) open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Conns lists the connections open now.
 func (s *Service) Conns() []*Conn {
 	s.mu.Lock()
@@ -254,6 +286,7 @@ func (s *Service) Close() {
 		return
 	}
 	s.closed = true
+	close(s.closedCh)
 	lns := s.listeners
 	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {

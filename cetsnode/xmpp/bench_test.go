@@ -1,0 +1,362 @@
+package xmpp_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp/sasl"
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+	"github.com/mimmigrate/mimmigrate/internal/xmppload"
+	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
+)
+
+// The XMPP service against ejabberd 23.01 on the same machine, the same
+// database (ejabberd's schema, both servers on it with the same modules),
+// the same load generator (internal/xmppload) in the same run: logins per
+// second (SCRAM-SHA-1, PLAIN), memory per idle authenticated TLS session
+// (RSS / sessions), one-to-one messages per second over connected pairs
+// with latency percentiles, and an offline queue flushed at the first
+// presence. Sizes: MIMMIGRATE_BENCH_SESSIONS (10000), _PAIRS (1000),
+// _OFFLINE (1000).
+//
+//	go test -run XXX -bench XMPPVersusEjabberd -benchtime 1x -timeout 30m ./cetsnode/xmpp/
+func BenchmarkXMPPVersusEjabberd(b *testing.B) {
+	if bed == nil {
+		b.Skip(bedWhy)
+	}
+	sessions := envInt("MIMMIGRATE_BENCH_SESSIONS", 10000)
+	pairs := envInt("MIMMIGRATE_BENCH_PAIRS", 1000)
+	offline := envInt("MIMMIGRATE_BENCH_OFFLINE", 1000)
+	if 2*pairs > sessions {
+		b.Fatalf("%d pairs need %d sessions", pairs, 2*pairs)
+	}
+	dbURL, drop, err := testenv.NewPostgresDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(drop)
+	db := testenv.DB(b, dbURL)
+	ctx := context.Background()
+	if _, err := mimsql.Migrate(ctx, db, "ejabberd"); err != nil {
+		b.Fatal(err)
+	}
+	// The accounts: SCRAM-SHA-1 as ejabberd stores it (one salt for all,
+	// so that the load generator's PBKDF2 is done once).
+	const password = "bench-password"
+	creds, err := sasl.Policy{PasswordFormat: "scram"}.NewCredentials(password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := creds.SCRAM
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO users (username, password, serverkey, salt, iterationcount)
+		SELECT 'b' || i, $1, $2, $3, $4 FROM generate_series(1, $5) AS i`,
+		base64.StdEncoding.EncodeToString(sc.StoredKey), base64.StdEncoding.EncodeToString(sc.ServerKey),
+		base64.StdEncoding.EncodeToString(sc.Salt), sc.Iterations, sessions+1); err != nil {
+		b.Fatal(err)
+	}
+	modules := "modules:\n  mod_roster: {}\n  mod_offline: {}\n  mod_last: {}\n  mod_ping: {}\n"
+	u, _ := url.Parse(dbURL)
+	sqlCfg := fmt.Sprintf("sql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: \"postgres\"\nsql_password: \"\"\nsql_pool_size: 10\n",
+		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"))
+
+	// ejabberd: SQL, STARTTLS required, the same certificate.
+	base, err := os.MkdirTemp("", "mimmigrate-xbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pem, _ := os.ReadFile(bed.CA.ServerPEM)
+	os.WriteFile(filepath.Join(base, "server.pem"), pem, 0o640)
+	ej, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbench", Host: xmpptest.Host, Base: base, SQL: true, NoFile: hardNoFile(),
+		ExtraConfig: sqlCfg + "certfiles:\n  - " + filepath.Join(base, "server.pem") + "\nnew_sql_schema: false\n",
+		C2SOptions:  []string{"starttls: true", "starttls_required: true"}, Modules: modules})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ej.Destroy)
+
+	// The Go node, as a process of its own (its RSS is its own).
+	cfgPath := filepath.Join(b.TempDir(), "ejabberd.yml")
+	goPort := testenv.FreePort(b)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("hosts:\n  - %s\ncertfiles:\n  - %s\nauth_method: sql\nauth_password_format: scram\n%slisten:\n  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    starttls_required: true\n%s",
+		xmpptest.Host, bed.CA.ServerPEM, sqlCfg, goPort, modules)), 0o600)
+	cluster := "bench" + testenv.RandomID(4)
+	node := exec.Command(bed.Bin, "node", "start", "--config", cfgPath, "--name", "xbench"+testenv.RandomID(4)+"@127.0.0.1",
+		"--cookie", "c"+testenv.RandomID(8), "--cluster-name", cluster)
+	nodeLog := &testenv.SyncBuffer{}
+	node.Stdout, node.Stderr = nodeLog, nodeLog
+	if err := node.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { node.Process.Kill(); node.Wait() })
+	testenv.WaitFor(b, "the Go node listening", 30*time.Second, func() (bool, string) {
+		return strings.Contains(nodeLog.String(), "c2s listening"), nodeLog.String()
+	}, nil)
+
+	caPEM, _ := os.ReadFile(bed.CA.CertFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: xmpptest.Host, ClientSessionCache: nil}
+	scramClient, _ := scram.SHA1.NewClient("b1", password, "")
+	servers := []struct {
+		name string
+		addr string
+		pid  func() int
+	}{
+		{"ejabberd 23.01", fmt.Sprintf("127.0.0.1:%d", ej.C2SPort), ej.Pid},
+		{"mimmigrate", fmt.Sprintf("127.0.0.1:%d", goPort), func() int { return node.Process.Pid }},
+	}
+	type result struct {
+		scramRate, plainRate       float64
+		kbPerSession               float64
+		msgRate                    float64
+		p50, p99, halfP50, halfP99 time.Duration
+		flush                      time.Duration
+	}
+	results := make([]result, len(servers))
+	for si, srv := range servers {
+		opts := func(i int, mech, res string) xmppload.Options {
+			user := "b" + strconv.Itoa(i)
+			cl := scramClient // b1's, which keeps the salted password
+			if i != 1 {
+				cl, _ = scram.SHA1.NewClient(user, password, "")
+			}
+			return xmppload.Options{Addr: srv.addr, Host: xmpptest.Host, TLS: tlsConf, Mechanism: mech, User: user, Password: password, Resource: res, SCRAM: cl, Timeout: 30 * time.Second}
+		}
+		r := &results[si]
+		// Logins per second: 8 workers for 5 s each mechanism, one account
+		// (a client keeps its salted password: the server's work is
+		// measured, with a new resource each time).
+		for _, mech := range []string{"SCRAM-SHA-1", "PLAIN"} {
+			var n atomic.Int64
+			var failed atomic.Int64
+			deadline := time.Now().Add(5 * time.Second)
+			var wg sync.WaitGroup
+			start := time.Now()
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; time.Now().Before(deadline); i += 8 {
+						c, err := xmppload.Login(opts(1, mech, "login"+strconv.Itoa(i)))
+						if err != nil {
+							if failed.Add(1) == 1 {
+								b.Logf("%s %s login: %v", srv.name, mech, err)
+							}
+							continue
+						}
+						c.Close()
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			rate := float64(n.Load()) / time.Since(start).Seconds()
+			if mech == "PLAIN" {
+				r.plainRate = rate
+			} else {
+				r.scramRate = rate
+			}
+		}
+		time.Sleep(2 * time.Second)
+		// Memory per idle authenticated TLS session.
+		rss0 := rssKB(srv.pid())
+		clients := make([]*xmppload.Client, sessions)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		var failures atomic.Int64
+		var firstErr sync.Once
+		for i := 0; i < sessions; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c, err := xmppload.Login(opts(i+1, "SCRAM-SHA-1", "idle"))
+				if err != nil {
+					failures.Add(1)
+					firstErr.Do(func() { b.Logf("%s: session %d: %v", srv.name, i, err) })
+					return
+				}
+				clients[i] = c
+			}()
+		}
+		wg.Wait()
+		if n := failures.Load(); n > 0 {
+			b.Fatalf("%s: %d of %d sessions failed to open", srv.name, n, sessions)
+		}
+		time.Sleep(3 * time.Second)
+		r.kbPerSession = float64(rssKB(srv.pid())-rss0) / float64(sessions)
+
+		// Messages: pairs of the open sessions, sender 2i to receiver
+		// 2i+1's full JID, the send time in the body.
+		run := func(perSender int, rate float64) (float64, []time.Duration) {
+			var lat []time.Duration
+			var lmu sync.Mutex
+			var rwg sync.WaitGroup
+			for p := 0; p < pairs; p++ {
+				rcv := clients[2*p+1]
+				rwg.Add(1)
+				go func() {
+					defer rwg.Done()
+					var mine []time.Duration
+					for k := 0; k < perSender; k++ {
+						el, err := rcv.Next(60 * time.Second)
+						if err != nil {
+							b.Errorf("%s: receiving: %v", srv.name, err)
+							return
+						}
+						if el.Name != "message" {
+							k--
+							continue
+						}
+						if body := el.Child("body"); body != nil {
+							if ns, err := strconv.ParseInt(body.Text(), 10, 64); err == nil {
+								mine = append(mine, time.Duration(time.Now().UnixNano()-ns))
+							}
+						}
+					}
+					lmu.Lock()
+					lat = append(lat, mine...)
+					lmu.Unlock()
+				}()
+			}
+			start := time.Now()
+			var swg sync.WaitGroup
+			gap := time.Duration(0)
+			if rate > 0 {
+				gap = time.Duration(float64(pairs) / rate * float64(time.Second))
+			}
+			for p := 0; p < pairs; p++ {
+				snd, to := clients[2*p], clients[2*p+1].JID
+				swg.Add(1)
+				go func() {
+					defer swg.Done()
+					next := time.Now()
+					for k := 0; k < perSender; k++ {
+						if gap > 0 {
+							time.Sleep(time.Until(next))
+							next = next.Add(gap)
+						}
+						snd.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%d</body></message>", to, time.Now().UnixNano()))
+					}
+				}()
+			}
+			swg.Wait()
+			rwg.Wait()
+			return float64(pairs*perSender) / time.Since(start).Seconds(), lat
+		}
+		var lat []time.Duration
+		r.msgRate, lat = run(20, 0)
+		r.p50, r.p99 = percentile(lat, 50), percentile(lat, 99)
+		_, lat = run(20, r.msgRate/2)
+		r.halfP50, r.halfP99 = percentile(lat, 50), percentile(lat, 99)
+		for _, c := range clients {
+			c.Close()
+		}
+		time.Sleep(2 * time.Second)
+
+		// Offline: a queue stored for a user, flushed at its presence.
+		user := "b" + strconv.Itoa(sessions+1)
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO spool (username, xml)
+			SELECT $1, '<message xml:lang=''en'' to=''' || $1 || '@localhost'' from=''b1@localhost/x'' type=''chat'' id=''o' || i || ''' xmlns=''jabber:client''><delay from=''localhost'' stamp=''2026-12-01T10:00:00Z'' xmlns=''urn:xmpp:delay''>Offline Storage</delay><body>offline ' || i || '</body></message>'
+			FROM generate_series(1, $2) AS i`, user, offline); err != nil {
+			b.Fatal(err)
+		}
+		c, err := xmppload.Login(opts(sessions+1, "SCRAM-SHA-1", "flush"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		c.Send("<presence/>")
+		got := 0
+		for got < offline {
+			el, err := c.Next(30 * time.Second)
+			if err != nil {
+				b.Fatalf("%s: offline flush: %d of %d: %v", srv.name, got, offline, err)
+			}
+			if el.Name == "message" {
+				got++
+			}
+		}
+		r.flush = time.Since(start)
+		c.Close()
+	}
+	e, g := results[0], results[1]
+	report := fmt.Sprintf(`XMPP, %d sessions, %d pairs, %d offline messages (ejabberd 23.01 | mimmigrate | ratio)
+  logins/s SCRAM-SHA-1      %8.0f | %8.0f | %.2f×
+  logins/s PLAIN            %8.0f | %8.0f | %.2f×
+  KB per idle TLS session   %8.1f | %8.1f | %.2f×
+  messages/s (saturated)    %8.0f | %8.0f | %.2f×
+    p50 / p99               %8s / %s | %s / %s
+  at half of each one's rate p50 / p99: %s / %s | %s / %s
+  offline flush             %8s | %8s`,
+		sessions, pairs, offline,
+		e.scramRate, g.scramRate, g.scramRate/e.scramRate,
+		e.plainRate, g.plainRate, g.plainRate/e.plainRate,
+		e.kbPerSession, g.kbPerSession, g.kbPerSession/e.kbPerSession,
+		e.msgRate, g.msgRate, g.msgRate/e.msgRate,
+		e.p50.Round(time.Millisecond), e.p99.Round(time.Millisecond), g.p50.Round(time.Millisecond), g.p99.Round(time.Millisecond),
+		e.halfP50.Round(time.Millisecond), e.halfP99.Round(time.Millisecond), g.halfP50.Round(time.Millisecond), g.halfP99.Round(time.Millisecond),
+		e.flush.Round(time.Millisecond), g.flush.Round(time.Millisecond))
+	b.Log("\n" + report)
+	fmt.Println(report)
+	b.ReportMetric(g.scramRate/e.scramRate, "scram-login-ratio")
+	b.ReportMetric(g.msgRate/e.msgRate, "msg-rate-ratio")
+	b.ReportMetric(g.kbPerSession/e.kbPerSession, "mem-per-session-ratio")
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[(len(d)-1)*p/100]
+}
+
+// hardNoFile is this process's hard open-file limit (what a child may
+// be given).
+func hardNoFile() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return int(rl.Max)
+}
