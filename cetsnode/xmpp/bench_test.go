@@ -97,18 +97,22 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 	goPort := testenv.FreePort(b)
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf("hosts:\n  - %s\ncertfiles:\n  - %s\nauth_method: sql\nauth_password_format: scram\n%slisten:\n  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    starttls_required: true\n%s",
 		xmpptest.Host, bed.CA.ServerPEM, sqlCfg, goPort, modules)), 0o600)
-	cluster := "bench" + testenv.RandomID(4)
-	node := exec.Command(bed.Bin, "node", "start", "--config", cfgPath, "--name", "xbench"+testenv.RandomID(4)+"@127.0.0.1",
-		"--cookie", "c"+testenv.RandomID(8), "--cluster-name", cluster)
-	nodeLog := &testenv.SyncBuffer{}
-	node.Stdout, node.Stderr = nodeLog, nodeLog
-	if err := node.Start(); err != nil {
-		b.Fatal(err)
+	cluster, cookie := "bench"+testenv.RandomID(4), "c"+testenv.RandomID(8)
+	startNode := func(cfgPath string) (*exec.Cmd, *testenv.SyncBuffer) {
+		node := exec.Command(bed.Bin, "node", "start", "--config", cfgPath, "--name", "xbench"+testenv.RandomID(4)+"@127.0.0.1",
+			"--cookie", cookie, "--cluster-name", cluster, "--check-interval", "500ms")
+		nodeLog := &testenv.SyncBuffer{}
+		node.Stdout, node.Stderr = nodeLog, nodeLog
+		if err := node.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { node.Process.Kill(); node.Wait() })
+		testenv.WaitFor(b, "the Go node listening", 30*time.Second, func() (bool, string) {
+			return strings.Contains(nodeLog.String(), "c2s listening"), nodeLog.String()
+		}, nil)
+		return node, nodeLog
 	}
-	b.Cleanup(func() { node.Process.Kill(); node.Wait() })
-	testenv.WaitFor(b, "the Go node listening", 30*time.Second, func() (bool, string) {
-		return strings.Contains(nodeLog.String(), "c2s listening"), nodeLog.String()
-	}, nil)
+	node, log1 := startNode(cfgPath)
 
 	caPEM, _ := os.ReadFile(bed.CA.CertFile)
 	pool := x509.NewCertPool()
@@ -129,6 +133,9 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		msgRate                    float64
 		p50, p99, halfP50, halfP99 time.Duration
 		flush                      time.Duration
+		crossRate                  float64
+		crossP50, crossP99         time.Duration
+		crossHalfP50, crossHalfP99 time.Duration
 	}
 	results := make([]result, len(servers))
 	for si, srv := range servers {
@@ -206,67 +213,11 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 
 		// Messages: pairs of the open sessions, sender 2i to receiver
 		// 2i+1's full JID, the send time in the body.
-		run := func(perSender int, rate float64) (float64, []time.Duration) {
-			var lat []time.Duration
-			var lmu sync.Mutex
-			var rwg sync.WaitGroup
-			for p := 0; p < pairs; p++ {
-				rcv := clients[2*p+1]
-				rwg.Add(1)
-				go func() {
-					defer rwg.Done()
-					var mine []time.Duration
-					for k := 0; k < perSender; k++ {
-						el, err := rcv.Next(60 * time.Second)
-						if err != nil {
-							b.Errorf("%s: receiving: %v", srv.name, err)
-							return
-						}
-						if el.Name != "message" {
-							k--
-							continue
-						}
-						if body := el.Child("body"); body != nil {
-							if ns, err := strconv.ParseInt(body.Text(), 10, 64); err == nil {
-								mine = append(mine, time.Duration(time.Now().UnixNano()-ns))
-							}
-						}
-					}
-					lmu.Lock()
-					lat = append(lat, mine...)
-					lmu.Unlock()
-				}()
-			}
-			start := time.Now()
-			var swg sync.WaitGroup
-			gap := time.Duration(0)
-			if rate > 0 {
-				gap = time.Duration(float64(pairs) / rate * float64(time.Second))
-			}
-			for p := 0; p < pairs; p++ {
-				snd, to := clients[2*p], clients[2*p+1].JID
-				swg.Add(1)
-				go func() {
-					defer swg.Done()
-					next := time.Now()
-					for k := 0; k < perSender; k++ {
-						if gap > 0 {
-							time.Sleep(time.Until(next))
-							next = next.Add(gap)
-						}
-						snd.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%d</body></message>", to, time.Now().UnixNano()))
-					}
-				}()
-			}
-			swg.Wait()
-			rwg.Wait()
-			return float64(pairs*perSender) / time.Since(start).Seconds(), lat
+		senders, receivers := make([]*xmppload.Client, pairs), make([]*xmppload.Client, pairs)
+		for p := 0; p < pairs; p++ {
+			senders[p], receivers[p] = clients[2*p], clients[2*p+1]
 		}
-		var lat []time.Duration
-		r.msgRate, lat = run(20, 0)
-		r.p50, r.p99 = percentile(lat, 50), percentile(lat, 99)
-		_, lat = run(20, r.msgRate/2)
-		r.halfP50, r.halfP99 = percentile(lat, 50), percentile(lat, 99)
+		r.msgRate, r.p50, r.p99, r.halfP50, r.halfP99 = messages(b, srv.name, senders, receivers)
 		for _, c := range clients {
 			c.Close()
 		}
@@ -298,6 +249,54 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		r.flush = time.Since(start)
 		c.Close()
 	}
+	// Across two nodes: a second ejabberd joined to the first one's
+	// (Mnesia) cluster on the same database, a second Go node in the first
+	// one's cluster; senders on the first node, receivers on the second.
+	base2, _ := os.MkdirTemp("", "mimmigrate-xbench2-")
+	os.WriteFile(filepath.Join(base2, "server.pem"), pem, 0o640)
+	ej2, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbench2", Host: xmpptest.Host, Base: base2, Cookie: ej.Cookie, SQL: true, NoFile: hardNoFile(),
+		ExtraConfig: sqlCfg + "certfiles:\n  - " + filepath.Join(base2, "server.pem") + "\nnew_sql_schema: false\n",
+		C2SOptions:  []string{"starttls: true", "starttls_required: true"}, Modules: modules})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ej2.Destroy)
+	if err := ej2.JoinCluster(ej); err != nil {
+		b.Fatal(err)
+	}
+	cfg2 := filepath.Join(b.TempDir(), "ejabberd.yml")
+	goPort2 := testenv.FreePort(b)
+	yml, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfg2, []byte(strings.Replace(string(yml), fmt.Sprintf("port: %d", goPort), fmt.Sprintf("port: %d", goPort2), 1)), 0o600)
+	_, log2 := startNode(cfg2)
+	testenv.WaitFor(b, "the second Go node joined", 60*time.Second, func() (bool, string) {
+		return strings.Contains(log1.String()+log2.String(), "joined table=session"), log2.String()
+	}, nil)
+	cross := []struct{ name, addr, addr2 string }{
+		{"ejabberd 23.01", servers[0].addr, fmt.Sprintf("127.0.0.1:%d", ej2.C2SPort)},
+		{"mimmigrate", servers[1].addr, fmt.Sprintf("127.0.0.1:%d", goPort2)},
+	}
+	for ci, x := range cross {
+		senders, receivers := make([]*xmppload.Client, pairs), make([]*xmppload.Client, pairs)
+		for i := 0; i < 2*pairs; i++ {
+			addr, into, k := x.addr, senders, i
+			if i >= pairs {
+				addr, into, k = x.addr2, receivers, i-pairs
+			}
+			user := "b" + strconv.Itoa(i+1)
+			cl, _ := scram.SHA1.NewClient(user, password, "")
+			c, err := xmppload.Login(xmppload.Options{Addr: addr, Host: xmpptest.Host, TLS: tlsConf, Mechanism: "SCRAM-SHA-1", User: user, Password: password, Resource: "x", SCRAM: cl, Timeout: 30 * time.Second})
+			if err != nil {
+				b.Fatalf("%s across nodes: %v", x.name, err)
+			}
+			into[k] = c
+		}
+		r := &results[ci]
+		r.crossRate, r.crossP50, r.crossP99, r.crossHalfP50, r.crossHalfP99 = messages(b, x.name+" across nodes", senders, receivers)
+		for _, c := range append(senders, receivers...) {
+			c.Close()
+		}
+	}
 	e, g := results[0], results[1]
 	report := fmt.Sprintf(`XMPP, %d sessions, %d pairs, %d offline messages (ejabberd 23.01 | mimmigrate | ratio)
   logins/s SCRAM-SHA-1      %8.0f | %8.0f | %.2f×
@@ -306,7 +305,10 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
   messages/s (saturated)    %8.0f | %8.0f | %.2f×
     p50 / p99               %8s / %s | %s / %s
   at half of each one's rate p50 / p99: %s / %s | %s / %s
-  offline flush             %8s | %8s`,
+  offline flush             %8s | %8s
+  across two nodes: messages/s %8.0f | %8.0f | %.2f×
+    p50 / p99               %8s / %s | %s / %s
+  at half of each one's rate p50 / p99: %s / %s | %s / %s`,
 		sessions, pairs, offline,
 		e.scramRate, g.scramRate, g.scramRate/e.scramRate,
 		e.plainRate, g.plainRate, g.plainRate/e.plainRate,
@@ -314,12 +316,80 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		e.msgRate, g.msgRate, g.msgRate/e.msgRate,
 		e.p50.Round(time.Millisecond), e.p99.Round(time.Millisecond), g.p50.Round(time.Millisecond), g.p99.Round(time.Millisecond),
 		e.halfP50.Round(time.Millisecond), e.halfP99.Round(time.Millisecond), g.halfP50.Round(time.Millisecond), g.halfP99.Round(time.Millisecond),
-		e.flush.Round(time.Millisecond), g.flush.Round(time.Millisecond))
+		e.flush.Round(time.Millisecond), g.flush.Round(time.Millisecond),
+		e.crossRate, g.crossRate, g.crossRate/e.crossRate,
+		e.crossP50.Round(time.Millisecond), e.crossP99.Round(time.Millisecond), g.crossP50.Round(time.Millisecond), g.crossP99.Round(time.Millisecond),
+		e.crossHalfP50.Round(time.Millisecond), e.crossHalfP99.Round(time.Millisecond), g.crossHalfP50.Round(time.Millisecond), g.crossHalfP99.Round(time.Millisecond))
 	b.Log("\n" + report)
 	fmt.Println(report)
 	b.ReportMetric(g.scramRate/e.scramRate, "scram-login-ratio")
 	b.ReportMetric(g.msgRate/e.msgRate, "msg-rate-ratio")
 	b.ReportMetric(g.kbPerSession/e.kbPerSession, "mem-per-session-ratio")
+}
+
+// messages measures one-to-one messages from senders[i] to receivers[i]'s
+// full JID, the send time in the body: the saturated rate (20 messages
+// each, as fast as they go) and its latencies, then the latencies at half
+// that rate.
+func messages(b *testing.B, name string, senders, receivers []*xmppload.Client) (rate float64, p50, p99, halfP50, halfP99 time.Duration) {
+	run := func(perSender int, rate float64) (float64, []time.Duration) {
+		var lat []time.Duration
+		var lmu sync.Mutex
+		var rwg sync.WaitGroup
+		for _, rcv := range receivers {
+			rwg.Add(1)
+			go func() {
+				defer rwg.Done()
+				var mine []time.Duration
+				for k := 0; k < perSender; k++ {
+					el, err := rcv.Next(60 * time.Second)
+					if err != nil {
+						b.Errorf("%s: receiving: %v", name, err)
+						return
+					}
+					if el.Name != "message" {
+						k--
+						continue
+					}
+					if body := el.Child("body"); body != nil {
+						if ns, err := strconv.ParseInt(body.Text(), 10, 64); err == nil {
+							mine = append(mine, time.Duration(time.Now().UnixNano()-ns))
+						}
+					}
+				}
+				lmu.Lock()
+				lat = append(lat, mine...)
+				lmu.Unlock()
+			}()
+		}
+		start := time.Now()
+		var swg sync.WaitGroup
+		gap := time.Duration(0)
+		if rate > 0 {
+			gap = time.Duration(float64(len(senders)) / rate * float64(time.Second))
+		}
+		for i, snd := range senders {
+			to := receivers[i].JID
+			swg.Add(1)
+			go func() {
+				defer swg.Done()
+				next := time.Now()
+				for k := 0; k < perSender; k++ {
+					if gap > 0 {
+						time.Sleep(time.Until(next))
+						next = next.Add(gap)
+					}
+					snd.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%d</body></message>", to, time.Now().UnixNano()))
+				}
+			}()
+		}
+		swg.Wait()
+		rwg.Wait()
+		return float64(len(senders)*perSender) / time.Since(start).Seconds(), lat
+	}
+	rate, lat := run(20, 0)
+	_, half := run(20, rate/2)
+	return rate, percentile(lat, 50), percentile(lat, 99), percentile(half, 50), percentile(half, 99)
 }
 
 func envInt(name string, def int) int {

@@ -45,7 +45,7 @@ const (
 // presenceOut is a presence a session sends: to its own bare JID it is
 // its own presence, else it goes where it is addressed.
 func (s *Service) presenceOut(l *local, el *codec.Element) {
-	own := l.conn.JID()
+	own := l.jid()
 	to, err := jid.Parse(stanza.Attr(el, "to"))
 	if err != nil {
 		return
@@ -90,7 +90,7 @@ func (s *Service) presenceOut(l *local, el *codec.Element) {
 // subscribed to. Unavailable presence goes there and to every JID given
 // directed presence.
 func (s *Service) selfPresence(l *local, el *codec.Element) {
-	own := l.conn.JID()
+	own := l.jid()
 	switch stanza.Attr(el, "type") {
 	case "unavailable":
 		s.setPresence(l, false, 0)
@@ -155,7 +155,7 @@ func (s *Service) setPresence(l *local, available bool, prio int64) {
 // resources, every JID given directed presence and, when the session was
 // available (toRoster), the contacts subscribed to the user.
 func (s *Service) broadcastUnavailable(l *local, el *codec.Element, toRoster bool) {
-	own := l.conn.JID()
+	own := l.jid()
 	targets := map[string]jid.JID{own.Bare().String(): own.Bare()}
 	if toRoster {
 		for _, j := range s.rosterTargets(own, subFrom, subBoth) {
@@ -210,7 +210,7 @@ func (s *Service) presenceIn(l *local, el *codec.Element, via term.Atom) bool {
 // was sent, to the user's other resources and to contacts subscribed to
 // the user.
 func (s *Service) probeReply(l *local, from jid.JID) {
-	own := l.conn.JID()
+	own := l.jid()
 	l.mu.Lock()
 	last, at := l.last, l.lastAt
 	l.mu.Unlock()
@@ -245,7 +245,7 @@ func (s *Service) closed(l *local) {
 	wasAvailable := l.last != nil
 	l.last = nil
 	l.mu.Unlock()
-	own := l.conn.JID()
+	own := l.jid()
 	if wasAvailable {
 		s.storeLast(own, l.conn.EndReason())
 	}
@@ -274,7 +274,7 @@ func (s *Service) PeerDown(peer term.Atom) {
 		}
 		l.mu.Unlock()
 		for _, f := range gone {
-			pres := &codec.Element{Name: "presence", Attrs: [][2]string{{"to", l.conn.JID().String()}, {"from", f}, {"type", "unavailable"}}}
+			pres := &codec.Element{Name: "presence", Attrs: [][2]string{{"to", l.jid().String()}, {"from", f}, {"type", "unavailable"}}}
 			if err := l.conn.Route(pres); err == nil {
 				s.stats.peerDownPresence.Add(1)
 			}
@@ -283,4 +283,12 @@ func (s *Service) PeerDown(peer term.Atom) {
 	if n := len(ls); n > 0 {
 		s.log.Info("node down: its users' presence withdrawn from this node's sessions", "peer", peer)
 	}
+}
+
+// jid is the session's full JID (known from its registration, before the
+// client has read its bind result).
+func (l *local) jid() jid.JID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fullJID(l.sess)
 }

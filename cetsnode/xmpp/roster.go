@@ -453,7 +453,7 @@ func (s *Service) resendPresence(ss cetsnode.Session, to jid.JID) {
 	last := l.last
 	l.mu.Unlock()
 	if last != nil {
-		s.presenceOut(l, stanza.Address(last, "", to.String(), l.conn.JID().String()))
+		s.presenceOut(l, stanza.Address(last, "", to.String(), l.jid().String()))
 	}
 }
 
@@ -616,7 +616,7 @@ func (s *Service) inSubscription(el *codec.Element, to jid.JID) {
 // resendPending sends a session the subscription requests waiting for the
 // user, at its first available presence of non-negative priority.
 func (s *Service) resendPending(l *local) {
-	own := l.conn.JID()
+	own := l.jid()
 	items, err := s.roster(own)
 	if err != nil {
 		return

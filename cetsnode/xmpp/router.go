@@ -239,6 +239,17 @@ func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom) {
 	if el.Name == "presence" && !s.presenceIn(l, el, via) {
 		return
 	}
+	// As ejabberd_c2s's fix_from_to: a stanza to a full JID reaches the
+	// client addressed to the session's own (a message to a resource that
+	// is gone, given to this one), one to the bare JID as it is.
+	if to, err := jid.Parse(stanza.Attr(el, "to")); err == nil && to.Resource != "" {
+		l.mu.Lock()
+		own := fullJID(l.sess)
+		l.mu.Unlock()
+		if to != own {
+			el = stanza.Address(el, "", own.String(), stanza.Attr(el, "from"))
+		}
+	}
 	if err := l.conn.Route(el); err != nil {
 		s.undeliverable(el)
 	}
