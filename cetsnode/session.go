@@ -2,6 +2,7 @@ package cetsnode
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -75,9 +76,23 @@ func sessionOf(r Record) (Session, bool) {
 	return s, true
 }
 
-// NewSID makes a session id owned by this node.
+// lastSID is the last session id's time: ids are unique on a node even
+// when two sessions open in the same microsecond (as ejabberd's
+// misc:unique_timestamp).
+var lastSID atomic.Int64
+
+// NewSID makes a session id owned by this node: {µs, node}, the time
+// strictly increasing on the node.
 func (ss *Sessions) NewSID() term.Tuple {
-	return term.Tuple{time.Now().UnixMicro(), ss.T.c.self}
+	for {
+		now, last := time.Now().UnixMicro(), lastSID.Load()
+		if now <= last {
+			now = last + 1
+		}
+		if lastSID.CompareAndSwap(last, now) {
+			return term.Tuple{now, ss.T.c.self}
+		}
+	}
 }
 
 // Register adds (or updates) a session owned by this node.

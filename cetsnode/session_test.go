@@ -2,10 +2,12 @@ package cetsnode
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
@@ -75,4 +77,28 @@ func TestSessionsAndRoutes(t *testing.T) {
 	if got := sb.Bare("example.com", "bob"); len(got) != 1 {
 		t.Fatalf("bob: %+v", got)
 	}
+}
+
+// Session ids are unique on a node even when many sessions open at once
+// (the XMPP service keys its connections by them: two alike would hand
+// one user's stanzas to another's connection).
+func TestNewSIDUnique(t *testing.T) {
+	c := NewCluster(ClusterOptions{})
+	ss := NewSessions(c)
+	seen := sync.Map{}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20000; i++ {
+				sid := term.Format(ss.NewSID())
+				if _, dup := seen.LoadOrStore(sid, true); dup {
+					t.Errorf("session id %s made twice", sid)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
