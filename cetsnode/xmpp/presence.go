@@ -131,7 +131,7 @@ func (s *Service) selfPresence(l *local, el *codec.Element) {
 
 func priority(el *codec.Element) int64 {
 	if p := el.Child("priority"); p != nil {
-		if n, err := strconv.ParseInt(strings.TrimSpace(p.Text()), 10, 8); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(p.Text()), 10, 64); err == nil {
 			return n
 		}
 	}

@@ -183,3 +183,18 @@ func GoXMPP(l Login) Result {
 	defer c.Close()
 	return Result{OK: true, Line: "OK " + c.JID()}
 }
+
+// GoXMPPClient logs in with github.com/xmppo/go-xmpp v0.4.1 (which sends
+// its initial presence at once) and returns the client.
+func GoXMPPClient(l Login) (*goxmpp.Client, error) {
+	pem, err := os.ReadFile(l.CA.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	opts := goxmpp.Options{Host: l.Addr, User: l.Account.JID(), Password: l.Account.Password, Resource: "goxmpp",
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: Host, MinVersion: tls.VersionTLS12}, Mechanism: l.Mechanism,
+		NoTLS: !l.DirectTLS, StartTLS: !l.DirectTLS, DialTimeout: 10 * time.Second}
+	return opts.NewClient()
+}

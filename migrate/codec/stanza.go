@@ -264,13 +264,18 @@ func CanonicalStanza(p *Element, from, to, lang string, extend func(els []any, t
 				v := c.Text()
 				switch v {
 				case "away", "chat", "dnd", "xa":
+				case "": // no show (the codec reads empty cdata as absent)
+					continue
 				default:
 					return nil, badValue("cdata", "show", top)
 				}
 				show = []*Element{{Name: "show", Kids: []any{v}}}
 			case c.Name == "priority" && clientNS(ns):
+				if c.Text() == "" {
+					continue
+				}
 				n, err := strconv.Atoi(c.Text())
-				if err != nil || n < -128 || n > 127 {
+				if err != nil {
 					return nil, badValue("cdata", "priority", top)
 				}
 				priority = []*Element{{Name: "priority", Kids: []any{strconv.Itoa(n)}}}
