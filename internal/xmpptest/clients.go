@@ -198,3 +198,34 @@ func GoXMPPClient(l Login) (*goxmpp.Client, error) {
 		NoTLS: !l.DirectTLS, StartTLS: !l.DirectTLS, DialTimeout: 10 * time.Second}
 	return opts.NewClient()
 }
+
+//go:embed testdata/xmppjs-chat.js
+var xmppjsChatScript []byte
+
+// XMPPJSChat runs a scripted @xmpp/client session (testdata/xmppjs-chat.js):
+// roster fetch, initial presence, a message to peer (once peer's presence
+// came, with waitPresence), a message awaited ("-": none). It returns when
+// the script ends.
+func XMPPJSChat(dir string, l Login, peer, send, expect string, waitPresence bool) (Result, error) {
+	mods, err := NodeModules()
+	if err != nil {
+		return Result{}, err
+	}
+	script, err := writeScript(dir, "xmppjs-chat.js", xmppjsChatScript)
+	if err != nil {
+		return Result{}, err
+	}
+	service := "xmpp://" + l.Addr
+	if l.DirectTLS {
+		service = "xmpps://" + l.Addr
+	}
+	wait := "no"
+	if waitPresence {
+		wait = "yes"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script, service, Host, l.Account.User, l.Account.Password, peer, send, expect, wait)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods, "NODE_EXTRA_CA_CERTS="+l.CA.CertFile)
+	return runClient("node", cmd), nil
+}
