@@ -115,7 +115,7 @@ func TestRosterAsEjabberd(t *testing.T) {
 	// run takes a pair no earlier run in this bed changed.
 	k := bulkPair.Add(1)
 	if k > 8 {
-		t.Skip("every pair of bulk users of this test bed has been used (run it with a new bed)")
+		t.Fatal("every pair of bulk users of this test bed has been used: run these tests at most 8 times per test process")
 	}
 	users := [2]xmpptest.Account{{User: fmt.Sprintf("user%d", 21+k), Password: "pw-user1"}, {User: fmt.Sprintf("user%d", 31+k), Password: "pw-user1"}}
 	A, B := users[0].JID(), users[1].JID()
@@ -202,7 +202,7 @@ func TestEjabberdReadsRosterAndLast(t *testing.T) {
 	n := bed.StartNode(t, "rb"+testenv.RandomID(5), withRoster)
 	k := bulkPair.Add(1)
 	if k > 8 {
-		t.Skip("every pair of bulk users of this test bed has been used (run it with a new bed)")
+		t.Fatal("every pair of bulk users of this test bed has been used: run these tests at most 8 times per test process")
 	}
 	C, D, F := fmt.Sprintf("user%d", 21+k), fmt.Sprintf("user%d", 31+k), fmt.Sprintf("user%d", 41+k)
 	sess := func(u string) *xmpptest.Raw {

@@ -194,20 +194,7 @@ func Session(addr string, ca *CA, a Account, resource string) (*Raw, string, err
 }
 
 // Drain reads whatever the server sends within d and returns it.
-func (r *Raw) Drain(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	buf := make([]byte, 4096)
-	for {
-		r.conn.SetReadDeadline(deadline)
-		n, err := r.conn.Read(buf)
-		r.got.Write(buf[:n])
-		if err != nil {
-			out := r.got.String()
-			r.got.Reset()
-			return out
-		}
-	}
-}
+func (r *Raw) Drain(d time.Duration) string { return r.Settle(d, d) }
 
 // Settle reads until the server has sent nothing for idle (at most max)
 // and returns what it read.
