@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
@@ -195,5 +196,102 @@ func TestXMPPC(t *testing.T) {
 		if !strings.Contains(n.Log.String(), "authentication failed") {
 			t.Errorf("xmppc with a wrong password was not refused:\n%s", n.Log.String())
 		}
+	}
+}
+
+// The two command-line clients, libstrophe's xmppc (SCRAM-SHA-1, STARTTLS,
+// in a network namespace: it only dials its domain's port 5222) and
+// go-sendxmpp (PLAIN, direct TLS), on two Go nodes: xmppc fetches the
+// roster, reads its migrated offline messages, sees go-sendxmpp's user
+// come online; a message each way; then each is offline in turn and
+// reads at its next login what the other wrote meanwhile.
+func TestCommandLineClientsConversation(t *testing.T) {
+	needBed(t)
+	netbed := testenv.NewNetBed(t, 2)
+	cluster := "cl" + testenv.RandomID(5)
+	n1 := bed.StartNodeOn(t, netbed.HostIP, cluster, withRoster)
+	n2 := bed.StartNodeOn(t, netbed.HostIP, cluster, withRoster)
+	xmpptest.WaitClustered(t, 2, n1, n2)
+	users := bed.Kind("scram-sha-1")
+	// user16 has user17 in its roster (both); ejabberd stored offline
+	// messages for user17 from user18.
+	a, b := users[16], users[15]
+	if a.User != "user17" || b.User != "user16" {
+		t.Fatalf("the bed's users changed: %s %s", a.User, b.User)
+	}
+	dir := t.TempDir()
+	alice := xmpptest.Login{Account: a, CA: bed.CA}
+	bob := xmpptest.Login{Account: b, Addr: n2.DirectTLS, DirectTLS: true, CA: bed.CA}
+	out, err := xmpptest.XMPPC(dir, netbed.NS[1], n1.StartTLS, alice, "-m", "roster", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Nick user18 (user18@localhost) sub=both") || strings.Count(out, "sub=both") != 5 {
+		t.Errorf("xmppc's roster list of %s:\n%s", a.JID(), out)
+	}
+	monitor := func() *xmpptest.Background {
+		t.Helper()
+		m, err := xmpptest.StartXMPPC(dir, netbed.NS[0], n1.StartTLS, alice, "-m", "monitor", "stanza")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		return m
+	}
+	wait := func(bg *xmpptest.Background, who, want string) {
+		t.Helper()
+		if err := bg.Wait(want, 20*time.Second); err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+	}
+	send := func(l xmpptest.Login, to, text string) {
+		t.Helper()
+		if l.Addr == "" {
+			out, err := xmpptest.XMPPC(dir, netbed.NS[1], n1.StartTLS, l, "-m", "message", "chat", to, text)
+			if err != nil {
+				t.Fatalf("xmppc: %v\n%s", err, out)
+			}
+			return
+		}
+		r, err := xmpptest.GoSendXMPP(l, to, text)
+		check(t, "go-sendxmpp sends", r, err, true)
+	}
+	listen := func() *xmpptest.Background {
+		t.Helper()
+		l, err := xmpptest.GoSendXMPPListen(bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+		return l
+	}
+
+	m := monitor()
+	// The messages ejabberd stored for user17, with ejabberd's stamps.
+	wait(m, "xmppc", `from="user18@localhost"><delay xmlns="urn:xmpp:delay" stamp="[0-9-]+T[0-9:.]+Z" from="localhost">Offline Storage</delay><body>Hello user17 1</body>`)
+	l := listen()
+	wait(m, "xmppc (go-sendxmpp's presence)", `<presence [^>]*from="`+b.JID()+`/go-sendxmpp`)
+	send(bob, a.JID(), "hello from go-sendxmpp")
+	wait(m, "xmppc", "<body>hello from go-sendxmpp</body>")
+	send(alice, b.JID(), "hello from xmppc")
+	wait(l, "go-sendxmpp", a.JID()+": hello from xmppc")
+
+	// Offline each way.
+	m.Stop()
+	testenv.WaitFor(t, "xmppc's sessions gone", 10*time.Second, func() (bool, string) {
+		return len(n2.Node.Sessions.Bare(xmpptest.Host, a.User)) == 0, ""
+	}, nil)
+	send(bob, a.JID(), "while you were away, xmppc")
+	m = monitor()
+	wait(m, "xmppc (offline)", `<delay xmlns="urn:xmpp:delay" stamp="[^"]+" from="localhost">Offline Storage</delay><body>while you were away, xmppc</body>`)
+	l.Stop()
+	testenv.WaitFor(t, "go-sendxmpp's session gone", 10*time.Second, func() (bool, string) {
+		return len(n1.Node.Sessions.Bare(xmpptest.Host, b.User)) == 0, ""
+	}, nil)
+	send(alice, b.JID(), "while you were away, go-sendxmpp")
+	l = listen()
+	wait(l, "go-sendxmpp (offline)", a.JID()+": while you were away, go-sendxmpp")
+	if !strings.Contains(n1.Log.String(), "jid="+a.JID()+" mechanism=SCRAM-SHA-1") || !strings.Contains(n2.Log.String(), "jid="+b.JID()+" mechanism=PLAIN") {
+		t.Errorf("the logins were not SCRAM-SHA-1 (xmppc) and PLAIN (go-sendxmpp)")
 	}
 }

@@ -138,21 +138,29 @@ func XMPPJS(dir string, l Login) (Result, error) {
 	return runClient("node", cmd), nil
 }
 
+func goSendXMPP(ctx context.Context, l Login, args ...string) (*exec.Cmd, error) {
+	if _, err := exec.LookPath("go-sendxmpp"); err != nil {
+		return nil, fmt.Errorf("go-sendxmpp: %w (apt-get install go-sendxmpp)", ErrSkip)
+	}
+	base := []string{"-u", l.Account.JID(), "-p", l.Account.Password, "-j", l.Addr, "--timeout", "15", "--tls-version", "12"}
+	if l.DirectTLS {
+		base = append(base, "-t")
+	}
+	cmd := exec.CommandContext(ctx, "go-sendxmpp", append(base, args...)...)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+l.CA.CertFile, "HOME="+os.TempDir())
+	return cmd, nil
+}
+
 // GoSendXMPP sends a message with Debian's go-sendxmpp (PLAIN); it
 // succeeds when it could log in.
 func GoSendXMPP(l Login, to, message string) (Result, error) {
-	if _, err := exec.LookPath("go-sendxmpp"); err != nil {
-		return Result{}, fmt.Errorf("go-sendxmpp: %w (apt-get install go-sendxmpp)", ErrSkip)
-	}
-	args := []string{"-u", l.Account.JID(), "-p", l.Account.Password, "-j", l.Addr, "--timeout", "15", "--tls-version", "12"}
-	if l.DirectTLS {
-		args = append(args, "-t")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go-sendxmpp", append(args, to)...)
+	cmd, err := goSendXMPP(ctx, l, to)
+	if err != nil {
+		return Result{}, err
+	}
 	cmd.Stdin = strings.NewReader(message)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+l.CA.CertFile, "HOME="+os.TempDir())
 	out, err := cmd.CombinedOutput()
 	r := Result{Output: strings.TrimSpace(string(out)), OK: err == nil}
 	if err != nil {
@@ -161,6 +169,19 @@ func GoSendXMPP(l Login, to, message string) (Result, error) {
 		r.Line = "OK " + l.Account.JID()
 	}
 	return r, nil
+}
+
+// GoSendXMPPListen starts go-sendxmpp in listen mode (-l): it logs in,
+// sends its presence and prints every message it receives; Stop it (it
+// is killed after two minutes in any case).
+func GoSendXMPPListen(l Login) (*Background, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd, err := goSendXMPP(ctx, l, "-l")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return startBackground(cmd, cancel)
 }
 
 // GoXMPP logs in with github.com/xmppo/go-xmpp v0.4.1 (a Go client that
