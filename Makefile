@@ -35,6 +35,7 @@ bench: setup
 	$(GO) test -run XXX -bench ExportVersusEjabberd -benchtime 1x -timeout 60m ./cmd/mimmigrate/
 	$(GO) test -run XXX -bench ClusterVersusMnesia -benchtime 1x -timeout 30m ./cetsnode/
 	$(GO) test -run XXX -bench XMPPVersusEjabberd -benchtime 1x -timeout 30m ./cetsnode/xmpp/
+	$(GO) test -run XXX -bench TsungCrossCheck -benchtime 1x -timeout 20m ./cetsnode/xmpp/
 
 # A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
 demo: setup build

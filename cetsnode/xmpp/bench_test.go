@@ -49,85 +49,11 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 	if 2*pairs > sessions {
 		b.Fatalf("%d pairs need %d sessions", pairs, 2*pairs)
 	}
-	dbURL, drop, err := testenv.NewPostgresDB()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(drop)
-	db := testenv.DB(b, dbURL)
+	bb := startBenchBed(b, sessions+1)
+	db, sqlCfg, modules, pem, ej, cfgPath, goPort, startNode, log1, tlsConf, scramClient, servers :=
+		bb.db, bb.sqlCfg, bb.modules, bb.pem, bb.ej, bb.cfgPath, bb.goPort, bb.startNode, bb.log1, bb.tlsConf, bb.scramClient, bb.servers
 	ctx := context.Background()
-	if _, err := mimsql.Migrate(ctx, db, "ejabberd"); err != nil {
-		b.Fatal(err)
-	}
-	// The accounts: SCRAM-SHA-1 as ejabberd stores it (one salt for all,
-	// so that the load generator's PBKDF2 is done once).
-	const password = "bench-password"
-	creds, err := sasl.Policy{PasswordFormat: "scram"}.NewCredentials(password)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc := creds.SCRAM
-	if _, err := db.Pool.Exec(ctx, `INSERT INTO users (username, password, serverkey, salt, iterationcount)
-		SELECT 'b' || i, $1, $2, $3, $4 FROM generate_series(1, $5) AS i`,
-		base64.StdEncoding.EncodeToString(sc.StoredKey), base64.StdEncoding.EncodeToString(sc.ServerKey),
-		base64.StdEncoding.EncodeToString(sc.Salt), sc.Iterations, sessions+1); err != nil {
-		b.Fatal(err)
-	}
-	modules := "modules:\n  mod_roster: {}\n  mod_offline: {}\n  mod_last: {}\n  mod_ping: {}\n"
-	u, _ := url.Parse(dbURL)
-	sqlCfg := fmt.Sprintf("sql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: \"postgres\"\nsql_password: \"\"\nsql_pool_size: 10\n",
-		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"))
-
-	// ejabberd: SQL, STARTTLS required, the same certificate.
-	base, err := os.MkdirTemp("", "mimmigrate-xbench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pem, _ := os.ReadFile(bed.CA.ServerPEM)
-	os.WriteFile(filepath.Join(base, "server.pem"), pem, 0o640)
-	ej, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbench", Host: xmpptest.Host, Base: base, SQL: true, NoFile: hardNoFile(),
-		ExtraConfig: sqlCfg + "certfiles:\n  - " + filepath.Join(base, "server.pem") + "\nnew_sql_schema: false\n",
-		C2SOptions:  []string{"starttls: true", "starttls_required: true"}, Modules: modules})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(ej.Destroy)
-
-	// The Go node, as a process of its own (its RSS is its own).
-	cfgPath := filepath.Join(b.TempDir(), "ejabberd.yml")
-	goPort := testenv.FreePort(b)
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("hosts:\n  - %s\ncertfiles:\n  - %s\nauth_method: sql\nauth_password_format: scram\n%slisten:\n  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    starttls_required: true\n%s",
-		xmpptest.Host, bed.CA.ServerPEM, sqlCfg, goPort, modules)), 0o600)
-	cluster, cookie := "bench"+testenv.RandomID(4), "c"+testenv.RandomID(8)
-	startNode := func(cfgPath string) (*exec.Cmd, *testenv.SyncBuffer) {
-		node := exec.Command(bed.Bin, "node", "start", "--config", cfgPath, "--name", "xbench"+testenv.RandomID(4)+"@127.0.0.1",
-			"--cookie", cookie, "--cluster-name", cluster, "--check-interval", "500ms")
-		nodeLog := &testenv.SyncBuffer{}
-		node.Stdout, node.Stderr = nodeLog, nodeLog
-		if err := node.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { node.Process.Kill(); node.Wait() })
-		testenv.WaitFor(b, "the Go node listening", 30*time.Second, func() (bool, string) {
-			return strings.Contains(nodeLog.String(), "c2s listening"), nodeLog.String()
-		}, nil)
-		return node, nodeLog
-	}
-	node, log1 := startNode(cfgPath)
-
-	caPEM, _ := os.ReadFile(bed.CA.CertFile)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: xmpptest.Host, ClientSessionCache: nil}
-	scramClient, _ := scram.SHA1.NewClient("b1", password, "")
-	servers := []struct {
-		name string
-		addr string
-		pid  func() int
-	}{
-		{"ejabberd 23.01", fmt.Sprintf("127.0.0.1:%d", ej.C2SPort), ej.Pid},
-		{"mimmigrate", fmt.Sprintf("127.0.0.1:%d", goPort), func() int { return node.Process.Pid }},
-	}
+	const password = benchPassword
 	type result struct {
 		scramRate, plainRate       float64
 		kbPerSession               float64
@@ -149,40 +75,9 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 			return xmppload.Options{Addr: srv.addr, Host: xmpptest.Host, TLS: tlsConf, Mechanism: mech, User: user, Password: password, Resource: res, SCRAM: cl, Timeout: 30 * time.Second}
 		}
 		r := &results[si]
-		// Logins per second: 8 workers for 5 s each mechanism, one account
-		// (a client keeps its salted password: the server's work is
-		// measured, with a new resource each time).
-		for _, mech := range []string{"SCRAM-SHA-1", "PLAIN"} {
-			var n atomic.Int64
-			var failed atomic.Int64
-			deadline := time.Now().Add(5 * time.Second)
-			var wg sync.WaitGroup
-			start := time.Now()
-			for w := 0; w < 8; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := w; time.Now().Before(deadline); i += 8 {
-						c, err := xmppload.Login(opts(1, mech, "login"+strconv.Itoa(i)))
-						if err != nil {
-							if failed.Add(1) == 1 {
-								b.Logf("%s %s login: %v", srv.name, mech, err)
-							}
-							continue
-						}
-						c.Close()
-						n.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
-			rate := float64(n.Load()) / time.Since(start).Seconds()
-			if mech == "PLAIN" {
-				r.plainRate = rate
-			} else {
-				r.scramRate = rate
-			}
-		}
+		// Logins per second: 8 workers for 5 s each mechanism.
+		r.scramRate = loginRate(b, srv, bb, "SCRAM-SHA-1", 8)
+		r.plainRate = loginRate(b, srv, bb, "PLAIN", 8)
 		time.Sleep(2 * time.Second)
 		// Memory per idle authenticated TLS session.
 		rss0 := rssKB(srv.pid())
@@ -450,4 +345,291 @@ func hardNoFile() int {
 		return 0
 	}
 	return int(rl.Max)
+}
+
+// benchBed is the two servers of the benchmarks on one database:
+// ejabberd 23.01 (SQL, STARTTLS required) and a Go node process, with
+// accounts b1…bN (SCRAM-SHA-1 as ejabberd stores it, benchPassword).
+type benchBed struct {
+	db          *mimsql.DB
+	sqlCfg      string
+	modules     string
+	pem         []byte
+	ej          *testenv.Ejabberd
+	cfgPath     string
+	goPort      int
+	startNode   func(cfgPath string) (*exec.Cmd, *testenv.SyncBuffer)
+	node        *exec.Cmd
+	log1        *testenv.SyncBuffer
+	tlsConf     *tls.Config
+	scramClient *scram.Client
+	servers     []benchServer
+}
+
+type benchServer struct {
+	name string
+	addr string
+	pid  func() int
+}
+
+const benchPassword = "bench-password"
+
+func startBenchBed(b *testing.B, users int) *benchBed {
+	dbURL, drop, err := testenv.NewPostgresDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(drop)
+	db := testenv.DB(b, dbURL)
+	ctx := context.Background()
+	if _, err := mimsql.Migrate(ctx, db, "ejabberd"); err != nil {
+		b.Fatal(err)
+	}
+	// The accounts: SCRAM-SHA-1 as ejabberd stores it (one salt for all,
+	// so that the load generator's PBKDF2 is done once).
+	password := benchPassword
+	creds, err := sasl.Policy{PasswordFormat: "scram"}.NewCredentials(password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := creds.SCRAM
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO users (username, password, serverkey, salt, iterationcount)
+		SELECT 'b' || i, $1, $2, $3, $4 FROM generate_series(1, $5) AS i`,
+		base64.StdEncoding.EncodeToString(sc.StoredKey), base64.StdEncoding.EncodeToString(sc.ServerKey),
+		base64.StdEncoding.EncodeToString(sc.Salt), sc.Iterations, users); err != nil {
+		b.Fatal(err)
+	}
+	modules := "modules:\n  mod_roster: {}\n  mod_offline: {}\n  mod_last: {}\n  mod_ping: {}\n"
+	u, _ := url.Parse(dbURL)
+	sqlCfg := fmt.Sprintf("sql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: \"postgres\"\nsql_password: \"\"\nsql_pool_size: 10\n",
+		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"))
+
+	// ejabberd: SQL, STARTTLS required, the same certificate.
+	base, err := os.MkdirTemp("", "mimmigrate-xbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pem, _ := os.ReadFile(bed.CA.ServerPEM)
+	os.WriteFile(filepath.Join(base, "server.pem"), pem, 0o640)
+	ej, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbench", Host: xmpptest.Host, Base: base, SQL: true, NoFile: hardNoFile(),
+		ExtraConfig: sqlCfg + "certfiles:\n  - " + filepath.Join(base, "server.pem") + "\nnew_sql_schema: false\n",
+		C2SOptions:  []string{"starttls: true", "starttls_required: true"}, Modules: modules})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ej.Destroy)
+
+	// The Go node, as a process of its own (its RSS is its own).
+	cfgPath := filepath.Join(b.TempDir(), "ejabberd.yml")
+	goPort := testenv.FreePort(b)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("hosts:\n  - %s\ncertfiles:\n  - %s\nauth_method: sql\nauth_password_format: scram\n%slisten:\n  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    starttls_required: true\n%s",
+		xmpptest.Host, bed.CA.ServerPEM, sqlCfg, goPort, modules)), 0o600)
+	cluster, cookie := "bench"+testenv.RandomID(4), "c"+testenv.RandomID(8)
+	startNode := func(cfgPath string) (*exec.Cmd, *testenv.SyncBuffer) {
+		node := exec.Command(bed.Bin, "node", "start", "--config", cfgPath, "--name", "xbench"+testenv.RandomID(4)+"@127.0.0.1",
+			"--cookie", cookie, "--cluster-name", cluster, "--check-interval", "500ms")
+		nodeLog := &testenv.SyncBuffer{}
+		node.Stdout, node.Stderr = nodeLog, nodeLog
+		if err := node.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { node.Process.Kill(); node.Wait() })
+		testenv.WaitFor(b, "the Go node listening", 30*time.Second, func() (bool, string) {
+			return strings.Contains(nodeLog.String(), "c2s listening"), nodeLog.String()
+		}, nil)
+		return node, nodeLog
+	}
+	node, log1 := startNode(cfgPath)
+
+	caPEM, _ := os.ReadFile(bed.CA.CertFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: xmpptest.Host, ClientSessionCache: nil}
+	scramClient, _ := scram.SHA1.NewClient("b1", password, "")
+	servers := []benchServer{
+		{"ejabberd 23.01", fmt.Sprintf("127.0.0.1:%d", ej.C2SPort), ej.Pid},
+		{"mimmigrate", fmt.Sprintf("127.0.0.1:%d", goPort), func() int { return node.Process.Pid }},
+	}
+	return &benchBed{db: db, sqlCfg: sqlCfg, modules: modules, pem: pem, ej: ej, cfgPath: cfgPath, goPort: goPort, startNode: startNode,
+		node: node, log1: log1, tlsConf: tlsConf, scramClient: scramClient, servers: servers}
+}
+
+// tsungPlainLogin is a tsung scenario: a burst of users arriving at a
+// fixed rate, each logging in over STARTTLS with PLAIN (connect, TLS,
+// auth, restart, bind, session) once and closing. (tsung 1.7.0 does not
+// connect again in a loop after a close: a closed loop, as the load
+// generator's workers, is not possible with it.)
+const tsungPlainLogin = `<?xml version="1.0"?>
+<!DOCTYPE tsung SYSTEM "/usr/share/tsung/tsung-1.0.dtd">
+<tsung loglevel="warning" version="1.0">
+ <clients><client host="localhost" use_controller_vm="true" maxusers="%[5]d"/></clients>
+ <servers><server host="127.0.0.1" port="%[1]d" type="tcp"/></servers>
+ <load><arrivalphase phase="1" duration="60" unit="second"><users maxnumber="%[2]d" arrivalrate="%[4]d" unit="second"/></arrivalphase></load>
+ <options>
+  <option type="ts_jabber" name="domain" value="localhost"/>
+  <option type="ts_jabber" name="userid_max" value="0"/>
+  <option name="file_server" id="userdb" value="%[3]s"/>
+  <option name="idle_timeout" value="20000"/>
+ </options>
+ <sessions>
+  <session name="plain-login" probability="100" type="ts_jabber" bidi="true">
+   <setdynvars sourcetype="file" fileid="userdb" delimiter="," order="iter"><var name="username"/><var name="password"/></setdynvars>
+   <transaction name="login">
+    <request subst="true"><jabber type="connect" ack="local"><xmpp_authenticate username="%%%%_username%%%%" passwd="%%%%_password%%%%"/></jabber></request>
+    <request><jabber type="starttls" ack="bidi_ack"/></request>
+    <request><jabber type="connect" ack="local"/></request>
+    <request><jabber type="auth_sasl" ack="local"/></request>
+    <request><jabber type="connect" ack="local"/></request>
+    <request><jabber type="auth_sasl_bind" ack="local"/></request>
+    <request><jabber type="auth_sasl_session" ack="local"/></request>
+   </transaction>
+   <request><jabber type="close" ack="no_ack"/></request>
+  </session>
+ </sessions>
+</tsung>
+`
+
+// The cross-check of the PLAIN login rate with Debian's tsung (1.7.0),
+// against ejabberd 23.01 and a Go node on one database: a burst of N
+// logins (MIMMIGRATE_BENCH_TSUNG_USERS, 300) arriving at 1,000/s, a queue
+// that each server drains at its own rate: the rate is N over twice the
+// mean login time.
+// The load generator's closed-loop rate (8 workers, 5 s) in the same run
+// is printed beside it.
+//
+//	go test -run XXX -bench TsungCrossCheck -benchtime 1x -timeout 20m ./cetsnode/xmpp/
+func BenchmarkTsungCrossCheck(b *testing.B) {
+	if bed == nil {
+		b.Skip(bedWhy)
+	}
+	if _, err := exec.LookPath("tsung"); err != nil {
+		b.Skip("tsung is not installed (apt-get install tsung)")
+	}
+	const arrival = 1000
+	n := envInt("MIMMIGRATE_BENCH_TSUNG_USERS", 300)
+	bb := startBenchBed(b, n)
+	dir := b.TempDir()
+	var csv strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&csv, "b%d,%s\n", i, benchPassword)
+	}
+	users := filepath.Join(dir, "users.csv")
+	os.WriteFile(users, []byte(csv.String()), 0o600)
+	var tsungRate, ourRate [2]float64
+	var tsungMean, tsungMax [2]time.Duration
+	var tsungDone [2]int
+	for si, srv := range bb.servers {
+		_, port, _ := strings.Cut(srv.addr, ":")
+		p, _ := strconv.Atoi(port)
+		cfg := filepath.Join(dir, fmt.Sprintf("tsung-%d.xml", si))
+		os.WriteFile(cfg, []byte(fmt.Sprintf(tsungPlainLogin, p, n, users, arrival, 2*n+100)), 0o600)
+		logs := filepath.Join(dir, fmt.Sprintf("log-%d", si))
+		os.MkdirAll(logs, 0o700)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, "tsung", "-n", "-f", cfg, "-l", logs, "start")
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		// tsung is a shell script starting erl: kill them all on timeout.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			b.Fatalf("tsung against %s: %v\n%s", srv.name, err, out)
+		}
+		st, err := tsungTransaction(logs, "login")
+		if err != nil {
+			b.Fatalf("tsung against %s: %v\n%s", srv.name, err, out)
+		}
+		if st.count < n*9/10 {
+			b.Fatalf("tsung against %s: %d of %d logins\n%s", srv.name, st.count, n, out)
+		}
+		tsungDone[si] = st.count
+		tsungMean[si], tsungMax[si] = st.mean, st.max
+		// A burst of N served one after another at rate C waits N/2C on
+		// average: C from the mean login time. (The slowest login is no
+		// measure: under the burst ejabberd's has taken 19 s, a SYN
+		// retransmitted after its listen backlog overflowed.)
+		tsungRate[si] = float64(st.count) / (2 * st.mean.Seconds())
+		ourRate[si] = loginRate(b, srv, bb, "PLAIN", 8)
+	}
+	report := fmt.Sprintf(`PLAIN logins/s (ejabberd 23.01 | mimmigrate | ratio)
+  tsung 1.7.0, %d at once   %8.0f | %8.0f | %.2f×   (logins done %d | %d, mean %s | %s, slowest %s | %s)
+  internal/xmppload, 8 workers %5.0f | %8.0f | %.2f×`, n,
+		tsungRate[0], tsungRate[1], tsungRate[1]/tsungRate[0], tsungDone[0], tsungDone[1],
+		tsungMean[0].Round(time.Millisecond), tsungMean[1].Round(time.Millisecond), tsungMax[0].Round(time.Millisecond), tsungMax[1].Round(time.Millisecond),
+		ourRate[0], ourRate[1], ourRate[1]/ourRate[0])
+	b.Log("\n" + report)
+	fmt.Println(report)
+	b.ReportMetric(tsungRate[1]/tsungRate[0], "tsung-plain-ratio")
+}
+
+type tsungStats struct {
+	count     int
+	mean, max time.Duration
+}
+
+// tsungTransaction reads a transaction's count, mean and max from the
+// last stats dump of tsung.log under dir.
+func tsungTransaction(dir, name string) (tsungStats, error) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*", "tsung.log"))
+	if len(logs) == 0 {
+		return tsungStats{}, fmt.Errorf("no tsung.log under %s", dir)
+	}
+	text, err := os.ReadFile(logs[len(logs)-1])
+	if err != nil {
+		return tsungStats{}, err
+	}
+	st := tsungStats{count: -1}
+	ms := func(s string) time.Duration {
+		v, _ := strconv.ParseFloat(s, 64)
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	for _, l := range strings.Split(string(text), "\n") {
+		f := strings.Fields(l)
+		// stats: tr_NAME count mean stddev max min global-mean global-count
+		// (count and mean of the last interval; max and min so far;
+		// global mean and count of the intervals before it)
+		if len(f) == 9 && f[0] == "stats:" && f[1] == "tr_"+name {
+			c, _ := strconv.Atoi(f[2])
+			gc, _ := strconv.Atoi(f[8])
+			st.count, st.max = c+gc, ms(f[5])
+			if st.count > 0 {
+				st.mean = (ms(f[3])*time.Duration(c) + ms(f[7])*time.Duration(gc)) / time.Duration(st.count)
+			}
+		}
+	}
+	if st.count < 0 || st.mean <= 0 {
+		return st, fmt.Errorf("no tr_%s in %s:\n%s", name, logs[len(logs)-1], testenv.Tail(string(text), 2000))
+	}
+	return st, nil
+}
+
+// loginRate is the logins per second of workers logging in again and
+// again for 5 s as b1 (a client keeps its salted password: the server's
+// work is measured), a new resource each time.
+func loginRate(b *testing.B, srv benchServer, bb *benchBed, mech string, workers int) float64 {
+	var n, failed atomic.Int64
+	deadline := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; time.Now().Before(deadline); i += workers {
+				c, err := xmppload.Login(xmppload.Options{Addr: srv.addr, Host: xmpptest.Host, TLS: bb.tlsConf, Mechanism: mech, User: "b1",
+					Password: benchPassword, Resource: "login" + strconv.Itoa(i), SCRAM: bb.scramClient, Timeout: 30 * time.Second})
+				if err != nil {
+					if failed.Add(1) == 1 {
+						b.Logf("%s %s login: %v", srv.name, mech, err)
+					}
+					continue
+				}
+				c.Close()
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
 }
