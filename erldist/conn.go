@@ -349,8 +349,13 @@ func (c *Conn) enqueue(add func([]byte) ([]byte, error)) error {
 		_, err = c.nc.Write(buf)
 		c.lastWrite.Store(time.Now().UnixNano())
 		c.wmu.Lock()
+		// buf becomes the spare; a large one is let go, and then so is
+		// the old spare, which is what senders append to now (kept, the
+		// next write would go out of the buffer being appended to).
 		if cap(buf) <= 1<<20 {
 			c.wspare = buf[:0]
+		} else {
+			c.wspare = nil
 		}
 		if err != nil {
 			c.wpending = nil

@@ -424,3 +424,84 @@ func evalRemote(t *testing.T, c *erldist.Conn, src string, name string, value te
 	}
 	return v[1]
 }
+
+// Many goroutines sending to a real Erlang process at once, with
+// messages of megabytes among them (the write buffer then grows past the
+// size it is kept at): every message arrives intact and in order per
+// sender, and the connection stays up. (The buffer dropped after a large
+// write was still the spare one, so the next write went out of the
+// buffer senders were appending to: the peer read garbage framing —
+// "packet of 1887660036 bytes" — and the two nodes lost each other.)
+func TestConcurrentSendsWithLargeMessages(t *testing.T) {
+	n := testenv.StartErl(t, testenv.ErlOptions{})
+	c := dial(t, n, nil)
+	sink := `P = spawn(fun() ->
+		Loop = fun Loop(Next, Ok, Bad) ->
+			receive
+				{small, W, Seq, Bin} ->
+					Want = maps:get(W, Next, 0),
+					Good = Seq =:= Want andalso Bin =:= binary:copy(<<(Seq rem 256)>>, 200),
+					if Good -> Loop(Next#{W => Seq + 1}, Ok + 1, Bad); true -> Loop(Next#{W => Seq + 1}, Ok, Bad + 1) end;
+				{big, Size, Bin} ->
+					timer:sleep(30), % the socket fills: our writes block
+					case byte_size(Bin) =:= Size of true -> Loop(Next, Ok + 1, Bad); false -> Loop(Next, Ok, Bad + 1) end;
+				{count, From} -> From ! {counted, Ok, Bad}, Loop(Next, Ok, Bad)
+			end
+		end,
+		Loop(#{}, 0, 0) end), register(mim_sink, P), P`
+	evalRemote(t, c, sink, "Unused", term.Atom("x"))
+	const writers, each, bigs = 8, 5000, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := 0; seq < each; seq++ {
+				b := make([]byte, 200)
+				for i := range b {
+					b[i] = byte(seq % 256)
+				}
+				if err := c.SendNamed("mim_sink", term.Tuple{term.Atom("small"), int64(w), int64(seq), term.Binary(b)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < bigs; i++ {
+			size := 2<<20 + i
+			if err := c.SendNamed("mim_sink", term.Tuple{term.Atom("big"), int64(size), term.Binary(make([]byte, size))}); err != nil {
+				errs <- err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("send: %v", err)
+	}
+	if err := c.SendNamed("mim_sink", term.Tuple{term.Atom("count"), c.Self()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-c.Mailbox():
+		tu, ok := term.IsRecord(m.Msg, "counted", 3)
+		if !ok {
+			t.Fatalf("reply %s", term.Format(m.Msg))
+		}
+		if okN, _ := term.Int(tu[1]); okN != writers*each+bigs || !term.Equal(tu[2], int64(0)) {
+			t.Errorf("the Erlang process got %s intact and %s damaged or out of order, want %d and 0", term.Format(tu[1]), term.Format(tu[2]), writers*each+bigs)
+		}
+	case <-c.Done():
+		t.Fatalf("the connection ended: %v", c.Err())
+	case <-time.After(60 * time.Second):
+		t.Fatal("no count from the Erlang process")
+	}
+	call(t, c, "erlang", "node") // still healthy
+}

@@ -285,7 +285,9 @@ func messages(b *testing.B, name string, senders, receivers []*xmppload.Client) 
 			swg.Add(1)
 			go func() {
 				defer swg.Done()
-				next := time.Now()
+				// Paced senders start spread over one gap: together a
+				// steady rate, not a burst of all of them every gap.
+				next := start.Add(gap * time.Duration(i) / time.Duration(len(senders)))
 				for k := 0; k < perSender; k++ {
 					if gap > 0 {
 						time.Sleep(time.Until(next))

@@ -297,6 +297,10 @@ func (s *Service) Unbind(c *c2s.Conn) {
 	s.closed(l)
 }
 
+// Undelivered takes a stanza queued for a session that was not written
+// (the connection closed first): as one routed to a session that ended.
+func (s *Service) Undelivered(_ *c2s.Conn, el *codec.Element) { s.undeliverable(el) }
+
 // Features lists the modules' stream features after bind and session.
 func (s *Service) Features(c *c2s.Conn) []*codec.Element {
 	if s.rosterOn() && s.opt.Config.Roster.Versioning {

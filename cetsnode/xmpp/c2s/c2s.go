@@ -42,6 +42,9 @@ type Backend interface {
 	// Features lists the stream features of an authenticated stream
 	// beyond bind and session.
 	Features(c *Conn) []*codec.Element
+	// Undelivered takes a stanza routed to the session that was not
+	// written: the connection closed, or its output queue overflowed.
+	Undelivered(c *Conn, el *codec.Element)
 }
 
 // Options configure the connections.
@@ -248,7 +251,10 @@ func (s *Service) newConn(nc net.Conn, l config.Listener) *Conn {
 		ip = ip.Unmap()
 	}
 	c := &Conn{s: s, raw: nc, nc: nc, ip: ip, listener: l, lang: s.opt.Lang, started: time.Now(), done: make(chan struct{}),
-		sid: s.sids.Add(1)}
+		sid: s.sids.Add(1), maxOut: l.MaxFSMQueue}
+	if c.maxOut <= 0 {
+		c.maxOut = config.DefaultMaxFSMQueue
+	}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	s.conns[c] = struct{}{}
 	return c

@@ -64,14 +64,23 @@ type Conn struct {
 	jid      jid.JID
 	bound    atomic.Bool
 
-	wmu        sync.Mutex // guards writing and what follows
-	routable   bool       // the bind result is written: routed stanzas go out
-	queued     [][]byte   // routed before that
+	wmu      sync.Mutex // guards what follows
+	routable bool       // the bind result is written: routed stanzas go out
+	queued   []outItem  // routed before that
+	// Once routable, stanzas wait in out for a writer goroutine, started
+	// when out turns non-empty and gone when it is empty again: whoever
+	// routes a stanza here (another session, a message from another
+	// node) never waits for this client's socket, and what piles up
+	// goes out in one write.
+	out        []outItem
+	writing    bool
+	maxOut     int // max_fsm_queue
 	headerSent bool
 	closing    bool
 	keepalive  *time.Timer
 	closeOnce  sync.Once
-	endReason  string // why the stream ended, worded as ejabberd's c2s
+	sock       sync.Mutex // one write on the connection at a time
+	endReason  string     // why the stream ended, worded as ejabberd's c2s
 }
 
 // EndReason says why the stream ended, as ejabberd words it in the last
@@ -119,10 +128,25 @@ func (c *Conn) Mechanism() string { return c.mech }
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// outItem is output waiting: a stanza routed to the session (handed to
+// the backend if it is not written), or anything else.
+type outItem struct {
+	el     *codec.Element
+	b      []byte
+	routed bool
+}
+
+func (it outItem) append(dst []byte) []byte {
+	if it.el != nil {
+		return codec.AppendElement(dst, it.el)
+	}
+	return append(dst, it.b...)
+}
+
 // Send writes a stanza to the client.
 func (c *Conn) Send(el *codec.Element) error {
 	c.s.Stats.StanzasOut.Add(1)
-	return c.write(codec.AppendElement(nil, el))
+	return c.enqueue(outItem{el: el})
 }
 
 var errClosing = errors.New("the connection is closing")
@@ -130,37 +154,116 @@ var errClosing = errors.New("the connection is closing")
 // ErrClosed is what Route returns for a connection that is closing.
 var ErrClosed = errClosing
 
-// Route writes a stanza routed to the session (one that arrives before the
-// bind result is written follows it). It fails with ErrClosed once the
-// connection is closing: the caller treats the stanza as undeliverable.
+var errOverflow = errors.New("the client's output queue is full")
+
+// Route sends a stanza routed to the session (one that arrives before
+// the bind result is written follows it). It does not wait for the
+// client: the stanza is queued. It fails once the connection is
+// closing, or when max_fsm_queue stanzas are already waiting (then the
+// connection is closed): the caller treats the stanza as undeliverable.
+// A queued stanza that is never written goes to Backend.Undelivered.
 func (c *Conn) Route(el *codec.Element) error {
-	b := codec.AppendElement(nil, el)
+	err := c.enqueue(outItem{el: el, routed: true})
+	if err == nil {
+		c.s.Stats.StanzasOut.Add(1)
+	}
+	return err
+}
+
+func (c *Conn) write(b []byte) error { return c.enqueue(outItem{b: b}) }
+
+// enqueue writes at once during negotiation (from the reader goroutine,
+// which waits for it); once the session is routable it queues for the
+// writer.
+func (c *Conn) enqueue(it outItem) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closing {
+		c.wmu.Unlock()
 		return errClosing
 	}
-	c.s.Stats.StanzasOut.Add(1)
 	if !c.routable {
-		c.queued = append(c.queued, b)
-		return nil
+		var err error
+		if it.routed {
+			c.queued = append(c.queued, it)
+		} else {
+			err = c.writeLocked(it.append(nil))
+		}
+		c.wmu.Unlock()
+		return err
 	}
-	return c.writeLocked(b)
+	if len(c.out) >= c.maxOut {
+		left := c.out
+		c.out = nil
+		c.wmu.Unlock()
+		c.log.Warn("the client does not read its stream: output queue full, closing", "queued", len(left))
+		c.undelivered(left)
+		c.Close("policy-violation", "Too many unread stanzas")
+		return errOverflow
+	}
+	c.out = append(c.out, it)
+	if !c.writing {
+		c.writing = true
+		go c.drain()
+	}
+	c.wmu.Unlock()
+	return nil
 }
 
-func (c *Conn) write(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.writeLocked(b)
+// drain writes what is queued, batch after batch, until the queue is
+// empty or the connection closes.
+func (c *Conn) drain() {
+	var buf []byte
+	var batch []outItem
+	for {
+		c.wmu.Lock()
+		if c.closing || len(c.out) == 0 {
+			left := c.out
+			c.out = nil
+			c.writing = false
+			c.wmu.Unlock()
+			c.undelivered(left)
+			return
+		}
+		batch, c.out = c.out, batch[:0]
+		if c.keepalive != nil {
+			c.keepalive.Reset(c.s.opt.Keepalive)
+		}
+		c.wmu.Unlock()
+		buf = buf[:0]
+		for _, it := range batch {
+			buf = it.append(buf)
+		}
+		if err := c.sockWrite(buf); err != nil {
+			c.wmu.Lock()
+			c.closing = true
+			c.wmu.Unlock()
+			c.raw.Close()
+			c.undelivered(batch)
+			batch = nil
+			continue
+		}
+		clear(batch)
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
 }
 
+// undelivered hands routed stanzas that were not written to the backend.
+func (c *Conn) undelivered(items []outItem) {
+	for _, it := range items {
+		if it.routed {
+			c.s.opt.Backend.Undelivered(c, it.el)
+		}
+	}
+}
+
+// writeLocked writes at once (c.wmu held).
 func (c *Conn) writeLocked(b []byte) error {
 	if c.closing {
 		return errClosing
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
-	_, err := c.nc.Write(b)
-	if err != nil {
+	if err := c.sockWrite(b); err != nil {
 		c.closing = true
 		c.raw.Close()
 		return err
@@ -169,6 +272,14 @@ func (c *Conn) writeLocked(b []byte) error {
 		c.keepalive.Reset(c.s.opt.Keepalive)
 	}
 	return nil
+}
+
+func (c *Conn) sockWrite(b []byte) error {
+	c.sock.Lock()
+	defer c.sock.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opt.WriteTimeout))
+	_, err := c.nc.Write(b)
+	return err
 }
 
 // Close ends the stream with a stream error (condition "" ends it
@@ -186,7 +297,12 @@ func (c *Conn) Close(condition, text string) {
 		case condition != "":
 			c.setEndReason("Stream closed by local host: " + condition)
 		}
+		// What is queued goes out first, then the end of the stream.
 		var b []byte
+		for _, it := range c.out {
+			b = it.append(b)
+		}
+		c.out = nil
 		if !c.headerSent {
 			b = stream.AppendHeader(b, newStreamID(), "1.0", c.lang, c.host)
 		}
@@ -218,7 +334,14 @@ func (c *Conn) serve() {
 		if c.keepalive != nil {
 			c.keepalive.Stop()
 		}
+		left := c.queued
+		c.queued = nil
+		if !c.writing {
+			left = append(left, c.out...)
+			c.out = nil
+		}
 		c.wmu.Unlock()
+		c.undelivered(left)
 		c.raw.Close()
 		c.s.forget(c)
 		close(c.done)
@@ -595,10 +718,10 @@ func (c *Conn) handleBind(el *codec.Element) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.routable = true
-	for _, b := range c.queued {
-		if err == nil {
-			err = c.writeLocked(b)
-		}
+	if len(c.queued) > 0 && !c.closing {
+		c.out = append(c.out, c.queued...)
+		c.writing = true
+		go c.drain()
 	}
 	c.queued = nil
 	return err
@@ -607,7 +730,7 @@ func (c *Conn) handleBind(el *codec.Element) error {
 func (c *Conn) sendKeepalive() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.closing {
+	if !c.closing && !c.writing {
 		c.writeLocked([]byte(" "))
 	}
 }

@@ -79,6 +79,10 @@ type Listener struct {
 	TLS              bool
 	StartTLSRequired bool
 	MaxStanzaSize    int
+	// MaxFSMQueue bounds the stanzas waiting to be written to one client
+	// (ejabberd's max_fsm_queue, 10000 by default): a client that does
+	// not read its stream is disconnected past it.
+	MaxFSMQueue int
 	// Ciphers and ProtocolOptions are OpenSSL's words, as ejabberd takes
 	// them (c2s_ciphers, protocol_options).
 	Ciphers         string
@@ -282,7 +286,7 @@ func (p *parser) macros(root *yaml.Node) error {
 var harmless = []string{"loglevel", "log_rotate_count", "log_rotate_size", "log_burst_limit_window_time", "log_burst_limit_count",
 	"log_modules_fully", "hide_sensitive_log_data", "cache_life_time", "cache_missed", "cache_size", "use_cache", "auth_use_cache",
 	"auth_cache_life_time", "auth_cache_missed", "auth_cache_size", "define_macro", "oom_killer", "oom_queue", "oom_watermark",
-	"net_ticktime", "max_fsm_queue", "version", "default_db", "default_ram_db", "queue_type", "sql_prepared_statements",
+	"net_ticktime", "version", "default_db", "default_ram_db", "queue_type", "sql_prepared_statements",
 	"sql_keepalive_interval", "sql_start_interval", "sql_connect_timeout", "sql_query_timeout", "sql_queue_type",
 	"update_sql_schema", "new_sql_schema", "allow_contrib_modules", "pgsql_users_number_estimate", "acl", "access_rules",
 	"api_permissions", "s2s_ciphers", "s2s_protocol_options", "s2s_use_starttls", "s2s_dhfile", "s2s_cafile", "s2s_access",
@@ -387,7 +391,7 @@ func (p *parser) option(name string, v *yaml.Node, all map[string]*yaml.Node) er
 		// The shapers the c2s listeners name are read with them.
 	case "modules":
 		return p.modules(v)
-	case "c2s_ciphers", "c2s_protocol_options":
+	case "c2s_ciphers", "c2s_protocol_options", "max_fsm_queue":
 		// Read with the listeners.
 	case "host_config", "append_host_config":
 		return p.hostConfig(name, v)
@@ -427,7 +431,14 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 			p.warn("listener %s on port %d is not implemented; only ejabberd_c2s is served", module, port)
 			continue
 		}
-		ln := Listener{Port: port, IP: "::", StartTLSRequired: true, MaxStanzaSize: 262144}
+		ln := Listener{Port: port, IP: "::", StartTLSRequired: true, MaxStanzaSize: 262144, MaxFSMQueue: DefaultMaxFSMQueue}
+		if q := all["max_fsm_queue"]; q != nil {
+			n, err := intValue(q)
+			if err != nil || n <= 0 {
+				return refuse("max_fsm_queue %q is not a positive number", q.Value)
+			}
+			ln.MaxFSMQueue = n
+		}
 		if c := all["c2s_ciphers"]; c != nil {
 			ln.Ciphers = c.Value
 		}
@@ -463,6 +474,12 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 					return refuse("max_stanza_size %q is not a positive size", o.Value)
 				}
 				ln.MaxStanzaSize = min(n, MaxStanzaSizeCap)
+			case "max_fsm_queue":
+				n, err := intValue(o)
+				if err != nil || n <= 0 {
+					return refuse("max_fsm_queue %q is not a positive number", o.Value)
+				}
+				ln.MaxFSMQueue = n
 			case "ciphers":
 				ln.Ciphers = o.Value
 			case "protocol_options":
@@ -492,6 +509,9 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 	}
 	return nil
 }
+
+// DefaultMaxFSMQueue is ejabberd_c2s's max_fsm_queue default.
+const DefaultMaxFSMQueue = 10000
 
 // MaxStanzaSizeCap bounds max_stanza_size: memory per connection is
 // bounded whatever a peer sends.
