@@ -58,6 +58,7 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		scramRate, plainRate       float64
 		kbPerSession               float64
 		msgRate                    float64
+		lost, crossLost            int64
 		p50, p99, halfP50, halfP99 time.Duration
 		flush                      time.Duration
 		crossRate                  float64
@@ -113,7 +114,7 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		for p := 0; p < pairs; p++ {
 			senders[p], receivers[p] = clients[2*p], clients[2*p+1]
 		}
-		r.msgRate, r.p50, r.p99, r.halfP50, r.halfP99 = messages(b, srv.name, senders, receivers)
+		r.msgRate, r.p50, r.p99, r.halfP50, r.halfP99, r.lost = messages(b, srv.name, senders, receivers)
 		for _, c := range clients {
 			c.Close()
 		}
@@ -193,7 +194,7 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		// asynchronously: a message sent before would go offline.
 		time.Sleep(2 * time.Second)
 		r := &results[ci]
-		r.crossRate, r.crossP50, r.crossP99, r.crossHalfP50, r.crossHalfP99 = messages(b, x.name+" across nodes", senders, receivers)
+		r.crossRate, r.crossP50, r.crossP99, r.crossHalfP50, r.crossHalfP99, r.crossLost = messages(b, x.name+" across nodes", senders, receivers)
 		for _, c := range append(senders, receivers...) {
 			c.Close()
 		}
@@ -206,10 +207,12 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
   messages/s (saturated)    %8.0f | %8.0f | %.2f×
     p50 / p99               %8s / %s | %s / %s
   at half of each one's rate p50 / p99: %s / %s | %s / %s
+  messages not received     %8d | %8d   (of 40 000)
   offline flush             %8s | %8s
   across two nodes: messages/s %8.0f | %8.0f | %.2f×
     p50 / p99               %8s / %s | %s / %s
-  at half of each one's rate p50 / p99: %s / %s | %s / %s`,
+  at half of each one's rate p50 / p99: %s / %s | %s / %s
+  messages not received     %8d | %8d   (of 40 000)`,
 		sessions, pairs, offline,
 		e.scramRate, g.scramRate, g.scramRate/e.scramRate,
 		e.plainRate, g.plainRate, g.plainRate/e.plainRate,
@@ -217,10 +220,12 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 		e.msgRate, g.msgRate, g.msgRate/e.msgRate,
 		e.p50.Round(time.Millisecond), e.p99.Round(time.Millisecond), g.p50.Round(time.Millisecond), g.p99.Round(time.Millisecond),
 		e.halfP50.Round(time.Millisecond), e.halfP99.Round(time.Millisecond), g.halfP50.Round(time.Millisecond), g.halfP99.Round(time.Millisecond),
+		e.lost, g.lost,
 		e.flush.Round(time.Millisecond), g.flush.Round(time.Millisecond),
 		e.crossRate, g.crossRate, g.crossRate/e.crossRate,
 		e.crossP50.Round(time.Millisecond), e.crossP99.Round(time.Millisecond), g.crossP50.Round(time.Millisecond), g.crossP99.Round(time.Millisecond),
-		e.crossHalfP50.Round(time.Millisecond), e.crossHalfP99.Round(time.Millisecond), g.crossHalfP50.Round(time.Millisecond), g.crossHalfP99.Round(time.Millisecond))
+		e.crossHalfP50.Round(time.Millisecond), e.crossHalfP99.Round(time.Millisecond), g.crossHalfP50.Round(time.Millisecond), g.crossHalfP99.Round(time.Millisecond),
+		e.crossLost, g.crossLost)
 	b.Log("\n" + report)
 	fmt.Println(report)
 	b.ReportMetric(g.scramRate/e.scramRate, "scram-login-ratio")
@@ -233,8 +238,8 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 // each, as fast as they go) and its latencies, then the latencies at half
 // that rate. A receiver waits 15 s at most for its next message: what did
 // not come is counted as lost, and the rate is of the messages that came.
-func messages(b *testing.B, name string, senders, receivers []*xmppload.Client) (rate float64, p50, p99, halfP50, halfP99 time.Duration) {
-	run := func(perSender int, rate float64) (float64, []time.Duration) {
+func messages(b *testing.B, name string, senders, receivers []*xmppload.Client) (rate float64, p50, p99, halfP50, halfP99 time.Duration, lost int64) {
+	run := func(perSender int, rate float64) (float64, []time.Duration, int64) {
 		var lat []time.Duration
 		var lmu sync.Mutex
 		var last atomic.Int64
@@ -303,11 +308,11 @@ func messages(b *testing.B, name string, senders, receivers []*xmppload.Client) 
 			b.Logf("%s: %d of %d messages did not arrive within 15 s", name, n, len(senders)*perSender)
 		}
 		got := int64(len(senders)*perSender) - lost.Load()
-		return float64(got) / (time.Duration(last.Load() - start.UnixNano())).Seconds(), lat
+		return float64(got) / (time.Duration(last.Load() - start.UnixNano())).Seconds(), lat, lost.Load()
 	}
-	rate, lat := run(20, 0)
-	_, half := run(20, rate/2)
-	return rate, percentile(lat, 50), percentile(lat, 99), percentile(half, 50), percentile(half, 99)
+	rate, lat, lost1 := run(20, 0)
+	_, half, lost2 := run(20, rate/2)
+	return rate, percentile(lat, 50), percentile(lat, 99), percentile(half, 50), percentile(half, 99), lost1 + lost2
 }
 
 func envInt(name string, def int) int {

@@ -247,3 +247,56 @@ func TestKillUnderTraffic(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops reading its stream while messages keep coming: its
+// queue fills to max_fsm_queue and the node closes it (as ejabberd ends a
+// c2s process past max_fsm_queue); the messages it was not given go to
+// offline storage; the sender, on the same node, is not held up.
+func TestClientThatDoesNotRead(t *testing.T) {
+	needBed(t)
+	n := bed.StartNode(t, "nr"+testenv.RandomID(5), withRoster+"max_fsm_queue: 20\n")
+	users := bed.Kind("scram-sha-1")
+	stalled, sender := users[9], users[10]
+	r, _, err := xmpptest.Session(n.StartTLS, bed.CA, stalled, "stalled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Send("<presence/>")
+	r.Drain(500 * time.Millisecond) // then it never reads again
+	s, _, err := xmpptest.Session(n.StartTLS, bed.CA, sender, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const sent = 3000
+	body := strings.Repeat("x", 8000)
+	start := time.Now()
+	for i := 0; i < sent; i++ {
+		if err := s.Send(fmt.Sprintf("<message to='%s/stalled' type='chat' id='m%d'><body>%s</body></message>", stalled.JID(), i, body)); err != nil {
+			t.Fatalf("the sender's stream failed after %d messages: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("sending took %v: the sender was held up", d)
+	}
+	testenv.WaitFor(t, "the stalled client closed", 20*time.Second, func() (bool, string) {
+		return strings.Contains(n.Log.String(), "the client does not read its stream") &&
+			len(n.Node.Sessions.Bare(xmpptest.Host, stalled.User)) == 0, ""
+	}, nil)
+	db := testenv.DB(t, bed.DBURL)
+	var stored int
+	testenv.WaitFor(t, "the undelivered messages stored", 20*time.Second, func() (bool, string) {
+		db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool WHERE username = $1`, stalled.User).Scan(&stored)
+		return stored > 0, fmt.Sprint(stored, " stored")
+	}, nil)
+	if stored > sent {
+		t.Errorf("%d stored of %d sent", stored, sent)
+	}
+	t.Logf("%d of %d messages stored offline", stored, sent)
+	s.Send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if _, err := s.Expect("id='p1'", 10*time.Second); err != nil {
+		t.Errorf("the sender's session after: %v", err)
+	}
+	db.Pool.Exec(context.Background(), `DELETE FROM spool WHERE username = $1`, stalled.User)
+}
