@@ -187,18 +187,20 @@ func TestRoutingOnTheWire(t *testing.T) {
 	expect(high, "<presence to='"+b.JID()+"/high' from='"+a.JID()+"/a' type='unavailable'/>")
 }
 
-// kill -9 of a node: its users' sessions leave the table, and the
-// sessions on the surviving node that saw them available — a contact
-// given directed presence and the user's own other resource — get
-// unavailable presence from it; messages to them no longer go there.
+// kill -9 of one node of three: its users' sessions leave the table,
+// and the sessions on the surviving nodes that saw them available — a
+// contact given directed presence (on one) and the user's own other
+// resource (on the other) — get unavailable presence from their own
+// node; messages to them no longer go there.
 func TestNodeDeathWithdrawsPresence(t *testing.T) {
 	needBed(t)
 	cluster := "nd" + testenv.RandomID(5)
 	cfg := withPing + "  mod_offline: {}\n"
 	p := bed.StartNodeProcess(t, cluster, cfg)
 	n := bed.StartNode(t, cluster, cfg)
-	testenv.WaitFor(t, "the process node joined", 60*time.Second, func() (bool, string) {
-		return len(n.Node.Sessions.T.Nodes()) == 1, ""
+	n3 := bed.StartNode(t, cluster, cfg)
+	testenv.WaitFor(t, "three nodes joined", 60*time.Second, func() (bool, string) {
+		return len(n.Node.Sessions.T.Nodes()) == 2 && len(n3.Node.Sessions.T.Nodes()) == 2, ""
 	}, nil)
 	users := bed.Kind("scram-sha-1")
 	a, b, d := users[4], users[5], users[6]
@@ -213,7 +215,7 @@ func TestNodeDeathWithdrawsPresence(t *testing.T) {
 	alice.Expect("^PRES "+q(alice.JID)+" available", 10*time.Second)
 	alice.Do("directed %s", bob.JID)
 	bob.Expect("^PRES "+q(alice.JID)+" available", 10*time.Second)
-	alice2 := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: n.DirectTLS, DirectTLS: true, CA: bed.CA})
+	alice2 := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: n3.DirectTLS, DirectTLS: true, CA: bed.CA})
 	alice2.Do("presence 0")
 	alice2.Expect("^PRES "+q(alice.JID)+" available", 10*time.Second) // the probe's answer, from the other node
 
@@ -221,7 +223,7 @@ func TestNodeDeathWithdrawsPresence(t *testing.T) {
 	bob.Expect("^PRES "+q(alice.JID)+" unavailable", 15*time.Second)
 	alice2.Expect("^PRES "+q(alice.JID)+" unavailable", 15*time.Second)
 	testenv.WaitFor(t, "the dead node's sessions gone", 15*time.Second, func() (bool, string) {
-		return len(n.Node.Sessions.Bare(xmpptest.Host, a.User)) == 1, ""
+		return len(n.Node.Sessions.Bare(xmpptest.Host, a.User)) == 1 && len(n3.Node.Sessions.Bare(xmpptest.Host, a.User)) == 1, ""
 	}, nil)
 	bob.Do("msg %s chat after the crash", alice.JID)
 	alice2.Expect("^MSG "+q(bob.JID)+" chat after the crash$", 10*time.Second)

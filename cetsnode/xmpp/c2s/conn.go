@@ -74,7 +74,8 @@ type Conn struct {
 	// goes out in one write.
 	out        []outItem
 	writing    bool
-	maxOut     int // max_fsm_queue
+	writers    sync.WaitGroup // the writer, waited for before the socket closes
+	maxOut     int            // max_fsm_queue
 	headerSent bool
 	closing    bool
 	keepalive  *time.Timer
@@ -134,6 +135,7 @@ type outItem struct {
 	el     *codec.Element
 	b      []byte
 	routed bool
+	last   bool // the end of the stream
 }
 
 func (it outItem) append(dst []byte) []byte {
@@ -201,46 +203,61 @@ func (c *Conn) enqueue(it outItem) error {
 		return errOverflow
 	}
 	c.out = append(c.out, it)
-	if !c.writing {
-		c.writing = true
-		go c.drain()
-	}
+	c.startWriter()
 	c.wmu.Unlock()
 	return nil
 }
 
+// startWriter starts the writer unless it runs (c.wmu held).
+func (c *Conn) startWriter() {
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.drain()
+	}
+}
+
 // drain writes what is queued, batch after batch, until the queue is
-// empty or the connection closes.
+// empty; after the end of the stream it closes the writing side.
 func (c *Conn) drain() {
+	defer c.writers.Done()
 	var buf []byte
 	var batch []outItem
 	for {
 		c.wmu.Lock()
-		if c.closing || len(c.out) == 0 {
-			left := c.out
-			c.out = nil
+		if len(c.out) == 0 {
 			c.writing = false
 			c.wmu.Unlock()
-			c.undelivered(left)
 			return
 		}
 		batch, c.out = c.out, batch[:0]
-		if c.keepalive != nil {
+		if c.keepalive != nil && !c.closing {
 			c.keepalive.Reset(c.s.opt.Keepalive)
 		}
 		c.wmu.Unlock()
 		buf = buf[:0]
+		last := false
 		for _, it := range batch {
 			buf = it.append(buf)
+			last = last || it.last
 		}
 		if err := c.sockWrite(buf); err != nil {
 			c.wmu.Lock()
 			c.closing = true
+			rest := c.out
+			c.out = nil
+			c.writing = false
 			c.wmu.Unlock()
 			c.raw.Close()
 			c.undelivered(batch)
-			batch = nil
-			continue
+			c.undelivered(rest)
+			return
+		}
+		if last {
+			// Let the peer read the end, then the connection ends.
+			if tc, ok := c.raw.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
 		}
 		clear(batch)
 		if cap(buf) > 1<<20 {
@@ -297,12 +314,9 @@ func (c *Conn) Close(condition, text string) {
 		case condition != "":
 			c.setEndReason("Stream closed by local host: " + condition)
 		}
-		// What is queued goes out first, then the end of the stream.
+		// What is queued goes out first, then the end of the stream, by
+		// the writer: nobody waits here for a client that does not read.
 		var b []byte
-		for _, it := range c.out {
-			b = it.append(b)
-		}
-		c.out = nil
 		if !c.headerSent {
 			b = stream.AppendHeader(b, newStreamID(), "1.0", c.lang, c.host)
 		}
@@ -310,15 +324,12 @@ func (c *Conn) Close(condition, text string) {
 			b = stream.AppendError(b, &stream.Error{Condition: condition, Text: text}, c.lang)
 		}
 		b = append(b, stream.Close...)
-		c.writeLocked(b)
 		c.closing = true
 		if c.keepalive != nil {
 			c.keepalive.Stop()
 		}
-		// Let the peer read the error, then end the connection.
-		if tc, ok := c.raw.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
+		c.out = append(c.out, outItem{b: b, last: true})
+		c.startWriter()
 		c.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
 	})
 }
@@ -336,12 +347,9 @@ func (c *Conn) serve() {
 		}
 		left := c.queued
 		c.queued = nil
-		if !c.writing {
-			left = append(left, c.out...)
-			c.out = nil
-		}
 		c.wmu.Unlock()
 		c.undelivered(left)
+		c.writers.Wait() // the end of the stream goes out first
 		c.raw.Close()
 		c.s.forget(c)
 		close(c.done)
@@ -720,10 +728,9 @@ func (c *Conn) handleBind(el *codec.Element) error {
 	c.routable = true
 	if len(c.queued) > 0 && !c.closing {
 		c.out = append(c.out, c.queued...)
-		c.writing = true
-		go c.drain()
+		c.queued = nil
+		c.startWriter()
 	}
-	c.queued = nil
 	return err
 }
 
@@ -731,7 +738,8 @@ func (c *Conn) sendKeepalive() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if !c.closing && !c.writing {
-		c.writeLocked([]byte(" "))
+		c.out = append(c.out, outItem{b: []byte(" ")})
+		c.startWriter()
 	}
 }
 
