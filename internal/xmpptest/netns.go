@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
 // ForwardEnv, when set to "listen>target", makes the test binary a TCP
@@ -73,7 +74,7 @@ func XMPPC(dir, ns, target string, l Login, args ...string) (string, error) {
 // go-sendxmpp listening): its output grows while it runs.
 type Background struct {
 	cmd   *exec.Cmd
-	out   *syncBuffer
+	out   *testenv.SyncBuffer
 	done  chan struct{}
 	after func()
 }
@@ -115,7 +116,7 @@ func (b *Background) Wait(want string, timeout time.Duration) error {
 }
 
 func startBackground(cmd *exec.Cmd, after func()) (*Background, error) {
-	b := &Background{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{}), after: after}
+	b := &Background{cmd: cmd, out: &testenv.SyncBuffer{}, done: make(chan struct{}), after: after}
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	if err := cmd.Start(); err != nil {
 		if after != nil {
@@ -125,23 +126,6 @@ func startBackground(cmd *exec.Cmd, after func()) (*Background, error) {
 	}
 	go func() { cmd.Wait(); close(b.done) }()
 	return b, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // StartXMPPC starts xmppc as XMPPC does and leaves it running (for
