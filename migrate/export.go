@@ -455,6 +455,9 @@ func (c *Mapper) Map(rec term.Term) ([]schema.Op, error) {
 	return ops, nil
 }
 
+// Delete returns what removes the rows of every record with this key.
+func (c *Mapper) Delete(key term.Term) ([]schema.Op, error) { return c.m.Delete(key) }
+
 func (c *Mapper) check(op schema.Op) error {
 	isXML, ok := c.xmlAt[op.Table]
 	if !ok {

@@ -46,6 +46,7 @@ type Session struct {
 	opts   Options
 	Target string
 	raw    map[string]*nodeRaw
+	connMu sync.RWMutex // Conn and SetConn, once the inspection is done
 }
 
 // Close ends every connection.
@@ -59,10 +60,23 @@ func (s *Session) Close() {
 
 // Conn returns the connection to a running node, or nil.
 func (s *Session) Conn(node string) *erldist.Conn {
+	s.connMu.RLock()
+	defer s.connMu.RUnlock()
 	if r, ok := s.raw[node]; ok {
 		return r.conn
 	}
 	return nil
+}
+
+// SetConn replaces the connection to a node (the old one was lost).
+func (s *Session) SetConn(node string, c *erldist.Conn) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if r, ok := s.raw[node]; ok {
+		r.conn = c
+		return
+	}
+	s.raw[node] = &nodeRaw{name: node, conn: c}
 }
 
 // Inspect connects to target, then to every other running db node, and

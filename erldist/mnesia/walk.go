@@ -55,13 +55,13 @@ type Walker struct {
 	sess    *Session
 	timeout time.Duration
 	mu      sync.Mutex
-	loaded  map[string]bool
+	loaded  map[string]*erldist.Conn // the connection it was loaded over
 }
 
 // NewWalker walks over the session's connections; timeout bounds each
 // call and the wait for each chunk.
 func NewWalker(sess *Session, timeout time.Duration) *Walker {
-	return &Walker{sess: sess, timeout: timeout, loaded: map[string]bool{}}
+	return &Walker{sess: sess, timeout: timeout, loaded: map[string]*erldist.Conn{}}
 }
 
 // Close purges the walker module from every node it was loaded on.
@@ -77,7 +77,7 @@ func (w *Walker) Close() {
 			cancel()
 		}
 	}
-	w.loaded = map[string]bool{}
+	w.loaded = map[string]*erldist.Conn{}
 }
 
 func (w *Walker) call(ctx context.Context, c *erldist.Conn, mod, fun term.Atom, args ...term.Term) (term.Term, error) {
@@ -90,7 +90,7 @@ func (w *Walker) call(ctx context.Context, c *erldist.Conn, mod, fun term.Atom, 
 // own compiler (nothing is written to its disk).
 func (w *Walker) load(ctx context.Context, node string, c *erldist.Conn) error {
 	w.mu.Lock()
-	done := w.loaded[node]
+	done := w.loaded[node] == c // a new connection: the node may have restarted
 	w.mu.Unlock()
 	if done {
 		return nil
@@ -136,7 +136,7 @@ func (w *Walker) load(ctx context.Context, node string, c *erldist.Conn) error {
 		return fmt.Errorf("loading the walker on %s: %s", node, term.Format(loaded))
 	}
 	w.mu.Lock()
-	w.loaded[node] = true
+	w.loaded[node] = c
 	w.mu.Unlock()
 	return nil
 }

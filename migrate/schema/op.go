@@ -14,6 +14,11 @@ type Kind uint8
 const (
 	Insert Kind = iota + 1
 	Delete
+	// InsertAbsent inserts the row unless an equal row is there (a live
+	// change to a bag table, which may already be in a copy).
+	InsertAbsent
+	// DeleteRow deletes the rows equal to Values (a delete_object).
+	DeleteRow
 )
 
 // Op is one row operation: an insert of a row, or a delete of the rows
@@ -67,6 +72,73 @@ func (o Op) CanonValues() []any {
 		return o.Canon
 	}
 	return o.Values
+}
+
+// Absent is the insert of the row unless an equal one is there.
+func (o Op) Absent() Op { o.Kind = InsertAbsent; return o }
+
+// RowDelete is the delete of the rows equal to the insert's row.
+func (o Op) RowDelete() Op { o.Kind = DeleteRow; return o }
+
+// RowSQL writes an InsertAbsent or a DeleteRow over the table's columns.
+func (o Op) RowSQL(columns []string) (string, []any) {
+	var b strings.Builder
+	var args []any
+	value := func(i int) any {
+		if i < len(o.Values) {
+			return o.Values[i]
+		}
+		return nil
+	}
+	// param gives a value's parameter number: an insert's are $1..$n in
+	// column order, a delete numbers only the values it compares.
+	param := func(i int) int { return i + 1 }
+	if o.Kind == DeleteRow {
+		nums := make([]int, len(columns))
+		for i := range columns {
+			if value(i) != nil {
+				args = append(args, value(i))
+				nums[i] = len(args)
+			}
+		}
+		param = func(i int) int { return nums[i] }
+	} else {
+		for i := range columns {
+			args = append(args, value(i))
+		}
+	}
+	match := func() {
+		for i, c := range columns {
+			if i > 0 {
+				b.WriteString(" AND ")
+			}
+			b.WriteString(pgx.Identifier{c}.Sanitize())
+			if value(i) == nil {
+				b.WriteString(" IS NULL")
+				continue
+			}
+			fmt.Fprintf(&b, " = $%d", param(i))
+		}
+	}
+	table := pgx.Identifier{o.Table}.Sanitize()
+	switch o.Kind {
+	case InsertAbsent:
+		cols := make([]string, len(columns))
+		ph := make([]string, len(columns))
+		for i, c := range columns {
+			cols[i], ph[i] = pgx.Identifier{c}.Sanitize(), fmt.Sprintf("$%d", i+1)
+		}
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(ph, ", ") +
+			" WHERE NOT EXISTS (SELECT 1 FROM " + table + " WHERE ")
+		match()
+		b.WriteString(")")
+	case DeleteRow:
+		b.WriteString("DELETE FROM " + table + " WHERE ")
+		match()
+	default:
+		return "", nil
+	}
+	return b.String(), args
 }
 
 // SQL writes a delete as a statement with $n parameters.

@@ -164,8 +164,21 @@ func (s *Postgres) Query(ctx context.Context, sql string, row func([]any) error)
 	return rows.Err()
 }
 
-// Write implements migrate.Sink.
+// Write implements migrate.Sink. A chunk read from a live table may hold
+// a key twice (a walk of a table being written is no snapshot: a record
+// that moves is seen again): when COPY meets a unique key already there,
+// the chunk is written again row by row, the rows whose key is there
+// skipped (the live delta and its repair make the key's rows right).
 func (s *Postgres) Write(ctx context.Context, c *migrate.Chunk) error {
+	err := s.write(ctx, c, false)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return s.write(ctx, c, true)
+	}
+	return err
+}
+
+func (s *Postgres) write(ctx context.Context, c *migrate.Chunk, skipTaken bool) error {
 	tx, err := s.DB.Begin(ctx)
 	if err != nil {
 		return err
@@ -179,7 +192,22 @@ func (s *Postgres) Write(ctx context.Context, c *migrate.Chunk) error {
 		if len(rows) == 0 {
 			continue
 		}
+		if skipTaken {
+			var b pgx.Batch
+			q := insertSQL(schema.Op{Table: tt}, s.Schema.Columns(tt)) + " ON CONFLICT DO NOTHING"
+			for _, r := range rows {
+				b.Queue(q, r...)
+			}
+			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+				return describeCopyError(tt, err)
+			}
+			continue
+		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{tt}, s.Schema.Columns(tt), pgx.CopyFromRows(rows)); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "23505" {
+				return err
+			}
 			return describeCopyError(tt, err)
 		}
 	}
@@ -210,21 +238,83 @@ func (s *Postgres) Apply(ctx context.Context, ops []schema.Op) error {
 
 func (s *Postgres) execOps(ctx context.Context, tx pgx.Tx, ops []schema.Op) error {
 	for _, op := range ops {
-		var q string
-		var args []any
-		switch op.Kind {
-		case schema.Delete:
-			q, args = op.SQL()
-		case schema.Insert:
-			q, args = insertSQL(op, s.Schema.Columns(op.Table)), op.Values
-		default:
-			return fmt.Errorf("row operation of kind %d", op.Kind)
+		q, args, err := s.opSQL(op)
+		if err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return describeCopyError(op.Table, err)
 		}
 	}
 	return nil
+}
+
+// opSQL is the statement of one row operation.
+func (s *Postgres) opSQL(op schema.Op) (string, []any, error) {
+	switch op.Kind {
+	case schema.Delete:
+		q, args := op.SQL()
+		return q, args, nil
+	case schema.Insert:
+		return insertSQL(op, s.Schema.Columns(op.Table)), op.Values, nil
+	case schema.InsertAbsent, schema.DeleteRow:
+		q, args := op.RowSQL(s.Schema.Columns(op.Table))
+		return q, args, nil
+	}
+	return "", nil, fmt.Errorf("row operation of kind %d", op.Kind)
+}
+
+// UnitError is the unit of ApplyUnits that PostgreSQL refused.
+type UnitError struct {
+	Unit int
+	Err  error
+}
+
+func (e *UnitError) Error() string { return e.Err.Error() }
+func (e *UnitError) Unwrap() error { return e.Err }
+
+// ApplyUnits runs units of row operations (each what one Mnesia
+// transaction or dirty operation changed), in their order, in one
+// transaction and one round trip. When PostgreSQL refuses a statement the
+// error is a *UnitError naming its unit, and nothing is applied.
+func (s *Postgres) ApplyUnits(ctx context.Context, units [][]schema.Op) error {
+	var b pgx.Batch
+	var unitOf []int
+	var tables []string
+	for u, ops := range units {
+		for _, op := range ops {
+			q, args, err := s.opSQL(op)
+			if err != nil {
+				return err
+			}
+			b.Queue(q, args...)
+			unitOf = append(unitOf, u)
+			tables = append(tables, op.Table)
+		}
+	}
+	if len(unitOf) == 0 {
+		return nil
+	}
+	tx, err := s.DB.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	res := tx.SendBatch(ctx, &b)
+	for i := range unitOf {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				return &UnitError{Unit: unitOf[i], Err: describeCopyError(tables[i], err)}
+			}
+			return err
+		}
+	}
+	if err := res.Close(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // insertSQL is an INSERT of an op's values into the schema's columns.

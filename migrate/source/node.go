@@ -22,6 +22,9 @@ type Node struct {
 	where   map[string]string
 	hosts   []string
 	svcs    map[string]string
+	snap    *mnesia.Snapshot
+	cl      *erldist.Client
+	mu      sync.Mutex // where changes when a node goes away
 }
 
 // OpenNode attaches to a node, inspects its cluster to learn its tables
@@ -33,7 +36,7 @@ func OpenNode(ctx context.Context, cl *erldist.Client, node string, workers int,
 		return nil, err
 	}
 	ns := &Node{node: node, workers: max(1, workers), sess: sess, walker: mnesia.NewWalker(sess, timeout),
-		tables: map[string]int64{}, where: map[string]string{}, svcs: map[string]string{}}
+		tables: map[string]int64{}, where: map[string]string{}, svcs: map[string]string{}, snap: snap, cl: cl}
 	for _, t := range snap.Tables {
 		if t.Name == "schema" || t.WhereToRead == "" || t.WhereToRead == "nowhere" {
 			continue // not loaded anywhere reachable: the export says it has no such table
@@ -84,6 +87,43 @@ func (ns *Node) readEjabberdHosts(ctx context.Context, c *erldist.Conn, timeout 
 	sort.Strings(ns.hosts)
 }
 
+// Snapshot is the inspection of the cluster made when it was opened.
+func (ns *Node) Snapshot() *mnesia.Snapshot { return ns.snap }
+
+// Node is the node the source was opened on.
+func (ns *Node) Node() string { return ns.node }
+
+// Conn is the connection to a running node of the cluster: the one of the
+// inspection while it lasts, else a new one (a node that restarted).
+func (ns *Node) Conn(ctx context.Context, node string) (*erldist.Conn, error) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if c := ns.sess.Conn(node); c != nil && c.Err() == nil {
+		return c, nil
+	}
+	c, err := ns.cl.Dial(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	ns.sess.SetConn(node, c)
+	return c, nil
+}
+
+// Where is the node a table is read on.
+func (ns *Node) Where(table string) string {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return ns.where[table]
+}
+
+// SetWhere reads a table on another node of the inspection from now on
+// (the one it was read on went away).
+func (ns *Node) SetWhere(table, node string) {
+	ns.mu.Lock()
+	ns.where[table] = node
+	ns.mu.Unlock()
+}
+
 // Close unloads the walker and disconnects.
 func (ns *Node) Close() error {
 	ns.walker.Close()
@@ -110,9 +150,12 @@ func (ns *Node) Services() map[string]string { return ns.svcs }
 // holds the copy Mnesia reads from, several at once.
 func (ns *Node) Stream(ctx context.Context, tables []string, fn func(string, []byte) error) error {
 	return eachTable(ctx, tables, ns.workers, func(ctx context.Context, t string) error {
-		where := ns.where[t]
+		where := ns.Where(t)
 		if where == "" {
 			return &Error{Msg: "the node has no table " + t}
+		}
+		if _, err := ns.Conn(ctx, where); err != nil {
+			return err
 		}
 		return ns.walker.Walk(ctx, where, t, func(rec []byte) error { return fn(t, rec) })
 	})

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+)
+
+//go:embed testdata/mimmigrate_traffic.erl
+var trafficSource []byte
+
+// syncProc is a running `mimmigrate sync` with its JSON lines.
+type syncProc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []syncLine
+	stderr *testenv.SyncBuffer
+	done   chan struct{}
+}
+
+func startSync(t *testing.T, bin string, args ...string) *syncProc {
+	t.Helper()
+	p := &syncProc{cmd: exec.Command(bin, append([]string{"sync", "--json", "--interval", "200ms"}, args...)...),
+		stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l syncLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				p.stderr.Write([]byte("bad JSON line: " + sc.Text() + "\n"))
+				continue
+			}
+			p.mu.Lock()
+			p.lines = append(p.lines, l)
+			p.mu.Unlock()
+		}
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+func (p *syncProc) last() (syncLine, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.lines) == 0 {
+		return syncLine{}, false
+	}
+	return p.lines[len(p.lines)-1], true
+}
+
+// wait waits until a line satisfies cond.
+func (p *syncProc) wait(t *testing.T, what string, limit time.Duration, cond func(syncLine) bool) syncLine {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if l, ok := p.last(); ok && cond(l) {
+			return l
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("sync ended while waiting for %s: %s", what, p.stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	l, _ := p.last()
+	t.Fatalf("sync: no %s within %s; last line %+v; stderr: %s", what, limit, l, p.stderr.String())
+	return syncLine{}
+}
+
+// caughtUp waits until the sync is live with nothing left to apply for a
+// few reports in a row.
+func (p *syncProc) caughtUp(t *testing.T, limit time.Duration) syncLine {
+	t.Helper()
+	var quiet int
+	var applied int64 = -1
+	return p.wait(t, "catching up", limit, func(l syncLine) bool {
+		if l.Phase != "live" || l.LagEvents != 0 || l.Applied != applied {
+			quiet, applied = 0, l.Applied
+			return false
+		}
+		quiet++
+		return quiet >= 8
+	})
+}
+
+func TestSyncUnderTraffic(t *testing.T) {
+	if why := testenv.EjabberdAvailable(); why != "" {
+		t.Skip(why)
+	}
+	cl, err := testenv.StartEjabberdCluster(2, "ejsync", testenv.PopulateOptions{Users: 1200, APIUsers: 40, Rooms: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Destroy()
+	n1, n2 := cl.Nodes[0], cl.Nodes[1]
+	traffic := func(e *testenv.Ejabberd, rate int, tag string) {
+		t.Helper()
+		out, err := e.Load(trafficSource, "mimmigrate_traffic", fmt.Sprintf(`mimmigrate_traffic:start(<<"%s">>, 1200, %d, <<"%s">>)`, e.Host, rate, tag))
+		if err != nil || !strings.Contains(out, "ok") {
+			t.Fatalf("traffic on %s: %v %s", e.Name, err, out)
+		}
+	}
+	stopTraffic := func(e *testenv.Ejabberd) string {
+		out, err := e.Eval(`mimmigrate_traffic:stop()`)
+		if err != nil {
+			t.Fatalf("stopping traffic on %s: %v", e.Name, err)
+		}
+		return out
+	}
+	traffic(n1, 200, "a")
+	traffic(n2, 200, "b")
+
+	cookie := testenv.WriteCookieFile(t, n1.Cookie)
+	dbURL := testenv.PostgresDB(t)
+	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
+		t.Fatalf("db migrate: %s", stderr)
+	}
+	bin := filepath.Join(t.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	args := []string{"--cookie-file", cookie, "--from", "node:" + n1.Name, "--to", dbURL, "--schema", "ejabberd"}
+
+	// Subscribe, copy, go live while the traffic goes on.
+	p := startSync(t, bin, args...)
+	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && len(l.Tables) > 0 })
+	first := p.wait(t, "changes applied", time.Minute, func(l syncLine) bool { return l.Phase == "live" && l.Applied > 500 })
+	t.Logf("live: %d changes applied, lag %.2f s", first.Applied, first.LagSeconds)
+
+	// kill -9 mid-way, changes go on without it, then the same command.
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	time.Sleep(3 * time.Second)
+	p = startSync(t, bin, args...)
+	resumed := p.wait(t, "the live phase after the restart", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && len(l.Tables) > 0 })
+	if resumed.Repaired == 0 {
+		t.Errorf("after 3 s of changes without sync, the restart repaired no rows: %+v", resumed)
+	}
+	p.wait(t, "changes after the restart", time.Minute, func(l syncLine) bool { return l.Applied > 200 })
+
+	// The node the forwarder runs on stops: its tables move to the other
+	// node, and what changed meanwhile is repaired.
+	stopTraffic(n1)
+	if err := n1.Stop(); err != nil {
+		t.Logf("stopping %s: %v", n1.Name, err) // killed instead: the node went away either way
+	}
+	moved := p.wait(t, "the tables moving to the other node", time.Minute, func(l syncLine) bool {
+		if len(l.Tables) == 0 {
+			return false
+		}
+		for _, ts := range l.Tables {
+			if ts.Node != n2.Name || ts.State != "live" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("moved to %s: repaired %d rows", n2.Name, moved.Repaired)
+	time.Sleep(2 * time.Second)
+	if err := n1.Restart(""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	t.Logf("traffic on %s: %s", n2.Name, stopTraffic(n2))
+
+	end := p.caughtUp(t, 2*time.Minute)
+	t.Logf("caught up: %d applied, %d rejected in all, %d rows repaired", end.Applied, rejectedOf(end), end.Repaired)
+	// verify reads the cluster again and compares every row.
+	out, stderr, code := runCLI(t, "", "verify", "--cookie-file", cookie, "--from", "node:"+n2.Name, "--to", dbURL, "--schema", "ejabberd")
+	if code != 0 {
+		t.Fatalf("verify after sync: %d\n%s\n%s\nsync stderr: %s", code, out, stderr, p.stderr.String())
+	}
+	// An interrupt ends it with the resume hint.
+	p.cmd.Process.Signal(syscall.SIGINT)
+	<-p.done
+	if !strings.Contains(p.stderr.String(), "the same command resumes") {
+		t.Errorf("sync's interrupt message: %s", p.stderr.String())
+	}
+}
+
+func rejectedOf(l syncLine) int64 {
+	var n int64
+	for _, t := range l.Tables {
+		n += t.Rejected
+	}
+	return n
+}

@@ -1,0 +1,445 @@
+package mnesia
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/erldist/term"
+)
+
+// forwarderSource is evaluated by erl_eval on a node that holds active
+// replicas of the tables (only there may a process subscribe): it spawns
+// the forwarder and returns its pid. No module is loaded, so nothing is
+// left behind when the forwarder exits.
+//
+// The forwarder subscribes to {table, T, detailed} for each table and to
+// activity, links to our pid (when our node goes away, the link kills it
+// and its subscriptions die with it) and monitors mnesia_subscr (when
+// Mnesia stops there, it says so and exits). Mnesia sends it events from
+// the committing processes; it never makes them wait: events are queued
+// here, and sent to us in numbered batches with nosuspend, one batch per
+// credit we gave. When one table's queued events pass Cap, that table is
+// unsubscribed, its queued events dropped, and we are told (overflow): its
+// rows must be repaired. A transaction's completion is forwarded only
+// when one of its events was.
+const forwarderSource = `
+spawn(fun() ->
+    link(Dest),
+    MRef = erlang:monitor(process, mnesia_subscr),
+    Sub = fun(T) -> case mnesia:subscribe({table, T, detailed}) of
+                        {ok, _} -> ok;
+                        {error, E} -> {error, E}
+                    end end,
+    {ok, _} = mnesia:subscribe(activity),
+    Dest ! {Ref, subscribed, self(), [{T, Sub(T)} || T <- Tabs]},
+    Loop = fun L(Q, N, Counts, Open, Credit, Seq, Off) ->
+        Wait = if N > 0, Credit > 0 -> 0; N > 0 -> 1000; true -> infinity end,
+        receive
+            {mnesia_table_event, Ev} ->
+                T = element(2, Ev),
+                Tid = element(size(Ev), Ev),
+                C = maps:get(T, Counts, 0) + 1,
+                Dropped = maps:is_key(T, Off),
+                if Dropped ->
+                    L(Q, N, Counts, Open, Credit, Seq, Off);
+                C > Cap ->
+                    mnesia:unsubscribe({table, T, detailed}),
+                    Keep = [I || I = {T1, _} <- Q, T1 =/= T],
+                    Dest ! {Ref, overflow, T},
+                    L(Keep, length(Keep), maps:remove(T, Counts), Open, Credit, Seq, Off#{T => true});
+                true ->
+                    Open1 = case Tid of {tid, _, _} -> Open#{Tid => true}; _ -> Open end,
+                    Item = {T, term_to_binary({erlang:system_time(microsecond), Ev})},
+                    L([Item | Q], N + 1, Counts#{T => C}, Open1, Credit, Seq, Off)
+                end;
+            {mnesia_activity_event, {complete, Tid}} ->
+                case maps:is_key(Tid, Open) of
+                    true ->
+                        Item = {'$complete', term_to_binary({erlang:system_time(microsecond), {complete, Tid}})},
+                        L([Item | Q], N + 1, Counts, maps:remove(Tid, Open), Credit, Seq, Off);
+                    false ->
+                        L(Q, N, Counts, Open, Credit, Seq, Off)
+                end;
+            {Ref, credit, K} ->
+                L(Q, N, Counts, Open, Credit + K, Seq, Off);
+            {Ref, subscribe, T} ->
+                Dest ! {Ref, subscribed, self(), [{T, Sub(T)}]},
+                L(Q, N, Counts, Open, Credit, Seq, maps:remove(T, Off));
+            {Ref, stop} ->
+                exit(normal);
+            {'DOWN', MRef, _, _, Why} ->
+                Dest ! {Ref, mnesia_down, Why},
+                exit(normal)
+        after Wait ->
+            if Credit > 0 ->
+                {Rest, Out} = if N > Batch -> lists:split(N - Batch, Q); true -> {[], Q} end,
+                Sent = lists:reverse(Out),
+                case erlang:send(Dest, {Ref, events, Seq, length(Rest), [B || {_, B} <- Sent]}, [nosuspend]) of
+                    ok ->
+                        Counts1 = lists:foldl(fun({T, _}, Acc) ->
+                                      case maps:get(T, Acc, 0) of
+                                          1 -> maps:remove(T, Acc);
+                                          0 -> Acc;
+                                          X -> Acc#{T => X - 1}
+                                      end end, Counts, Sent),
+                        L(Rest, length(Rest), Counts1, Open, Credit - 1, Seq + 1, Off);
+                    _ ->
+                        receive after 10 -> ok end,
+                        L(Q, N, Counts, Open, Credit, Seq, Off)
+                end;
+            true ->
+                L(Q, N, Counts, Open, Credit, Seq, Off)
+            end
+        end
+    end,
+    Loop([], 0, #{}, #{}, Credit0, 0, #{})
+end).
+`
+
+// Event kinds.
+const (
+	EventWrite        = "write"
+	EventDelete       = "delete"
+	EventDeleteObject = "delete_object"
+	EventComplete     = "complete" // a transaction's events are all delivered
+)
+
+// Event is one change Mnesia reported on the node that forwards it.
+type Event struct {
+	Kind  string
+	Table string
+	// Record: the record written (write) or the object deleted
+	// (delete_object).
+	Record term.Tuple
+	// Key: the key of a delete (for the others, the record's key).
+	Key term.Term
+	// Old: the table's records with that key before the change.
+	Old []term.Term
+	// Tid is the activity: a transaction ({tid, N, Pid}) or a dirty
+	// operation ({dirty, Pid}); Dirty tells which.
+	Tid   term.Term
+	Dirty bool
+	At    time.Time // when the forwarder received it
+}
+
+// TidKey is a transaction id as a map key.
+func (e *Event) TidKey() string { return term.Format(e.Tid) }
+
+// Batch is one numbered batch of events.
+type Batch struct {
+	Seq    int64
+	Events []Event
+	// Queued: the events still queued in the forwarder after it.
+	Queued int64
+}
+
+// Notice is something the forwarder says besides events.
+type Notice struct {
+	Kind  string // "subscribed", "overflow", "mnesia_down", "gone" (the forwarder or the connection ended)
+	Table string
+	Err   error // subscribed: the table could not be subscribed; gone: why
+}
+
+// ForwarderOptions bound a forwarder.
+type ForwarderOptions struct {
+	// Cap: events of one table queued on the legacy node at most before
+	// the table overflows (default 100000).
+	Cap int
+	// Batch: events per message at most (default 2000).
+	Batch int
+	// Credit: batches unacknowledged at most (default 4).
+	Credit int
+}
+
+func (o *ForwarderOptions) defaults() {
+	if o.Cap <= 0 {
+		o.Cap = 100000
+	}
+	if o.Batch <= 0 {
+		o.Batch = 2000
+	}
+	if o.Credit <= 0 {
+		o.Credit = 4
+	}
+}
+
+// Forwarder is a running forwarder: change events of tables on one node.
+type Forwarder struct {
+	Node    string
+	conn    *erldist.Conn
+	pid     term.Pid
+	ref     term.Ref
+	batches chan Batch
+	notices chan Notice
+	stop    func()
+	done    chan struct{}
+	once    sync.Once
+}
+
+// StartForwarder evaluates the forwarder on node over c and subscribes it
+// to the tables. It returns once the subscriptions are answered: the
+// tables that could not be subscribed are in the error.
+func StartForwarder(ctx context.Context, c *erldist.Conn, node string, tables []string, opt ForwarderOptions, timeout time.Duration) (*Forwarder, error) {
+	opt.defaults()
+	call := func(mod, fun term.Atom, args ...term.Term) (term.Term, error) {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return c.Call(cctx, mod, fun, args...)
+	}
+	scanned, err := call("erl_scan", "string", term.Charlist(forwarderSource))
+	if err != nil {
+		return nil, err
+	}
+	st, ok := scanned.(term.Tuple)
+	if !ok || len(st) != 3 || !term.IsAtom(st[0], "ok") {
+		return nil, fmt.Errorf("starting the forwarder on %s: erl_scan: %s", node, term.Format(scanned))
+	}
+	parsed, err := call("erl_parse", "parse_exprs", st[1])
+	if err != nil {
+		return nil, err
+	}
+	pt, ok := parsed.(term.Tuple)
+	if !ok || len(pt) != 2 || !term.IsAtom(pt[0], "ok") {
+		return nil, fmt.Errorf("starting the forwarder on %s: erl_parse: %s", node, term.Format(parsed))
+	}
+	f := &Forwarder{Node: node, conn: c, ref: c.MakeRef(), batches: make(chan Batch, opt.Credit+1),
+		notices: make(chan Notice, 64), done: make(chan struct{})}
+	msgs, unroute := c.Route(f.ref, opt.Credit+8)
+	f.stop = unroute
+	tabs := make(term.List, len(tables))
+	for i, t := range tables {
+		tabs[i] = term.Atom(t)
+	}
+	// erl_eval's bindings: an orddict, sorted by name.
+	bindings := term.List{
+		term.Tuple{term.Atom("Batch"), int64(opt.Batch)},
+		term.Tuple{term.Atom("Cap"), int64(opt.Cap)},
+		term.Tuple{term.Atom("Credit0"), int64(opt.Credit)},
+		term.Tuple{term.Atom("Dest"), c.Self()},
+		term.Tuple{term.Atom("Ref"), f.ref},
+		term.Tuple{term.Atom("Tabs"), tabs},
+	}
+	evaluated, err := call("erl_eval", "exprs", pt[1], bindings)
+	if err != nil {
+		unroute()
+		return nil, err
+	}
+	et, ok := evaluated.(term.Tuple)
+	if !ok || len(et) != 3 {
+		unroute()
+		return nil, fmt.Errorf("starting the forwarder on %s: %s", node, term.Format(evaluated))
+	}
+	if f.pid, ok = et[1].(term.Pid); !ok {
+		unroute()
+		return nil, fmt.Errorf("starting the forwarder on %s: %s", node, term.Format(evaluated))
+	}
+	mref, down, err := c.Monitor(f.pid)
+	if err != nil {
+		unroute()
+		return nil, err
+	}
+	_ = mref
+	// The first message is the subscriptions' answer.
+	var failed []string
+	select {
+	case m := <-msgs:
+		tu, _ := m.(term.Tuple)
+		if len(tu) != 4 || !term.IsAtom(tu[1], "subscribed") {
+			f.Stop()
+			return nil, fmt.Errorf("the forwarder on %s answered %s", node, term.Format(m))
+		}
+		res, _ := term.Elems(tu[3])
+		for _, r := range res {
+			rt, _ := r.(term.Tuple)
+			if len(rt) == 2 && !term.IsAtom(rt[1], "ok") {
+				name, _ := term.Text(rt[0])
+				failed = append(failed, fmt.Sprintf("%s (%s)", name, term.Format(rt[1])))
+			}
+		}
+	case v := <-down:
+		unroute()
+		return nil, fmt.Errorf("the forwarder on %s exited at once: %s", node, term.Format(v))
+	case <-time.After(timeout):
+		f.Stop()
+		return nil, fmt.Errorf("the forwarder on %s did not subscribe within %s", node, timeout)
+	case <-ctx.Done():
+		f.Stop()
+		return nil, context.Cause(ctx)
+	}
+	if len(failed) > 0 {
+		f.Stop()
+		sort.Strings(failed)
+		return nil, fmt.Errorf("%s cannot subscribe to %v: only a node with an active replica can", node, failed)
+	}
+	go f.read(msgs, down)
+	return f, nil
+}
+
+// read turns the forwarder's messages into batches and notices.
+func (f *Forwarder) read(msgs <-chan term.Term, down <-chan term.Term) {
+	defer close(f.batches)
+	defer close(f.notices)
+	gone := func(err error) {
+		select {
+		case f.notices <- Notice{Kind: "gone", Err: err}:
+		default:
+		}
+	}
+	for {
+		select {
+		case <-f.done:
+			return
+		case <-f.conn.Done():
+			gone(fmt.Errorf("the connection to %s was lost", f.Node))
+			return
+		case v := <-down:
+			gone(fmt.Errorf("the forwarder on %s exited: %s", f.Node, term.Format(v)))
+			return
+		case m := <-msgs:
+			tu, _ := m.(term.Tuple)
+			switch {
+			case len(tu) == 5 && term.IsAtom(tu[1], "events"):
+				b, err := decodeBatch(tu)
+				if err != nil {
+					gone(fmt.Errorf("the forwarder on %s: %w", f.Node, err))
+					f.Stop()
+					return
+				}
+				select {
+				case f.batches <- b:
+				case <-f.done:
+					return
+				}
+			case len(tu) == 3 && term.IsAtom(tu[1], "overflow"):
+				name, _ := term.Text(tu[2])
+				f.notice(Notice{Kind: "overflow", Table: name})
+			case len(tu) == 4 && term.IsAtom(tu[1], "subscribed"):
+				res, _ := term.Elems(tu[3])
+				for _, r := range res {
+					rt, _ := r.(term.Tuple)
+					if len(rt) != 2 {
+						continue
+					}
+					name, _ := term.Text(rt[0])
+					n := Notice{Kind: "subscribed", Table: name}
+					if !term.IsAtom(rt[1], "ok") {
+						n.Err = fmt.Errorf("%s cannot subscribe to %s: %s", f.Node, name, term.Format(rt[1]))
+					}
+					f.notice(n)
+				}
+			case len(tu) == 3 && term.IsAtom(tu[1], "mnesia_down"):
+				f.notice(Notice{Kind: "mnesia_down", Err: fmt.Errorf("Mnesia stopped on %s", f.Node)})
+			}
+		}
+	}
+}
+
+func (f *Forwarder) notice(n Notice) {
+	select {
+	case f.notices <- n:
+	case <-f.done:
+	}
+}
+
+// decodeBatch reads {Ref, events, Seq, Queued, [Bin]}.
+func decodeBatch(tu term.Tuple) (Batch, error) {
+	seq, _ := term.Int(tu[2])
+	queued, _ := term.Int(tu[3])
+	items, _ := term.Elems(tu[4])
+	b := Batch{Seq: seq, Queued: queued, Events: make([]Event, 0, len(items))}
+	for _, it := range items {
+		bin, ok := it.(term.Binary)
+		if !ok {
+			return b, fmt.Errorf("an event that is not a binary")
+		}
+		v, err := term.Decode(bin)
+		if err != nil {
+			return b, fmt.Errorf("an undecodable event: %w", err)
+		}
+		e, err := decodeEvent(v)
+		if err != nil {
+			return b, err
+		}
+		b.Events = append(b.Events, e)
+	}
+	return b, nil
+}
+
+// decodeEvent reads {Micros, Event}.
+func decodeEvent(v term.Term) (Event, error) {
+	var e Event
+	tu, ok := v.(term.Tuple)
+	if !ok || len(tu) != 2 {
+		return e, fmt.Errorf("an event of an unknown shape: %s", term.Short(v))
+	}
+	us, _ := term.Int(tu[0])
+	e.At = time.UnixMicro(us)
+	ev, ok := tu[1].(term.Tuple)
+	if !ok || len(ev) == 0 {
+		return e, fmt.Errorf("an event of an unknown shape: %s", term.Short(v))
+	}
+	kind, _ := term.Text(ev[0])
+	switch {
+	case kind == "complete" && len(ev) == 2:
+		e.Kind, e.Tid = EventComplete, ev[1]
+		return e, nil
+	case (kind == EventWrite || kind == EventDelete || kind == EventDeleteObject) && len(ev) == 5:
+		e.Kind = kind
+		e.Table, _ = term.Text(ev[1])
+		e.Old, _ = term.Elems(ev[3])
+		e.Tid = ev[4]
+		if tid, ok := e.Tid.(term.Tuple); ok && len(tid) > 0 && term.IsAtom(tid[0], "dirty") {
+			e.Dirty = true
+		}
+		rec, ok := ev[2].(term.Tuple)
+		if !ok || len(rec) < 2 {
+			return e, fmt.Errorf("a %s of an unknown shape: %s", kind, term.Short(ev[2]))
+		}
+		// A delete names {Tab, Key}, or the object for delete_object (a
+		// record of the table's own record name and arity). A record
+		// holding only its key is the same either way.
+		if kind == EventDelete && len(rec) == 2 {
+			e.Key = rec[1]
+		} else {
+			if kind == EventDelete {
+				e.Kind = EventDeleteObject
+			}
+			e.Record, e.Key = rec, rec[1]
+		}
+		return e, nil
+	}
+	return e, fmt.Errorf("an event of an unknown kind: %s", term.Short(v))
+}
+
+// Batches delivers the batches in order; it is closed when the
+// forwarder is gone (Notices says why).
+func (f *Forwarder) Batches() <-chan Batch { return f.batches }
+
+// Notices delivers what the forwarder says besides events.
+func (f *Forwarder) Notices() <-chan Notice { return f.notices }
+
+// Credit lets the forwarder send n more batches.
+func (f *Forwarder) Credit(n int) error {
+	return f.conn.Send(f.pid, term.Tuple{f.ref, term.Atom("credit"), int64(n)})
+}
+
+// Subscribe asks the forwarder to subscribe to a table again (after its
+// overflow); the answer comes as a "subscribed" notice.
+func (f *Forwarder) Subscribe(table string) error {
+	return f.conn.Send(f.pid, term.Tuple{f.ref, term.Atom("subscribe"), term.Atom(table)})
+}
+
+// Stop ends the forwarder (its subscriptions die with it).
+func (f *Forwarder) Stop() {
+	f.once.Do(func() {
+		close(f.done)
+		if f.pid != (term.Pid{}) {
+			f.conn.Send(f.pid, term.Tuple{f.ref, term.Atom("stop")})
+		}
+		f.stop()
+	})
+}
