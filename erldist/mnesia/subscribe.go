@@ -36,6 +36,26 @@ spawn(fun() ->
                     end end,
     {ok, _} = mnesia:subscribe(activity),
     Dest ! {Ref, subscribed, self(), [{T, Sub(T)} || T <- Tabs]},
+    %% Flush sends the oldest Batch events, if there is credit.
+    Flush = fun(Q, N, Counts, Credit, Seq) when N > 0, Credit > 0 ->
+                    {Rest, Out} = if N > Batch -> lists:split(N - Batch, Q); true -> {[], Q} end,
+                    Sent = lists:reverse(Out),
+                    {message_queue_len, InBox} = process_info(self(), message_queue_len),
+                    case erlang:send(Dest, {Ref, events, Seq, length(Rest) + InBox, [B || {_, B} <- Sent]}, [nosuspend]) of
+                        ok ->
+                            Counts1 = lists:foldl(fun({T, _}, Acc) ->
+                                          case maps:get(T, Acc, 0) of
+                                              1 -> maps:remove(T, Acc);
+                                              0 -> Acc;
+                                              X -> Acc#{T => X - 1}
+                                          end end, Counts, Sent),
+                            {Rest, length(Rest), Counts1, Credit - 1, Seq + 1};
+                        _ ->
+                            {Q, N, Counts, Credit, Seq}
+                    end;
+               (Q, N, Counts, Credit, Seq) ->
+                    {Q, N, Counts, Credit, Seq}
+            end,
     Loop = fun L(Q, N, Counts, Open, Credit, Seq, Off) ->
         Wait = if N > 0, Credit > 0 -> 0; N > 0 -> 1000; true -> infinity end,
         receive
@@ -51,6 +71,12 @@ spawn(fun() ->
                     Keep = [I || I = {T1, _} <- Q, T1 =/= T],
                     Dest ! {Ref, overflow, T},
                     L(Keep, length(Keep), maps:remove(T, Counts), Open, Credit, Seq, Off#{T => true});
+                N + 1 >= Batch ->
+                    %% A full batch goes at once, however busy the mailbox.
+                    Open1 = case Tid of {tid, _, _} -> Open#{Tid => true}; _ -> Open end,
+                    Item = {T, term_to_binary({erlang:system_time(microsecond), Ev})},
+                    {Q1, N1, Counts1, Credit1, Seq1} = Flush([Item | Q], N + 1, Counts#{T => C}, Credit, Seq),
+                    L(Q1, N1, Counts1, Open1, Credit1, Seq1, Off);
                 true ->
                     Open1 = case Tid of {tid, _, _} -> Open#{Tid => true}; _ -> Open end,
                     Item = {T, term_to_binary({erlang:system_time(microsecond), Ev})},
@@ -75,25 +101,13 @@ spawn(fun() ->
                 Dest ! {Ref, mnesia_down, Why},
                 exit(normal)
         after Wait ->
-            if Credit > 0 ->
-                {Rest, Out} = if N > Batch -> lists:split(N - Batch, Q); true -> {[], Q} end,
-                Sent = lists:reverse(Out),
-                case erlang:send(Dest, {Ref, events, Seq, length(Rest), [B || {_, B} <- Sent]}, [nosuspend]) of
-                    ok ->
-                        Counts1 = lists:foldl(fun({T, _}, Acc) ->
-                                      case maps:get(T, Acc, 0) of
-                                          1 -> maps:remove(T, Acc);
-                                          0 -> Acc;
-                                          X -> Acc#{T => X - 1}
-                                      end end, Counts, Sent),
-                        L(Rest, length(Rest), Counts1, Open, Credit - 1, Seq + 1, Off);
-                    _ ->
-                        receive after 10 -> ok end,
-                        L(Q, N, Counts, Open, Credit, Seq, Off)
-                end;
-            true ->
-                L(Q, N, Counts, Open, Credit, Seq, Off)
-            end
+            {Q1, N1, Counts1, Credit1, Seq1} = Flush(Q, N, Counts, Credit, Seq),
+            if N1 =:= N, Credit1 =:= Credit, N > 0, Credit > 0 ->
+                %% nosuspend: the distribution buffer is busy
+                receive after 10 -> ok end;
+            true -> ok
+            end,
+            L(Q1, N1, Counts1, Open, Credit1, Seq1, Off)
         end
     end,
     Loop([], 0, #{}, #{}, Credit0, 0, #{})
