@@ -230,3 +230,19 @@ func allLive(l syncLine) bool {
 	}
 	return len(l.Tables) > 0
 }
+
+// Bad input: one line, exit 2, nothing started.
+func TestSyncBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", "dir:/tmp", "--to", "postgres://u@127.0.0.1/x", "--schema", "ejabberd"}, "--from must be a running node"},
+		{[]string{"--from", "node:a@localhost", "--to", "mysql://x", "--schema", "ejabberd"}, "--to"},
+		{[]string{"--from", "node:a@localhost", "--to", "postgres://u@127.0.0.1/x", "--schema", "ejabberd", "--cap", "5"}, "--cap"},
+		{[]string{"--from", "node:a@localhost", "--to", "postgres://u@127.0.0.1/x", "--schema", "ejabberd", "--interval", "1ms"}, "--interval"},
+	} {
+		_, stderr, code := runCLI(t, "", append([]string{"sync"}, c.args...)...)
+		oneLineError(t, stderr, code, exitUsage, c.want)
+	}
+}

@@ -220,7 +220,7 @@ func (a *Applier) apply(ctx context.Context, units [][]mnesia.Event) error {
 	backoff := 200 * time.Millisecond
 	for {
 		err := a.sink.ApplyUnits(ctx, opsOf)
-		var ue *UnitErrorAlias
+		var ue *sink.UnitError
 		switch {
 		case err == nil:
 			a.stats.applied(kept)
@@ -245,9 +245,6 @@ func (a *Applier) apply(ctx context.Context, units [][]mnesia.Event) error {
 		backoff = min(backoff*2, 5*time.Second)
 	}
 }
-
-// UnitErrorAlias is the sink's refusal of one unit.
-type UnitErrorAlias = sink.UnitError
 
 func firstTable(u []mnesia.Event) string {
 	if len(u) > 0 {

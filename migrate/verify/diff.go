@@ -19,8 +19,7 @@ import (
 // it: the Mnesia keys whose rows must be rewritten, and rows of the
 // database that no record of the source accounts for at all.
 type Diff struct {
-	// Keys: per Mnesia table, the keys (term_to_binary without the
-	// version byte's prefix removed) whose rows differ.
+	// Keys: per Mnesia table, the keys whose rows differ.
 	Keys map[string][]term.Term
 	// Strays: database rows whose key no source record has.
 	Strays []Stray
