@@ -37,10 +37,22 @@ func (s *Syncer) repair(ctx context.Context, tables []string) error {
 		if err != nil {
 			failures++
 			s.cfg.Log.Warn("repair failed: retrying", "tables", tables, "error", err)
-			select {
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			case <-time.After(min(time.Duration(failures)*time.Second, 10*time.Second)):
+			// Meanwhile the forwarders' notices are handled: a node that
+			// went away has its tables moved, and the next try reads them
+			// on the node they moved to.
+			wait := time.After(min(time.Duration(failures)*time.Second, 10*time.Second))
+		waiting:
+			for {
+				select {
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				case fn := <-s.notices:
+					if err := s.handleNotice(ctx, fn); err != nil {
+						return err
+					}
+				case <-wait:
+					break waiting
+				}
 			}
 			continue
 		}
