@@ -53,6 +53,9 @@ func TestUsageAndBadInput(t *testing.T) {
 // that name, a host that does not resolve, a port where no epmd listens.
 func TestConnectionFailures(t *testing.T) {
 	cookie := writeCookie(t, "some-cookie")
+	// The hint lists the nodes epmd knows: make sure there is one (the
+	// test ran alone once, with none registered).
+	testenv.StartErl(t, testenv.ErlOptions{Prefix: "listed"})
 	_, stderr, code := runCLI(t, "", "inspect", "--node", "nosuchnode-zz@localhost", "--cookie-file", cookie)
 	oneLineError(t, stderr, code, exitConnect, "is registered with epmd on localhost", "hint: the nodes registered there are:")
 	_, stderr, code = runCLI(t, "", "inspect", "--node", "ejabberd@no-such-host.invalid", "--cookie-file", cookie)

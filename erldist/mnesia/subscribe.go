@@ -111,7 +111,7 @@ spawn(fun() ->
         end
     end,
     Loop([], 0, #{}, #{}, Credit0, 0, #{})
-end).
+end)
 `
 
 // Event kinds.
@@ -199,27 +199,6 @@ type Forwarder struct {
 // tables that could not be subscribed are in the error.
 func StartForwarder(ctx context.Context, c *erldist.Conn, node string, tables []string, opt ForwarderOptions, timeout time.Duration) (*Forwarder, error) {
 	opt.defaults()
-	call := func(mod, fun term.Atom, args ...term.Term) (term.Term, error) {
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		return c.Call(cctx, mod, fun, args...)
-	}
-	scanned, err := call("erl_scan", "string", term.Charlist(forwarderSource))
-	if err != nil {
-		return nil, err
-	}
-	st, ok := scanned.(term.Tuple)
-	if !ok || len(st) != 3 || !term.IsAtom(st[0], "ok") {
-		return nil, fmt.Errorf("starting the forwarder on %s: erl_scan: %s", node, term.Format(scanned))
-	}
-	parsed, err := call("erl_parse", "parse_exprs", st[1])
-	if err != nil {
-		return nil, err
-	}
-	pt, ok := parsed.(term.Tuple)
-	if !ok || len(pt) != 2 || !term.IsAtom(pt[0], "ok") {
-		return nil, fmt.Errorf("starting the forwarder on %s: erl_parse: %s", node, term.Format(parsed))
-	}
 	f := &Forwarder{Node: node, conn: c, ref: c.MakeRef(), batches: make(chan Batch, opt.Credit+1),
 		notices: make(chan Notice, 64), done: make(chan struct{})}
 	msgs, unroute := c.Route(f.ref, opt.Credit+8)
@@ -228,28 +207,20 @@ func StartForwarder(ctx context.Context, c *erldist.Conn, node string, tables []
 	for i, t := range tables {
 		tabs[i] = term.Atom(t)
 	}
-	// erl_eval's bindings: an orddict, sorted by name.
-	bindings := term.List{
-		term.Tuple{term.Atom("Batch"), int64(opt.Batch)},
-		term.Tuple{term.Atom("Cap"), int64(opt.Cap)},
-		term.Tuple{term.Atom("Credit0"), int64(opt.Credit)},
-		term.Tuple{term.Atom("Dest"), c.Self()},
-		term.Tuple{term.Atom("Ref"), f.ref},
-		term.Tuple{term.Atom("Tabs"), tabs},
-	}
-	evaluated, err := call("erl_eval", "exprs", pt[1], bindings)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	v, err := c.Eval(cctx, forwarderSource, map[string]term.Term{
+		"Batch": int64(opt.Batch), "Cap": int64(opt.Cap), "Credit0": int64(opt.Credit),
+		"Dest": c.Self(), "Ref": f.ref, "Tabs": tabs,
+	})
+	cancel()
 	if err != nil {
 		unroute()
-		return nil, err
+		return nil, fmt.Errorf("starting the forwarder on %s: %w", node, err)
 	}
-	et, ok := evaluated.(term.Tuple)
-	if !ok || len(et) != 3 {
+	var ok bool
+	if f.pid, ok = v.(term.Pid); !ok {
 		unroute()
-		return nil, fmt.Errorf("starting the forwarder on %s: %s", node, term.Format(evaluated))
-	}
-	if f.pid, ok = et[1].(term.Pid); !ok {
-		unroute()
-		return nil, fmt.Errorf("starting the forwarder on %s: %s", node, term.Format(evaluated))
+		return nil, fmt.Errorf("starting the forwarder on %s: %s", node, term.Format(v))
 	}
 	mref, down, err := c.Monitor(f.pid)
 	if err != nil {
