@@ -52,6 +52,41 @@ func (s *Service) RPC() map[string]erldist.RPCFunc {
 			}
 			return term.Atom("ok")
 		},
+		// [{hosts, _}, {serving, _}, {standby, _}, {listeners, _},
+		// {addresses, _}, {certificate_problems, _}]: what a cutover's
+		// preflight checks.
+		"mimmigrate_xmpp:info/0": func(term.Atom, term.List) term.Term {
+			bins := func(ss []string) term.List {
+				out := term.List{}
+				for _, x := range ss {
+					out = append(out, term.Binary(x))
+				}
+				return out
+			}
+			var addrs []string
+			for _, a := range s.Addrs() {
+				addrs = append(addrs, a.String())
+			}
+			var listeners []string
+			for _, l := range s.opt.Config.Listeners {
+				listeners = append(listeners, l.Addr())
+			}
+			return term.List{
+				term.Tuple{term.Atom("hosts"), bins(s.opt.Config.Hosts)},
+				term.Tuple{term.Atom("serving"), s.Ready()},
+				term.Tuple{term.Atom("standby"), s.Standby()},
+				term.Tuple{term.Atom("listeners"), bins(listeners)},
+				term.Tuple{term.Atom("addresses"), bins(addrs)},
+				term.Tuple{term.Atom("certificate_problems"), bins(s.CertificateProblems())},
+			}
+		},
+		// ok: a standby node opens its c2s listeners (a cutover's step).
+		"mimmigrate_xmpp:serve/0": func(term.Atom, term.List) term.Term {
+			if err := s.Serve(); err != nil {
+				return errTerm(err)
+			}
+			return term.Atom("ok")
+		},
 		// ok: a message from anyone to anyone, routed as if sent.
 		"mimmigrate_xmpp:send_message/5": func(_ term.Atom, args term.List) term.Term {
 			if err := s.SendMessage(text(args, 0), text(args, 1), text(args, 2), text(args, 3), text(args, 4)); err != nil {

@@ -42,6 +42,9 @@ type Options struct {
 	// Secret is shared by the cluster's nodes (see Secret).
 	Secret []byte
 	Log    *slog.Logger
+	// Standby: start without opening the c2s listeners; Serve opens them
+	// (a cutover marks the nodes ready). /healthz answers 503 until then.
+	Standby bool
 }
 
 // Secret derives the cluster's shared secret (SASL decoys) from the
@@ -61,6 +64,8 @@ type Service struct {
 	c2s   *c2s.Service
 	addrs []net.Addr
 	ready atomic.Bool
+	// serveMu: Serve opens the listeners once.
+	serveMu sync.Mutex
 
 	mu     sync.Mutex
 	local  map[string]*local    // this node's sessions, by SID key
@@ -121,7 +126,25 @@ func (s *Service) Start(ctx context.Context, n *cetsnode.Node) error {
 	s.c2s = c2s.New(c2s.Options{Hosts: cfg.Hosts, Certs: s.certs, Backend: s, Secret: s.opt.Secret, Lang: cfg.Language,
 		Policy:             sasl.Policy{PasswordFormat: cfg.Auth.PasswordFormat, ScramHash: sasl.Hash(cfg.Auth.ScramHash), Disabled: cfg.Auth.DisabledMechanisms},
 		NegotiationTimeout: cfg.NegotiationTimeout, Fail2ban: cfg.Fail2ban, Log: s.log, MaxConnections: maxConnections(cfg.SQL.PoolSize)})
-	for _, l := range cfg.Listeners {
+	if s.opt.Standby {
+		s.log.Info("standby: the c2s listeners open when a cutover marks the node ready")
+		return nil
+	}
+	return s.Serve()
+}
+
+// Serve opens the c2s listeners (at start, or when a cutover marks a
+// standby node ready); once they are open it does nothing.
+func (s *Service) Serve() error {
+	s.serveMu.Lock()
+	defer s.serveMu.Unlock()
+	if s.ready.Load() {
+		return nil
+	}
+	if s.c2s == nil {
+		return fmt.Errorf("the service has not started")
+	}
+	for _, l := range s.opt.Config.Listeners {
 		addr, err := s.c2s.Listen(l)
 		if err != nil {
 			s.c2s.Close()
@@ -132,6 +155,27 @@ func (s *Service) Start(ctx context.Context, n *cetsnode.Node) error {
 	}
 	s.ready.Store(true)
 	return nil
+}
+
+// Standby reports whether the service waits for Serve.
+func (s *Service) Standby() bool { return s.opt.Standby && !s.ready.Load() }
+
+// CertificateProblems names the virtual hosts no loaded certificate
+// covers, and the expired certificates.
+func (s *Service) CertificateProblems() []string {
+	var out []string
+	if s.certs == nil {
+		return out
+	}
+	for _, h := range s.opt.Config.Hosts {
+		if !s.certs.Covers(h) {
+			out = append(out, "no certificate names "+h)
+		}
+	}
+	for _, e := range s.certs.Expired {
+		out = append(out, "expired: "+e)
+	}
+	return out
 }
 
 // Close ends every connection (system-shutdown) and stops the listeners.

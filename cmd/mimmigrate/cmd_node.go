@@ -18,6 +18,7 @@ import (
 	xmppconfig "github.com/mimmigrate/mimmigrate/cetsnode/xmpp/config"
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
+	"github.com/mimmigrate/mimmigrate/migrate/cutover"
 	"github.com/mimmigrate/mimmigrate/migrate/sink"
 )
 
@@ -95,6 +96,7 @@ type NodeStartCmd struct {
 	InitialPhase  time.Duration `name:"initial-phase" default:"5m" help:"How long discovery checks at --check-interval after start."`
 	NetTick       time.Duration `name:"net-ticktime" default:"60s" help:"A peer silent for this long is down (Erlang's net_ticktime)."`
 	LogFormat     string        `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr."`
+	Standby       bool          `help:"Start without serving c2s: the listeners open when a cutover marks the nodes ready (at once if the database says a cutover did)."`
 	HTTP          string        `name:"http" placeholder:"ADDR" help:"Serve /healthz (200 while the node serves c2s) and /metrics (Prometheus) on this address, e.g. 127.0.0.1:5281 (needs --config)."`
 }
 
@@ -165,7 +167,15 @@ func (c *NodeStartCmd) Run(g *Globals) error {
 	}
 	var svc *xmpp.Service
 	if xcfg != nil {
-		svc, err = xmpp.New(xmpp.Options{Config: xcfg, DB: db, Secret: xmpp.Secret(cookie, c.ClusterName), Log: log})
+		standby := false
+		if c.Standby {
+			serving, err := cutover.Serving(ctx, db.Pool)
+			if err != nil {
+				return fmt.Errorf("%s: %w", db.Shown, err)
+			}
+			standby = !serving
+		}
+		svc, err = xmpp.New(xmpp.Options{Config: xcfg, DB: db, Secret: xmpp.Secret(cookie, c.ClusterName), Log: log, Standby: standby})
 		if err != nil {
 			return &userError{msg: fmt.Sprintf("--config %s: %v", c.Config, err)}
 		}

@@ -52,6 +52,7 @@ type CLI struct {
 	Export     ExportCmd     `cmd:"" help:"Export every persistent table into PostgreSQL (ejabberd's schemas): from a live node or from files; resumable."`
 	Verify     VerifyCmd     `cmd:"" help:"Compare a database with the source it was exported from, row by row (counts, then a digest of every row)."`
 	Sync       SyncCmd       `cmd:"" help:"Keep PostgreSQL in step with a running Mnesia cluster: subscribe to every exported table, copy, then apply each change as it is made."`
+	Cutover    CutoverCmd    `cmd:"" help:"Move the users from the legacy cluster to the Go nodes, with the sync drained and verified: seconds of closed logins."`
 	Node       NodeCmd       `cmd:"" help:"Run mimmigrate's own cluster node (replicated in-memory tables, discovery through PostgreSQL)."`
 	Cluster    ClusterCmd    `cmd:"" help:"Status, join, leave and remove for mimmigrate's cluster nodes."`
 	XMPP       XMPPCmd       `cmd:"" name:"xmpp" help:"Sessions of the Go nodes' XMPP service: connected-users, kick, send-message (as ejabberdctl's)."`

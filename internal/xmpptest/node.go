@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,9 @@ func (b *Bed) StartNodeProcess(t testing.TB, cluster, extra string, args ...stri
 		}
 	})
 	testenv.WaitFor(t, "the node process listening", 30*time.Second, func() (bool, string) {
+		if slices.Contains(args, "--standby") && strings.Contains(p.Log.String(), "standby:") {
+			return true, ""
+		}
 		return strings.Count(p.Log.String(), "c2s listening") == 2, p.Log.String()
 	}, nil)
 	return p

@@ -58,6 +58,10 @@ type Syncer struct {
 	batches chan fwdBatch
 	notices chan fwdNotice
 	repairs chan []string
+
+	started     time.Time
+	phase       string
+	statusReady bool
 }
 
 type fwdBatch struct {
@@ -79,14 +83,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	s := &Syncer{started: time.Now(), cfg: cfg, src: cfg.Source, stats: NewStats(), fwds: map[string]*mnesia.Forwarder{},
+		tableAt: map[string]string{}, queued: map[string]int64{}, batches: make(chan fwdBatch, 16),
+		notices: make(chan fwdNotice, 64), repairs: make(chan []string, 64), types: map[string]string{}}
 	phase := func(p string) {
+		s.mu.Lock()
+		s.phase = p
+		s.mu.Unlock()
 		if cfg.Phase != nil {
 			cfg.Phase(p)
 		}
 	}
-	s := &Syncer{cfg: cfg, src: cfg.Source, stats: NewStats(), fwds: map[string]*mnesia.Forwarder{},
-		tableAt: map[string]string{}, queued: map[string]int64{}, batches: make(chan fwdBatch, 16),
-		notices: make(chan fwdNotice, 64), repairs: make(chan []string, 64), types: map[string]string{}}
 	plan, err := migrate.MakePlan(cfg.Source, cfg.Schema, cfg.Tables)
 	if err != nil {
 		return err
@@ -96,6 +103,12 @@ func Run(ctx context.Context, cfg Config) error {
 		s.types[t.Name] = t.Type
 	}
 	names := s.names()
+	// Whatever ends the sync, its status says it stopped.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.saveStatus(sctx, "stopped", s.stats.Take(0))
+	}()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer s.stopForwarders()
@@ -465,6 +478,10 @@ func (s *Syncer) report(ctx context.Context) {
 		s.mu.Unlock()
 		backlog += int64(s.app.Pending()) + int64(len(s.batches))
 		sn := s.stats.Take(backlog)
+		s.mu.Lock()
+		ph := s.phase
+		s.mu.Unlock()
+		s.saveStatus(ctx, ph, sn)
 		if s.cfg.Report != nil {
 			s.cfg.Report(sn)
 		}

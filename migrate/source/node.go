@@ -90,6 +90,9 @@ func (ns *Node) readEjabberdHosts(ctx context.Context, c *erldist.Conn, timeout 
 // Snapshot is the inspection of the cluster made when it was opened.
 func (ns *Node) Snapshot() *mnesia.Snapshot { return ns.snap }
 
+// Session is the inspection's connections.
+func (ns *Node) Session() *mnesia.Session { return ns.sess }
+
 // Node is the node the source was opened on.
 func (ns *Node) Node() string { return ns.node }
 

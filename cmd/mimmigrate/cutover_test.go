@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/cetsnode"
+	"github.com/mimmigrate/mimmigrate/erldist"
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
+)
+
+func healthz(addr string) int {
+	c := http.Client{Timeout: 3 * time.Second}
+	r, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return r.StatusCode
+}
+
+// The whole move: a legacy ejabberd with its users and live changes,
+// sync, two Go nodes in standby, cutover; then the legacy node takes no
+// login, its last session was closed, and the users log in on the Go
+// nodes with the password they changed during the sync and find the
+// message stored for them just before.
+func TestCutover(t *testing.T) {
+	if why := xmpptest.Unavailable(); why != "" {
+		t.Skip(why)
+	}
+	bed, err := xmpptest.StartBed(xmpptest.BedOptions{Users: 120, APIUsers: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bed.Close()
+	e := bed.Ejabberd
+	if out, err := e.Eval(`ok = ejabberd_auth:try_register(<<"mover">>, <<"localhost">>, <<"before">>), ok = ejabberd_auth:try_register(<<"peer">>, <<"localhost">>, <<"peer-pw">>), ok`); err != nil {
+		t.Fatalf("accounts: %v %s", err, out)
+	}
+	cookie := testenv.WriteCookieFile(t, e.Cookie)
+	from := "node:" + e.Name
+	p := startSync(t, bed.Bin, "--cookie-file", cookie, "--from", from, "--to", bed.DBURL, "--schema", "ejabberd")
+	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && len(l.Tables) > 0 })
+	if out, err := e.Load(trafficSource, "mimmigrate_traffic", `mimmigrate_traffic:start(<<"localhost">>, 120, 50, <<"c">>)`); err != nil || !strings.Contains(out, "ok") {
+		t.Fatalf("traffic: %v %s", err, out)
+	}
+	// Changes during the sync: a new password, a message to an offline
+	// user.
+	if out, err := e.Eval(`ok = ejabberd_auth:set_password(<<"mover">>, <<"localhost">>, <<"changed-during-sync">>),
+		mod_admin_extra:send_message(<<"chat">>, <<"mover@localhost">>, <<"peer@localhost">>, <<>>, <<"sent before the cutover">>), ok`); err != nil {
+		t.Fatalf("changes: %v %s", err, out)
+	}
+	// A user online on the legacy node.
+	legacy, err := xmpptest.DialRaw(fmt.Sprintf("127.0.0.1:%d", e.C2SPort), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer legacy.Close()
+	if err := legacy.Plain("mover", "changed-during-sync"); err != nil {
+		t.Fatalf("legacy login: %v", err)
+	}
+	if _, err := legacy.Bind("legacy"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two Go nodes waiting for the cutover.
+	h1, h2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cluster := "cut" + testenv.RandomID(4)
+	// The legacy node's modules that the Go nodes serve.
+	modules := "modules:\n  mod_roster:\n    versioning: true\n  mod_last: {}\n  mod_offline: {}\n"
+	n1 := bed.StartNodeProcess(t, cluster, modules, "--standby", "--http", h1)
+	n2 := bed.StartNodeProcess(t, cluster, modules, "--standby", "--http", h2)
+	nodesCookie := testenv.WriteCookieFile(t, n1.Cookie)
+	admin := &cetsnode.Admin{Client: &erldist.Client{Cookie: n1.Cookie, Name: "t" + testenv.RandomID(4) + "@127.0.0.1", DialTimeout: 3 * time.Second}}
+	testenv.WaitFor(t, "the Go nodes clustered", time.Minute, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := admin.Status(ctx, n1.Name)
+		return err == nil && slices.Contains(st.AvailableNodes, n2.Name), fmt.Sprint(st.AvailableNodes, err)
+	}, nil)
+	if c := healthz(h1); c != http.StatusServiceUnavailable {
+		t.Errorf("/healthz of a standby node: %d", c)
+	}
+	if _, err := net.DialTimeout("tcp", n1.StartTLS, time.Second); err == nil {
+		t.Errorf("a standby node accepts c2s connections")
+	}
+
+	args := []string{"cutover", "--cookie-file", cookie, "--nodes-cookie-file", nodesCookie, "--from", from, "--to", bed.DBURL,
+		"--schema", "ejabberd", "--nodes", n1.Name + "," + n2.Name}
+	// The plan and its checks change nothing.
+	out, stderr, code := runCLI(t, "", append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(out, "Dry run: nothing changed.") || !strings.Contains(out, "ok  sync: live") {
+		t.Fatalf("cutover --dry-run: %d\n%s\n%s", code, out, stderr)
+	}
+	if healthz(h1) != http.StatusServiceUnavailable {
+		t.Error("the dry run made a node ready")
+	}
+	// Not confirmed: nothing changes.
+	out, stderr, code = runCLI(t, "no\n", args...)
+	if code != exitRefused || !strings.Contains(stderr, "not confirmed") {
+		t.Errorf("cutover answered no: %d\n%s\n%s", code, out, stderr)
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.C2SPort), time.Second); err != nil {
+		t.Errorf("the legacy listener stopped though the cutover was not confirmed: %v", err)
+	}
+
+	// The users go quiet as the logins close.
+	t.Logf("traffic: %s", func() string { o, _ := e.Eval(`mimmigrate_traffic:stop()`); return o }())
+	out, stderr, code = runCLI(t, "", append(args, "-f")...)
+	if code != 0 || !strings.Contains(out, "Cutover done") {
+		t.Fatalf("cutover: %d\n%s\n%s\nsync: %s", code, out, stderr, p.stderr.String())
+	}
+	t.Logf("cutover:\n%s", out)
+
+	if got, err := legacy.Closed(10 * time.Second); err != nil {
+		t.Errorf("the legacy session was not closed: %v (%s)", err, got)
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.C2SPort), time.Second); err == nil {
+		t.Errorf("the legacy node still takes connections")
+	}
+	for _, h := range []string{h1, h2} {
+		if c := healthz(h); c != http.StatusOK {
+			t.Errorf("/healthz of %s after the cutover: %d", h, c)
+		}
+	}
+	// The users log in on the Go nodes with their passwords.
+	mover := xmpptest.Account{User: "mover", Password: "changed-during-sync"}
+	if r, err := xmpptest.Slixmpp(t.TempDir(), xmpptest.Login{Account: mover, Addr: n1.StartTLS, CA: bed.CA}); err != nil || !r.OK {
+		t.Errorf("slixmpp as mover on %s: %v %s", n1.Name, err, r.Output)
+	}
+	spool, _ := psqlOut(bed.DBURL, "-At", "-c", "SELECT count(*) FROM spool WHERE username = 'peer'")
+	t.Logf("peer's offline messages in PostgreSQL: %s", strings.TrimSpace(spool))
+	peer := xmpptest.StartChat(t, xmpptest.Login{Account: xmpptest.Account{User: "peer", Password: "peer-pw"}, Addr: n2.DirectTLS, DirectTLS: true, CA: bed.CA})
+	peer.Do("presence 0")
+	defer func() {
+		if t.Failed() {
+			spool, _ := psqlOut(bed.DBURL, "-At", "-c", "SELECT username, xml FROM spool WHERE username = 'peer'")
+			r, _ := http.Get("http://" + h2 + "/metrics")
+			var m []byte
+			if r != nil {
+				m, _ = io.ReadAll(r.Body)
+			}
+			t.Logf("after the login: spool %s\nmetrics of n2: %s", spool, m)
+		}
+	}()
+	peer.Expect(`^DELAYED mover@localhost .*sent before the cutover$`, 15*time.Second)
+
+	out, _, code = runCLI(t, "", "cutover", "status", "--to", bed.DBURL)
+	if code != 0 || !strings.Contains(out, "done: the Go nodes serve") || !strings.Contains(out, "Logins were closed for") {
+		t.Errorf("cutover status: %d %s", code, out)
+	}
+	_, stderr, code = runCLI(t, "", "cutover", "abort", "--cookie-file", cookie, "--from", from, "--to", bed.DBURL, "-f")
+	oneLineError(t, stderr, code, exitRefused, "the Go nodes serve already")
+	// A node started with --standby now serves at once: the database
+	// says the cutover is done (StartNodeProcess waits for its listeners).
+	n3 := bed.StartNodeProcess(t, cluster, modules, "--standby")
+	if strings.Contains(n3.Log.String(), "standby:") {
+		t.Errorf("a standby node started after the cutover waits: %s", n3.Log.String())
+	}
+}
