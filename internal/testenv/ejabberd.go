@@ -251,6 +251,23 @@ func (e *Ejabberd) Restart(extraConfig string) error {
 	return nil
 }
 
+// RestartOnSQL stops the node and starts it again on the same spool with
+// its data in SQL (auth_method and default_db sql) and extraConfig (the
+// sql_* options).
+func (e *Ejabberd) RestartOnSQL(extraConfig string) error {
+	if err := e.Stop(); err != nil {
+		return err
+	}
+	opt := e.opt
+	opt.Base, opt.Name, opt.Cookie, opt.ExtraConfig, opt.SQL = e.Base, e.Name, e.Cookie, extraConfig, true
+	ne, err := StartEjabberd(opt)
+	if err != nil {
+		return err
+	}
+	*e = *ne
+	return nil
+}
+
 // Ctl runs ejabberdctl against this node with its private directories.
 func (e *Ejabberd) Ctl(args ...string) (string, error) {
 	all := append([]string{"--config-dir", filepath.Join(e.Base, "conf"), "--node", e.Name,
