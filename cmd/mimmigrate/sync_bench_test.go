@@ -54,8 +54,11 @@ func BenchmarkSyncDelta(b *testing.B) {
 		b.Fatal(err)
 	}
 	cookie := testenv.WriteCookieFile(b, e.Cookie)
+	if out, err := e.Load(writerSource, "mimmigrate_writer", "ok"); err != nil {
+		b.Fatalf("loading the writer: %v %s", err, out)
+	}
 	eval := func(expr string) string {
-		out, err := e.LoadWithin(writerSource, "mimmigrate_writer", expr, 10*time.Minute)
+		out, err := testenv.EvalOnWithin(e.Name, e.Cookie, expr, 10*time.Minute)
 		if err != nil {
 			b.Fatalf("%s: %v %s", expr, err, out)
 		}

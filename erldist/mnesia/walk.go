@@ -95,49 +95,61 @@ func (w *Walker) load(ctx context.Context, node string, c *erldist.Conn) error {
 	if done {
 		return nil
 	}
-	scanned, err := w.call(ctx, c, "erl_scan", "string", term.Charlist(walkerSource))
+	cctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	if err := LoadModule(cctx, c, walkerModule, walkerSource); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.loaded[node] = c
+	w.mu.Unlock()
+	return nil
+}
+
+// LoadModule compiles an Erlang module's source with the node's own
+// compiler and loads it (nothing is written to the node's disk).
+func LoadModule(ctx context.Context, c *erldist.Conn, module, source string) error {
+	node := c.Peer()
+	scanned, err := c.Call(ctx, "erl_scan", "string", term.Charlist(source))
 	if err != nil {
 		return err
 	}
 	st, ok := scanned.(term.Tuple)
 	if !ok || len(st) != 3 || !term.IsAtom(st[0], "ok") {
-		return fmt.Errorf("loading the walker on %s: erl_scan: %s", node, term.Format(scanned))
+		return fmt.Errorf("loading %s on %s: erl_scan: %s", module, node, term.Format(scanned))
 	}
 	toks, _ := term.Elems(st[1])
 	var forms, form term.List
 	for _, tk := range toks {
 		form = append(form, tk)
 		if tt, ok := tk.(term.Tuple); ok && len(tt) == 2 && term.IsAtom(tt[0], "dot") {
-			parsed, err := w.call(ctx, c, "erl_parse", "parse_form", form)
+			parsed, err := c.Call(ctx, "erl_parse", "parse_form", form)
 			if err != nil {
 				return err
 			}
 			pt, ok := parsed.(term.Tuple)
 			if !ok || len(pt) != 2 || !term.IsAtom(pt[0], "ok") {
-				return fmt.Errorf("loading the walker on %s: erl_parse: %s", node, term.Format(parsed))
+				return fmt.Errorf("loading %s on %s: erl_parse: %s", module, node, term.Format(parsed))
 			}
 			forms = append(forms, pt[1])
 			form = nil
 		}
 	}
-	compiled, err := w.call(ctx, c, "compile", "forms", forms, term.List{term.Atom("binary"), term.Atom("return_errors")})
+	compiled, err := c.Call(ctx, "compile", "forms", forms, term.List{term.Atom("binary"), term.Atom("return_errors")})
 	if err != nil {
 		return fmt.Errorf("the node %s cannot compile (is the compiler application installed?): %w", node, err)
 	}
 	ct, ok := compiled.(term.Tuple)
 	if !ok || len(ct) != 3 || !term.IsAtom(ct[0], "ok") {
-		return fmt.Errorf("compiling the walker on %s: %s", node, term.Format(compiled))
+		return fmt.Errorf("compiling %s on %s: %s", module, node, term.Format(compiled))
 	}
-	loaded, err := w.call(ctx, c, "code", "load_binary", ct[1], term.Charlist(walkerModule+".erl"), ct[2])
+	loaded, err := c.Call(ctx, "code", "load_binary", ct[1], term.Charlist(module+".erl"), ct[2])
 	if err != nil {
 		return err
 	}
 	if lt, ok := loaded.(term.Tuple); !ok || len(lt) != 2 || !term.IsAtom(lt[0], "module") {
-		return fmt.Errorf("loading the walker on %s: %s", node, term.Format(loaded))
+		return fmt.Errorf("loading %s on %s: %s", module, node, term.Format(loaded))
 	}
-	w.mu.Lock()
-	w.loaded[node] = c
-	w.mu.Unlock()
 	return nil
 }
 

@@ -54,7 +54,6 @@ type Syncer struct {
 	mu      sync.Mutex
 	fwds    map[string]*mnesia.Forwarder // node -> its forwarder
 	tableAt map[string]string            // table -> the node its forwarder runs on
-	queued  map[string]int64             // node -> events queued there
 	batches chan fwdBatch
 	notices chan fwdNotice
 	repairs chan []string
@@ -84,7 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Syncer{started: time.Now(), cfg: cfg, src: cfg.Source, stats: NewStats(), fwds: map[string]*mnesia.Forwarder{},
-		tableAt: map[string]string{}, queued: map[string]int64{}, batches: make(chan fwdBatch, 16),
+		tableAt: map[string]string{}, batches: make(chan fwdBatch, 16),
 		notices: make(chan fwdNotice, 64), repairs: make(chan []string, 64), types: map[string]string{}}
 	phase := func(p string) {
 		s.mu.Lock()
@@ -159,9 +158,6 @@ func Run(ctx context.Context, cfg Config) error {
 					cancel(err)
 					return
 				}
-				s.mu.Lock()
-				s.queued[fb.f.Node] = fb.b.Queued
-				s.mu.Unlock()
 				fb.f.Credit(1)
 			case <-tick.C:
 				if err := s.app.Tick(ctx); err != nil {
@@ -472,8 +468,8 @@ func (s *Syncer) report(ctx context.Context) {
 		}
 		s.mu.Lock()
 		var backlog int64
-		for _, q := range s.queued {
-			backlog += q
+		for _, f := range s.fwds {
+			backlog += f.Queued()
 		}
 		s.mu.Unlock()
 		backlog += int64(s.app.Pending()) + int64(len(s.batches))
