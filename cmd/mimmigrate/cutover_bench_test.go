@@ -134,7 +134,7 @@ func BenchmarkCutoverDowntime(b *testing.B) {
 	os.Chown(file, ejabberdUID(), -1)
 	tb := time.Now()
 	if o, err := e.Ctl("--no-timeout", "export2sql", e.Host, file); err != nil {
-		b.Fatalf("export2sql: %v %s", err, o)
+		b.Fatalf("export2sql: %v %s\n%s", err, testenv.Tail(o, 300), e.Diagnose())
 	}
 	tExport := time.Since(tb)
 	dbA := testenv.PostgresDB(b)

@@ -60,7 +60,7 @@ func BenchmarkSyncDelta(b *testing.B) {
 	eval := func(expr string) string {
 		out, err := testenv.EvalOnWithin(e.Name, e.Cookie, expr, 10*time.Minute)
 		if err != nil {
-			b.Fatalf("%s: %v %s", expr, err, out)
+			b.Fatalf("%s: %v %s\n%s", expr, err, out, e.Diagnose())
 		}
 		return out
 	}

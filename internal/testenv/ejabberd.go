@@ -268,6 +268,25 @@ func (e *Ejabberd) RestartOnSQL(extraConfig string) error {
 	return nil
 }
 
+// Diagnose tells why a node may have gone: the tails of its logs and the
+// slogan of any crash dump it wrote.
+func (e *Ejabberd) Diagnose() string {
+	var b strings.Builder
+	dir := filepath.Join(e.Base, "logs")
+	for _, f := range []string{"ejabberd.log", "error.log", "crash.log"} {
+		if data, err := os.ReadFile(filepath.Join(dir, f)); err == nil && len(data) > 0 {
+			fmt.Fprintf(&b, "--- %s:\n%s\n", f, tail(string(data), 2000))
+		}
+	}
+	dumps, _ := filepath.Glob(filepath.Join(dir, "erl_crash*.dump"))
+	for _, d := range dumps {
+		if data, err := os.ReadFile(d); err == nil {
+			fmt.Fprintf(&b, "--- %s:\n%s\n", filepath.Base(d), tail(string(data[:min(len(data), 600)]), 600))
+		}
+	}
+	return b.String()
+}
+
 // Ctl runs ejabberdctl against this node with its private directories.
 func (e *Ejabberd) Ctl(args ...string) (string, error) {
 	all := append([]string{"--config-dir", filepath.Join(e.Base, "conf"), "--node", e.Name,
