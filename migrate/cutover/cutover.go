@@ -245,10 +245,12 @@ func Run(ctx context.Context, cfg *Config) (*State, error) {
 			return &Refusal{Msg: "not confirmed: the cutover stops before " + what, Hint: "the same command goes on from here; `cutover abort` undoes what was done"}
 		}
 		cfg.Print("> %s", what)
+		began := time.Now()
 		extra, err := run()
 		if err != nil {
 			return err
 		}
+		cfg.Print("  (%.2f s)", time.Since(began).Seconds())
 		if err := record(ctx, cfg.DB, cfg.Source, nodes, name, extra); err != nil {
 			return err
 		}
