@@ -36,6 +36,8 @@ bench: setup
 	$(GO) test -run XXX -bench ClusterVersusMnesia -benchtime 1x -timeout 30m ./cetsnode/
 	$(GO) test -run XXX -bench XMPPVersusEjabberd -benchtime 1x -timeout 30m ./cetsnode/xmpp/
 	$(GO) test -run XXX -bench TsungCrossCheck -benchtime 1x -timeout 20m ./cetsnode/xmpp/
+	$(GO) test -run XXX -bench SyncDelta -benchtime 1x -timeout 30m ./cmd/mimmigrate/
+	$(GO) test -run XXX -bench CutoverDowntime -benchtime 1x -timeout 60m ./cmd/mimmigrate/
 
 # A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
 demo: setup build

@@ -62,7 +62,7 @@ func BenchmarkCutoverDowntime(b *testing.B) {
 	defer e.Destroy()
 	t0 := time.Now()
 	if _, err := e.Populate(testenv.PopulateOptions{Users: users, APIUsers: 100, Rooms: 30}); err != nil {
-		b.Fatal(err)
+		b.Fatalf("%v\n%s", err, e.Diagnose())
 	}
 	b.Logf("populated %d users in %s", users, time.Since(t0).Round(time.Second))
 	if _, err := e.Eval(fmt.Sprintf(`catch ejabberd_sql_sup:start(<<"%s">>)`, e.Host)); err != nil {
