@@ -94,7 +94,6 @@ type syncOutput struct {
 	ph     string
 	drawn  int
 	copied map[string]int64
-	last   *delta.Snapshot
 }
 
 func newSyncOutput(g *Globals, jsonLines bool) *syncOutput {
@@ -142,31 +141,18 @@ func (o *syncOutput) line(l syncLine) {
 func (o *syncOutput) report(sn delta.Snapshot) {
 	o.mu.Lock()
 	ph := o.ph
-	prev := o.last
-	o.last = &sn
 	o.mu.Unlock()
 	if o.json {
 		o.line(syncLine{Phase: ph, Snapshot: sn})
 		return
 	}
-	o.draw(ph, sn, prev)
+	o.draw(ph, sn)
 }
 
 // draw redraws the view: one line for the sync, one per table.
-func (o *syncOutput) draw(ph string, sn delta.Snapshot, prev *delta.Snapshot) {
-	rate := func(t delta.TableStats) float64 {
-		if prev == nil {
-			return 0
-		}
-		for _, p := range prev.Tables {
-			if p.Table == t.Table {
-				return float64(t.Applied-p.Applied) / sn.At.Sub(prev.At).Seconds()
-			}
-		}
-		return 0
-	}
+func (o *syncOutput) draw(ph string, sn delta.Snapshot) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sync %-10s applied %d  lag %.2f s / %d events  repaired %d rows", ph, sn.Applied, sn.LagSeconds, sn.LagEvents, sn.Repaired)
+	fmt.Fprintf(&b, "sync %-10s applied %d (%.0f/s)  lag %.2f s / %d events  repaired %d rows", ph, sn.Applied, sn.Rate, sn.LagSeconds, sn.LagEvents, sn.Repaired)
 	if sn.DBError != "" {
 		fmt.Fprintf(&b, "  PostgreSQL: %s", sn.DBError)
 	}
@@ -178,7 +164,7 @@ func (o *syncOutput) draw(ph string, sn delta.Snapshot, prev *delta.Snapshot) {
 		if state == "copying" {
 			state = fmt.Sprintf("copying %d", o.copied[t.Table])
 		}
-		fmt.Fprintf(&b, "  %-18s %-12s %-24s %10d %9.0f %8d %9d\n", t.Table, state, t.Node, t.Applied, rate(t), t.Rejected, t.Repaired)
+		fmt.Fprintf(&b, "  %-18s %-12s %-24s %10d %9.0f %8d %9d\n", t.Table, state, t.Node, t.Applied, t.Rate, t.Rejected, t.Repaired)
 	}
 	if o.drawn > 0 {
 		fmt.Fprintf(o.g.stdout, "\033[%dA\033[J", o.drawn)

@@ -147,6 +147,16 @@ func TestSyncUnderTraffic(t *testing.T) {
 	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && len(l.Tables) > 0 })
 	first := p.wait(t, "changes applied", time.Minute, func(l syncLine) bool { return l.Phase == "live" && l.Applied > 500 })
 	t.Logf("live: %d changes applied, lag %.2f s", first.Applied, first.LagSeconds)
+	// The rate per table is reported: with 400 changes/s, some table
+	// shows some in every report.
+	p.wait(t, "a rate of changes", 30*time.Second, func(l syncLine) bool {
+		for _, ts := range l.Tables {
+			if ts.Rate > 0 && l.Rate >= ts.Rate {
+				return true
+			}
+		}
+		return false
+	})
 
 	// kill -9 mid-way, changes go on without it, then the same command.
 	p.cmd.Process.Signal(syscall.SIGKILL)

@@ -19,6 +19,9 @@ type Stats struct {
 	dbErr    string
 	dbErrAt  time.Time
 	repaired int64
+	// the previous snapshot's applied counts, for the rates
+	prevAt      time.Time
+	prevApplied map[string]int64
 }
 
 // TableStats is one table's counts.
@@ -29,8 +32,10 @@ type TableStats struct {
 	Rejected int64  `json:"rejected"`
 	Repaired int64  `json:"repaired_rows"`
 	Overflow int64  `json:"overflows"`
-	State    string `json:"state"` // copying, live, repairing, unsubscribed
-	Node     string `json:"node"`  // where its forwarder runs
+	// Rate: changes applied per second over the last interval.
+	Rate  float64 `json:"events_per_second"`
+	State string  `json:"state"` // copying, live, repairing, unsubscribed
+	Node  string  `json:"node"`  // where its forwarder runs
 }
 
 // NewStats starts the counts.
@@ -119,7 +124,9 @@ type Snapshot struct {
 	// Applied and Received: events, all tables.
 	Applied  int64 `json:"applied"`
 	Received int64 `json:"received"`
-	Repaired int64 `json:"repaired_rows"`
+	// Rate: changes applied per second over the interval, all tables.
+	Rate     float64 `json:"events_per_second"`
+	Repaired int64   `json:"repaired_rows"`
 	// LagSeconds: the largest delay between a change on the legacy node
 	// and its commit in PostgreSQL over the interval; 0 when idle.
 	LagSeconds float64 `json:"lag_seconds"`
@@ -139,10 +146,23 @@ func (s *Stats) Take(backlog int64) Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sn := Snapshot{At: time.Now(), LagEvents: backlog, Repaired: s.repaired, DBError: s.dbErr, Lags: s.lags}
-	for _, ts := range s.tables {
-		sn.Tables = append(sn.Tables, *ts)
+	secs := sn.At.Sub(s.prevAt).Seconds()
+	for name, ts := range s.tables {
+		t := *ts
+		if !s.prevAt.IsZero() && secs > 0 {
+			t.Rate = float64(ts.Applied-s.prevApplied[name]) / secs
+		}
+		sn.Tables = append(sn.Tables, t)
 		sn.Applied += ts.Applied
 		sn.Received += ts.Received
+		sn.Rate += t.Rate
+	}
+	s.prevAt = sn.At
+	if s.prevApplied == nil {
+		s.prevApplied = map[string]int64{}
+	}
+	for name, ts := range s.tables {
+		s.prevApplied[name] = ts.Applied
 	}
 	sort.Slice(sn.Tables, func(i, j int) bool { return sn.Tables[i].Table < sn.Tables[j].Table })
 	for _, l := range s.lags {
