@@ -167,7 +167,8 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 	}
 	files := map[string]string{
 		"conf/ejabberd.yml":    ejabberdConfig(opt, port),
-		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n",
+		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n" +
+			"ERL_OPTIONS=\"" + TimeWarpFlags + "\"\n",
 		"conf/vm.args":         "-setcookie " + opt.Cookie + "\n",
 		"conf/inetrc":          "",
 	}
