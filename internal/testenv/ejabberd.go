@@ -166,11 +166,11 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 		}
 	}
 	files := map[string]string{
-		"conf/ejabberd.yml":    ejabberdConfig(opt, port),
+		"conf/ejabberd.yml": ejabberdConfig(opt, port),
 		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n" +
 			"ERL_OPTIONS=\"" + TimeWarpFlags + "\"\n",
-		"conf/vm.args":         "-setcookie " + opt.Cookie + "\n",
-		"conf/inetrc":          "",
+		"conf/vm.args": "-setcookie " + opt.Cookie + "\n",
+		"conf/inetrc":  "",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(base, name), []byte(content), 0o640); err != nil {
