@@ -21,7 +21,7 @@ vet:
 
 # The whole suite against real components (ejabberd, erl, RabbitMQ, PostgreSQL), with the race detector.
 test: setup vet
-	ERL_FLAGS="+C multi_time_warp" $(GO) test -race -count=1 -timeout 20m ./...
+	ERL_FLAGS="+c false" $(GO) test -race -count=1 -timeout 20m ./...
 
 # Only what needs no ejabberd (faster; still starts erl nodes).
 test-short:
