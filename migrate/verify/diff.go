@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -83,14 +84,14 @@ func Differences(ctx context.Context, src migrate.Source, pool *pgxpool.Pool, op
 		}
 		spec := opt.Schema.Verify(tt)
 		left := extra[tt]
-		err := readRaw(ctx, pool, spec, tt, func(canon []string, raw []*string) {
+		err := scanTable(ctx, pool, spec, tt, func(canon []string, raw []*string) {
 			dg := rowDigest(canon)
 			if left[dg] == 0 {
 				return
 			}
 			left[dg]--
 			k := rowDigest(append([]string{tt}, canon[:min(spec.KeyCols, len(canon))]...))
-			extraByKey[k] = append(extraByKey[k], extraRow{tt, raw})
+			extraByKey[k] = append(extraByKey[k], extraRow{tt, slices.Clone(raw)})
 		})
 		if err != nil {
 			return nil, err
@@ -214,9 +215,10 @@ func eachMapped(ctx context.Context, src migrate.Source, opt Options, tables []s
 	})
 }
 
-// readRaw reads a table's rows: their canonical form (as readTable) and
-// their columns as the select list prints them (nil: NULL).
-func readRaw(ctx context.Context, pool *pgxpool.Pool, spec schema.VerifySpec, table string, fn func(canon []string, raw []*string)) error {
+// scanTable reads a table's rows: their canonical form (what a row's
+// digest is made of) and their columns as the select list prints them
+// (nil: NULL). Both slices are reused for the next row.
+func scanTable(ctx context.Context, pool *pgxpool.Pool, spec schema.VerifySpec, table string, fn func(canon []string, raw []*string)) error {
 	sel, isTime := selectList(spec)
 	from := spec.From
 	if from == "" {
@@ -228,16 +230,16 @@ func readRaw(ctx context.Context, pool *pgxpool.Pool, spec schema.VerifySpec, ta
 	}
 	defer rows.Close()
 	n := len(sel)
+	raw := make([]*string, n)
+	ptrs := make([]any, n)
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	canon := make([]string, n)
 	for rows.Next() {
-		raw := make([]*string, n)
-		ptrs := make([]any, n)
-		for i := range raw {
-			ptrs[i] = &raw[i]
-		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		canon := make([]string, n)
 		for i := range raw {
 			canon[i] = canonText(raw[i], isTime[i])
 		}

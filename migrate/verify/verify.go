@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -295,55 +294,7 @@ func mapSource(ctx context.Context, src migrate.Source, opt Options, tables []sc
 
 // readTable reads a table's rows in canonical form.
 func readTable(ctx context.Context, pool *pgxpool.Pool, spec schema.VerifySpec, table string, set *rowSet) error {
-	cols := spec.Columns
-	isTime := make([]bool, len(cols))
-	sel := make([]string, len(cols))
-	for i, c := range cols {
-		name := c
-		if !strings.Contains(c, ".") {
-			name = pgx.Identifier{c}.Sanitize()
-		}
-		sel[i] = name + "::text"
-		for _, ts := range spec.Timestamps {
-			if c == ts {
-				isTime[i] = true
-				sel[i] = fmt.Sprintf("to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", name)
-			}
-		}
-	}
-	from := spec.From
-	if from == "" {
-		from = pgx.Identifier{table}.Sanitize()
-	}
-	rows, err := pool.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+from)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", table, err)
-	}
-	defer rows.Close()
-	vals := make([]string, len(cols))
-	nullable := make([]*string, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range nullable {
-		ptrs[i] = &nullable[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		for i := range cols {
-			switch {
-			case nullable[i] == nil:
-				vals[i] = canonical(nil)
-			case isTime[i]:
-				// as canonical prints a time: no trailing zeros in the fraction
-				vals[i] = strings.TrimRight(strings.TrimRight(*nullable[i], "0"), ".")
-			default:
-				vals[i] = *nullable[i]
-			}
-		}
-		set.add(vals, spec.KeyCols)
-	}
-	return rows.Err()
+	return scanTable(ctx, pool, spec, table, func(canon []string, _ []*string) { set.add(canon, spec.KeyCols) })
 }
 
 // compareSets names the differences by key: a key with rows missing and
