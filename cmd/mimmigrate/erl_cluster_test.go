@@ -147,6 +147,10 @@ func TestTableNotLoaded(t *testing.T) {
 // TestInspectRabbitMQ inspects a private RabbitMQ node's Mnesia.
 func TestInspectRabbitMQ(t *testing.T) {
 	r := testenv.StartRabbitMQ(t)
+	// The broker runs without time correction, as every test VM (see testenv.TimeWarpFlags).
+	if out, err := r.TryEval("erlang:system_info(time_correction)"); err != nil || strings.TrimSpace(out) != "false" {
+		t.Errorf("time correction: %q %v", out, err)
+	}
 	cookie := writeCookie(t, r.Cookie)
 	s := inspectJSON(t, cookie, r.Name)
 	checkAgainstMnesia(t, s, readFacts(t, r.Name, r.Cookie))

@@ -50,6 +50,7 @@ func StartRabbitMQ(t testing.TB) *ErlNode {
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq"),
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
 		"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+TimeWarpFlags,
 	)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	ownGroup(n.cmd)
