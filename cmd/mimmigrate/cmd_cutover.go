@@ -12,6 +12,8 @@ import (
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 	"github.com/mimmigrate/mimmigrate/migrate/cutover"
+	"github.com/mimmigrate/mimmigrate/migrate/delta"
+	"github.com/mimmigrate/mimmigrate/migrate/sink"
 	"github.com/mimmigrate/mimmigrate/migrate/source"
 	"github.com/mimmigrate/mimmigrate/migrate/verify"
 	mimsql "github.com/mimmigrate/mimmigrate/sql"
@@ -31,6 +33,7 @@ type CutoverRunCmd struct {
 	Nodes           []string      `required:"" sep:"," placeholder:"NODE,NODE" help:"The Go nodes (mimmigrate node start --standby) that take the users."`
 	NodesCookieFile string        `name:"nodes-cookie-file" type:"path" help:"The Go nodes' Erlang cookie, when it is not the legacy cluster's."`
 	MaxLag          time.Duration `name:"max-lag" default:"5s" help:"The sync's lag at most for the preflight."`
+	FullVerify      bool          `name:"full-verify" help:"Compare every table after the drain, while the logins are closed (minutes on a large cluster), instead of comparing them while the legacy cluster serves and, after the drain, only the keys that changed since."`
 	Announce        string        `default:"The server is moving: reconnect in a few seconds." help:"Sent to the online users before their sessions close (empty: nothing)."`
 	StopLegacy      bool          `name:"stop-legacy" help:"Stop the legacy nodes at the end (their Mnesia directories stay)."`
 	DryRun          bool          `name:"dry-run" help:"Run the preflight and print the plan; change nothing."`
@@ -40,9 +43,10 @@ type CutoverRunCmd struct {
 // cutoverPlan is what each step does, in order.
 var cutoverPlan = []string{
 	"preflight: the legacy cluster has no critical problem; the database holds the schema; the Go nodes answer, are one cluster, serve the legacy virtual hosts with certificates for them; sync is live with a small lag",
+	"compare every table with the legacy cluster while it serves; from then on sync notes every key that changes",
 	"stop the legacy c2s listeners (every listener, as ejabberdctl stop_kindly does), announce, close the remaining sessions",
 	"wait until sync has applied every change",
-	"verify every table against the legacy cluster (refuse to go on if anything differs)",
+	"verify what changed since (the keys sync noted, and those that differed): refuse to go on if anything differs",
 	"mark the Go nodes ready: they open their c2s listeners, /healthz turns 200",
 }
 
@@ -109,16 +113,42 @@ func (c *CutoverRunCmd) setup(g *Globals) (*cutover.Config, func(), error) {
 			if err != nil {
 				return 0, err
 			}
-			var n int64
-			for _, t := range res.Tables {
-				n += t.Missing + t.Extra + t.Different
-				for _, m := range t.Mismatches {
-					fmt.Fprintf(g.stdout, "  %s %s: %s\n", m.Table, m.Kind, m.Key)
-				}
-			}
-			return n, nil
+			return printDifferences(g, res.Tables), nil
 		},
 		Print: func(format string, args ...any) { fmt.Fprintf(g.stdout, format+"\n", args...) },
+	}
+	if !c.FullVerify {
+		check := delta.CheckConfig{Source: ns, Sink: sink.NewPostgres(db, sc), Schema: sc, Scope: scope, Tables: c.Table,
+			Timeout: g.Timeout, MaxReport: 5}
+		cfg.PreVerify = func(ctx context.Context) error {
+			d, err := delta.PreCheck(ctx, check)
+			if err != nil {
+				return err
+			}
+			keys := 0
+			for _, ks := range d.Keys {
+				keys += len(ks)
+			}
+			cfg.Print("  %d rows differ now (%d keys, %d rows no key accounts for): changes in flight, checked again after the drain", d.Missing+d.Extra, keys, len(d.Strays))
+			return nil
+		}
+		cfg.Verify = func(ctx context.Context) (int64, error) {
+			ch, err := delta.ReadChanges(ctx, db.Pool, ns.Identity())
+			if err != nil {
+				return 0, err
+			}
+			res, err := delta.CheckChanges(ctx, check, ch)
+			if err != nil {
+				return 0, err
+			}
+			whole := "none"
+			if len(res.Whole) > 0 {
+				whole = strings.Join(res.Whole, ", ")
+			}
+			cfg.Print("  %d keys changed since the comparison: %d rows compared in %.2f s (reading Mnesia %.2f s); tables compared whole: %s",
+				res.Keys, res.Rows, res.Took.Seconds(), res.Read.Seconds(), whole)
+			return printDifferences(g, res.Diff), nil
+		}
 	}
 	if !c.Force {
 		cfg.Confirm = func(step, what string) bool { return g.confirm("Next: " + what + ". Go on?") }
@@ -160,6 +190,18 @@ func (c *CutoverRunCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.stdout, "Cutover done: the Go nodes serve. Logins were closed for %.1f s.\n", st.Downtime().Seconds())
 	fmt.Fprintln(g.stdout, "Switch the clients: point the load balancer (or the DNS records, _xmpp-client SRV included) of the virtual hosts at the Go nodes' c2s listeners above; a load balancer that checks /healthz switches by itself.")
 	return nil
+}
+
+// printDifferences lists the first mismatches and counts the rows that differ.
+func printDifferences(g *Globals, tables []verify.Table) int64 {
+	var n int64
+	for _, t := range tables {
+		n += t.Missing + t.Extra + t.Different
+		for _, m := range t.Mismatches {
+			fmt.Fprintf(g.stdout, "  %s %s: %s\n", m.Table, m.Kind, m.Key)
+		}
+	}
+	return n
 }
 
 func cutoverError(err error) error {

@@ -113,10 +113,39 @@ func TestCutover(t *testing.T) {
 		t.Errorf("the legacy listener stopped though the cutover was not confirmed: %v", err)
 	}
 
-	// The users go quiet as the logins close.
+	// The comparison while the legacy cluster serves; then no further.
+	out, stderr, code = runCLI(t, "yes\nno\n", args...)
+	if code != exitRefused || !strings.Contains(out, "rows differ now") || !strings.Contains(stderr, "not confirmed") {
+		t.Fatalf("cutover, the comparison only: %d\n%s\n%s", code, out, stderr)
+	}
+	t.Logf("the comparison:\n%s", out)
+	// A change after it: sync notes the key, the final check reads it.
+	if out, err := e.Eval(`ejabberd_auth:set_password(<<"mover">>, <<"localhost">>, <<"changed-after-the-comparison">>)`); err != nil || !strings.Contains(out, "ok") {
+		t.Fatalf("password: %v %s", err, out)
+	}
+	// The users go quiet as the logins close; stop before the check.
 	t.Logf("traffic: %s", func() string { o, _ := e.Eval(`mimmigrate_traffic:stop()`); return o }())
+	out, stderr, code = runCLI(t, "yes\nyes\nno\n", args...)
+	if code != exitRefused || !strings.Contains(out, "= compare every table") || !strings.Contains(out, "nothing left") {
+		t.Fatalf("cutover up to the check: %d\n%s\n%s\nsync: %s", code, out, stderr, p.stderr.String())
+	}
+	// A row of a noted key that is not what Mnesia holds: the check
+	// refuses.
+	if _, err := psqlOut(bed.DBURL, "-c", "CREATE TABLE mover_saved AS SELECT * FROM users WHERE username = 'mover'; UPDATE users SET password = 'wrong' WHERE username = 'mover'"); err != nil {
+		t.Fatal(err)
+	}
 	out, stderr, code = runCLI(t, "", append(args, "-f")...)
-	if code != 0 || !strings.Contains(out, "Cutover done") {
+	if code != exitRefused || !strings.Contains(stderr, "rows that differ") || !strings.Contains(out, "users different: passwd") {
+		t.Fatalf("cutover with a wrong row: %d\n%s\n%s", code, out, stderr)
+	}
+	if healthz(h1) != http.StatusServiceUnavailable {
+		t.Error("a node became ready though the check failed")
+	}
+	if _, err := psqlOut(bed.DBURL, "-c", "UPDATE users u SET password = s.password FROM mover_saved s WHERE u.username = 'mover'; DROP TABLE mover_saved"); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runCLI(t, "", append(args, "-f")...)
+	if code != 0 || !strings.Contains(out, "Cutover done") || !strings.Contains(out, "keys changed since the comparison") {
 		t.Fatalf("cutover: %d\n%s\n%s\nsync: %s", code, out, stderr, p.stderr.String())
 	}
 	t.Logf("cutover:\n%s", out)
@@ -133,7 +162,7 @@ func TestCutover(t *testing.T) {
 		}
 	}
 	// The users log in on the Go nodes with their passwords.
-	mover := xmpptest.Account{User: "mover", Password: "changed-during-sync"}
+	mover := xmpptest.Account{User: "mover", Password: "changed-after-the-comparison"}
 	if r, err := xmpptest.Slixmpp(t.TempDir(), xmpptest.Login{Account: mover, Addr: n1.StartTLS, CA: bed.CA}); err != nil || !r.OK {
 		t.Errorf("slixmpp as mover on %s: %v %s", n1.Name, err, r.Output)
 	}

@@ -36,9 +36,13 @@ type Config struct {
 	// StopLegacy stops the legacy nodes at the end.
 	StopLegacy bool
 	Timeout    time.Duration
-	// Verify compares every table with the legacy cluster; it returns
-	// the number of rows that differ.
-	Verify func(ctx context.Context) (int64, error)
+	// PreVerify compares every table while the legacy cluster still
+	// serves, once sync notes the keys that change, and adds the keys
+	// that differ to those noted. Verify, after the drain, compares the
+	// noted keys (every table when PreVerify is nil); it returns the
+	// number of rows that differ.
+	PreVerify func(ctx context.Context) error
+	Verify    func(ctx context.Context) (int64, error)
 	// Confirm is asked before each step that changes something.
 	Confirm func(step, what string) bool
 	// Print says what happens.
@@ -268,12 +272,27 @@ func Run(ctx context.Context, cfg *Config) (*State, error) {
 			return st, err
 		}
 		infos = in
-		if err := record(ctx, cfg.DB, cfg.Source, nodes, StepPreflight, ""); err != nil {
-			return st, err
+		if !st.Done(StepPreflight) {
+			if err := record(ctx, cfg.DB, cfg.Source, nodes, StepPreflight, ""); err != nil {
+				return st, err
+			}
+			if st, err = Read(ctx, cfg.DB); err != nil {
+				return st, err
+			}
 		}
-		if st, err = Read(ctx, cfg.DB); err != nil {
-			return st, err
+	}
+	err = step(StepPreverified, "compare every table while the legacy cluster serves; from now on sync notes every key that changes", func() (string, error) {
+		if cfg.PreVerify == nil {
+			cfg.Print("  skipped: every table is compared after the drain")
+			return "", nil
 		}
+		if err := delta.NoteChanges(ctx, cfg.DB, cfg.Source, 30*time.Second); err != nil {
+			return "", &Refusal{Msg: "sync cannot note the keys that change: " + err.Error(), Hint: "run `mimmigrate sync` of this version; the same cutover command goes on"}
+		}
+		return "", cfg.PreVerify(ctx)
+	})
+	if err != nil {
+		return st, err
 	}
 	err = step(StepLoginsClosed, "stop the legacy listeners, tell the online users, close their sessions", func() (string, error) {
 		return ", logins_stopped_at = now()", closeLogins(ctx, cfg)
@@ -287,7 +306,11 @@ func Run(ctx context.Context, cfg *Config) (*State, error) {
 	if err != nil {
 		return st, err
 	}
-	err = step(StepVerified, "verify every table against the legacy cluster", func() (string, error) {
+	what := "verify what changed since the comparison against the legacy cluster"
+	if cfg.PreVerify == nil {
+		what = "verify every table against the legacy cluster"
+	}
+	err = step(StepVerified, what, func() (string, error) {
 		n, err := cfg.Verify(ctx)
 		if err != nil {
 			return "", err
@@ -317,6 +340,10 @@ func Run(ctx context.Context, cfg *Config) (*State, error) {
 	})
 	if err != nil {
 		return st, err
+	}
+	// The Go nodes serve: sync need not note changes any more.
+	if err := delta.StopNoting(ctx, cfg.DB, cfg.Source); err != nil {
+		cfg.Print("  sync could not be told to stop noting changes: %v", err)
 	}
 	if infos == nil {
 		for _, n := range cfg.Nodes {
@@ -441,6 +468,9 @@ func Abort(ctx context.Context, cfg *Config) (*State, error) {
 			}
 			cfg.Print("  %s: listeners started", n)
 		}
+	}
+	if err := delta.StopNoting(ctx, cfg.DB, cfg.Source); err != nil {
+		return st, err
 	}
 	if _, err := cfg.DB.Exec(ctx, `UPDATE `+StateTable+` SET step = $1, updated_at = now()`, StepAborted); err != nil {
 		return st, err

@@ -33,6 +33,7 @@ const stateDDL = `CREATE TABLE IF NOT EXISTS ` + StateTable + ` (
 const (
 	StepNone         = ""
 	StepPreflight    = "preflight"     // checked
+	StepPreverified  = "preverified"   // compared while the legacy cluster serves; sync notes the keys that change
 	StepLoginsClosed = "logins_closed" // the legacy listeners stopped, sessions closed
 	StepDrained      = "drained"       // sync applied every change
 	StepVerified     = "verified"      // verify found no difference
@@ -42,8 +43,8 @@ const (
 )
 
 // order ranks the steps.
-var order = map[string]int{StepNone: 0, StepPreflight: 1, StepLoginsClosed: 2, StepDrained: 3, StepVerified: 4,
-	StepReady: 5, StepLegacyDown: 6}
+var order = map[string]int{StepNone: 0, StepPreflight: 1, StepPreverified: 2, StepLoginsClosed: 3, StepDrained: 4,
+	StepVerified: 5, StepReady: 6, StepLegacyDown: 7}
 
 // State is where a cutover stands.
 type State struct {

@@ -35,6 +35,8 @@ type Applier struct {
 	held    map[string]*hold
 	pending map[string]*txn
 	stats   *Stats
+	// track is told the keys of the changes applied.
+	track *tracker
 }
 
 type hold struct {
@@ -224,6 +226,13 @@ func (a *Applier) apply(ctx context.Context, units [][]mnesia.Event) error {
 		switch {
 		case err == nil:
 			a.stats.applied(kept)
+			if a.track != nil && a.track.on() {
+				for _, u := range kept {
+					for i := range u {
+						a.track.touch(u[i].Table, u[i].Key)
+					}
+				}
+			}
 			return nil
 		case errors.As(err, &ue):
 			u := ue.Unit

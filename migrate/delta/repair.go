@@ -85,6 +85,9 @@ func (s *Syncer) repairOnce(ctx context.Context, tables []string, strays map[str
 		if err := s.rewrite(ctx, table, keys); err != nil {
 			return false, fmt.Errorf("repairing %s: %w", table, err)
 		}
+		for _, k := range keys {
+			s.track.touch(table, k)
+		}
 	}
 	seen := map[string]bool{}
 	again := false
@@ -103,6 +106,9 @@ func (s *Syncer) repairOnce(ctx context.Context, tables []string, strays map[str
 			return false, fmt.Errorf("deleting a row of %s no record accounts for: %w", st.Table, err)
 		}
 		s.stats.Repaired(s.ownerOf(st.Table, tables), 1)
+		for _, t := range s.ownersOf(st.Table, tables) {
+			s.track.whole(t)
+		}
 	}
 	clear(strays)
 	for id := range seen {
@@ -164,12 +170,21 @@ func (s *Syncer) rewrite(ctx context.Context, table string, keys []term.Term) er
 	return nil
 }
 
-// ownerOf is the Mnesia table (of those repaired) that fills a SQL table.
-func (s *Syncer) ownerOf(sqlTable string, tables []string) string {
+// ownersOf are the Mnesia tables (of those repaired) that fill a SQL table.
+func (s *Syncer) ownersOf(sqlTable string, tables []string) []string {
+	var out []string
 	for _, t := range s.plan.Tables {
 		if slices.Contains(tables, t.Name) && slices.Contains(t.Targets, sqlTable) {
-			return t.Name
+			out = append(out, t.Name)
 		}
+	}
+	return out
+}
+
+// ownerOf is the Mnesia table (of those repaired) that fills a SQL table.
+func (s *Syncer) ownerOf(sqlTable string, tables []string) string {
+	if o := s.ownersOf(sqlTable, tables); len(o) > 0 {
+		return o[0]
 	}
 	return sqlTable
 }

@@ -61,6 +61,8 @@ type Syncer struct {
 	started     time.Time
 	phase       string
 	statusReady bool
+	// track notes the keys changed while a cutover asks for it.
+	track tracker
 }
 
 type fwdBatch struct {
@@ -131,6 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.app = NewApplier(s.mapping, cfg.Sink, s.stats, cfg.Log)
+	s.app.track = &s.track
+	if err := s.loadNoting(ctx); err != nil {
+		return err
+	}
 	s.app.Hold(names...)
 	for _, t := range names {
 		s.stats.SetState(t, "subscribing", "")

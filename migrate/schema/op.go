@@ -150,16 +150,28 @@ func (o Op) SQL() (string, []any) {
 	var b strings.Builder
 	b.WriteString("DELETE FROM ")
 	b.WriteString(pgx.Identifier{o.Table}.Sanitize())
-	writeWhere(&b, o.Where, &args)
+	writeWhere(&b, o.Where, &args, "")
 	return b.String(), args
 }
 
-func writeWhere(b *strings.Builder, where []Cond, args *[]any) {
+// WhereSQL writes a delete's conditions as a WHERE clause (empty: none),
+// its parameters numbered after those in args. Its columns are qualified
+// by alias when one is given (the table read in a join).
+func (o Op) WhereSQL(alias string, args *[]any) string {
+	var b strings.Builder
+	writeWhere(&b, o.Where, args, alias)
+	return b.String()
+}
+
+func writeWhere(b *strings.Builder, where []Cond, args *[]any, alias string) {
 	for i, c := range where {
 		if i == 0 {
 			b.WriteString(" WHERE ")
 		} else {
 			b.WriteString(" AND ")
+		}
+		if alias != "" {
+			b.WriteString(pgx.Identifier{alias}.Sanitize() + ".")
 		}
 		b.WriteString(pgx.Identifier{c.Column}.Sanitize())
 		switch {
@@ -168,7 +180,7 @@ func writeWhere(b *strings.Builder, where []Cond, args *[]any) {
 			b.WriteString(pgx.Identifier{c.In.Column}.Sanitize())
 			b.WriteString(" FROM ")
 			b.WriteString(pgx.Identifier{c.In.Table}.Sanitize())
-			writeWhere(b, c.In.Where, args)
+			writeWhere(b, c.In.Where, args, "")
 			b.WriteString(")")
 		case c.Not:
 			*args = append(*args, c.Value)
