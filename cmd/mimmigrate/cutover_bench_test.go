@@ -23,7 +23,9 @@ import (
 //	(a) mimmigrate: sync live, two Go nodes in standby, cutover -f; the
 //	    downtime is from the moment the legacy listeners stopped to the
 //	    moment the Go nodes serve (the cutover's own record), with the
-//	    drain and the verify of every table in between;
+//	    drain and the check of the keys that changed since the comparison
+//	    of every table in between; users change their data (400 changes/s
+//	    through ejabberd's code) during that comparison and 5 s after;
 //	(b) ejabberd's documented path on the same data, after (a): export2sql
 //	    into a file, psql -1 -f into a fresh database, ejabberd restarted
 //	    on SQL until its c2s port accepts connections.
@@ -97,27 +99,49 @@ func BenchmarkCutoverDowntime(b *testing.B) {
 	n1 := bed.StartNodeProcess(b, cluster, modules, "--standby")
 	n2 := bed.StartNodeProcess(b, cluster, modules, "--standby")
 	nodesCookie := testenv.WriteCookieFile(b, n1.Cookie)
-	args := []string{"cutover", "-f", "--cookie-file", cookie, "--nodes-cookie-file", nodesCookie, "--from", "node:" + e.Name, "--to", db,
+	args := []string{"cutover", "--cookie-file", cookie, "--nodes-cookie-file", nodesCookie, "--from", "node:" + e.Name, "--to", db,
 		"--schema", "ejabberd", "--nodes", n1.Name + "," + n2.Name}
-	var out string
-	var start time.Time
-	for try := 0; ; try++ {
-		start = time.Now()
-		cmd := exec.Command(bin, args...)
+	// Users change their data while the cutover compares every table
+	// (the legacy cluster still serves then): the keys they change are
+	// those the check after the drain reads.
+	const rate = 400
+	if out, err := e.Load(trafficSource, "mimmigrate_traffic", fmt.Sprintf(`mimmigrate_traffic:start(<<"%s">>, %d, %d, <<"bench">>)`, e.Host, users, rate)); err != nil || !strings.Contains(out, "ok") {
+		b.Fatalf("traffic: %v %s", err, out)
+	}
+	runCutover := func(stdin string, extra ...string) (string, error) {
+		cmd := exec.Command(bin, append(args, extra...)...)
+		cmd.Stdin = strings.NewReader(stdin)
 		o, err := cmd.CombinedOutput()
-		out = string(o)
-		if err == nil {
+		return string(o), err
+	}
+	var out string
+	for try := 0; ; try++ {
+		o, err := runCutover("yes\nno\n")
+		out = o
+		if strings.Contains(out, "not confirmed") {
 			break
 		}
 		// The Go nodes may not have found each other yet.
 		if try > 30 || !strings.Contains(out, "not one cluster") {
-			b.Fatalf("cutover: %v\n%s", err, out)
+			b.Fatalf("cutover, the comparison: %v\n%s", err, out)
 		}
 		time.Sleep(time.Second)
 	}
+	compare := regexp.MustCompile(`\(([0-9.]+) s\)`).FindStringSubmatch(out)
+	// The users keep changing their data for as long again, then the
+	// logins close (the sessions' changes end with them).
+	time.Sleep(5 * time.Second)
+	counts, _ := e.Eval(`mimmigrate_traffic:stop()`)
+	b.Logf("traffic during the comparison and after: %s", counts)
+	start := time.Now()
+	o, err := runCutover("", "-f")
+	out += o
+	if err != nil {
+		b.Fatalf("cutover: %v\n%s", err, out)
+	}
 	whole := time.Since(start)
 	m := regexp.MustCompile(`Logins were closed for ([0-9.]+) s`).FindStringSubmatch(out)
-	if m == nil {
+	if m == nil || compare == nil {
 		b.Fatalf("cutover output: %s", out)
 	}
 	ours, _ := strconv.ParseFloat(m[1], 64)
@@ -164,7 +188,7 @@ func BenchmarkCutoverDowntime(b *testing.B) {
 	tRestart := time.Since(tr)
 	theirs := tExport + tLoad + tRestart
 	fmt.Fprintf(os.Stderr, "BENCH users %d, rows %d\n", users, rows)
-	fmt.Fprintf(os.Stderr, "BENCH (a) mimmigrate cutover: logins closed %.2f s (the whole command %.1f s, preflight included)\n", ours, whole.Seconds())
+	fmt.Fprintf(os.Stderr, "BENCH (a) mimmigrate cutover: logins closed %.2f s (the comparison while serving %s s under %d changes/s; the second command %.1f s, preflight included)\n", ours, compare[1], rate, whole.Seconds())
 	fmt.Fprintf(os.Stderr, "BENCH (b) ejabberd's path: export2sql %.1f s + psql %.1f s + restart on SQL %.1f s = %.1f s\n", tExport.Seconds(), tLoad.Seconds(), tRestart.Seconds(), theirs.Seconds())
 	fmt.Fprintf(os.Stderr, "BENCH downtime ratio: %.0fx shorter\n", theirs.Seconds()/ours)
 	fmt.Fprintf(os.Stderr, "BENCH cutover output:\n%s\n", out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 
 // ChangesTable holds the Mnesia keys a sync changed since a cutover asked
 // it to note them: the keys a final check must look at again. An empty
-// key stands for the whole table.
+// key stands for the whole table; a table named "stray:" and a SQL table
+// holds a row of it that no key accounted for (its columns, a list).
 const ChangesTable = "mimmigrate_sync_changes"
 
 const changesDDL = `CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (
@@ -192,8 +194,11 @@ func StopNoting(ctx context.Context, pool *pgxpool.Pool, source string) error {
 	return err
 }
 
-// AddChanges adds keys (and whole tables) to those to check again.
-func AddChanges(ctx context.Context, pool *pgxpool.Pool, source string, keys map[string][]term.Term, whole []string) error {
+const strayPrefix = "stray:"
+
+// AddChanges adds keys, whole tables and rows no key accounts for to
+// what is checked again.
+func AddChanges(ctx context.Context, pool *pgxpool.Pool, source string, keys map[string][]term.Term, whole []string, strays []verify.Stray) error {
 	if _, err := pool.Exec(ctx, changesDDL); err != nil {
 		return err
 	}
@@ -216,6 +221,21 @@ func AddChanges(ctx context.Context, pool *pgxpool.Pool, source string, keys map
 	for _, t := range whole {
 		add(t, "")
 	}
+	for _, st := range strays {
+		var row term.List
+		for _, v := range st.Values() {
+			if v == nil {
+				row = append(row, term.Atom("null"))
+			} else {
+				row = append(row, term.Binary(*v))
+			}
+		}
+		b, err := term.AppendBody(nil, row, term.EncodeOptions{})
+		if err != nil {
+			return err
+		}
+		add(strayPrefix+st.Table, string(b))
+	}
 	return writeChanges(ctx, pool, source, set)
 }
 
@@ -224,6 +244,14 @@ func AddChanges(ctx context.Context, pool *pgxpool.Pool, source string, keys map
 type Changes struct {
 	Keys  map[string][]term.Term
 	Whole []string
+	// Strays: rows of SQL tables no key accounted for (nil: NULL).
+	Strays []StrayRow
+}
+
+// StrayRow is a row no key accounted for.
+type StrayRow struct {
+	Table string
+	Vals  []*string
 }
 
 // ReadChanges reads what sync noted for a source.
@@ -246,6 +274,21 @@ func ReadChanges(ctx context.Context, pool *pgxpool.Pool, source string) (*Chang
 			continue
 		}
 		k, err := term.Decode(append([]byte{131}, key...))
+		if sql, ok := strings.CutPrefix(tab, strayPrefix); ok {
+			if row, isList := k.(term.List); err == nil && isList {
+				sr := StrayRow{Table: sql}
+				for _, v := range row {
+					if b, ok := v.(term.Binary); ok {
+						str := string(b)
+						sr.Vals = append(sr.Vals, &str)
+					} else {
+						sr.Vals = append(sr.Vals, nil)
+					}
+				}
+				c.Strays = append(c.Strays, sr)
+			}
+			continue
+		}
 		if err != nil {
 			whole[tab] = true
 			continue
@@ -320,6 +363,25 @@ func CheckChanges(ctx context.Context, cfg CheckConfig, ch *Changes) (*CheckResu
 	for _, t := range ch.Whole {
 		if slices.Contains(names, t) {
 			whole[t] = true
+		}
+	}
+	// A row no key accounted for when every table was compared was a
+	// change in flight when it is gone now; one still there makes the
+	// tables that fill its SQL table compared whole.
+	for _, sr := range ch.Strays {
+		q, args, ok := verify.NewStray(cfg.Schema, sr.Table, sr.Vals).ExistsSQL()
+		there := true
+		if ok {
+			if err := cfg.Sink.DB.Pool.QueryRow(ctx, q, args...).Scan(&there); err != nil {
+				return nil, err
+			}
+		}
+		if there {
+			for _, t := range plan.Tables {
+				if slices.Contains(t.Targets, sr.Table) {
+					whole[t.Name] = true
+				}
+			}
 		}
 	}
 	reader := &keyReader{src: cfg.Source, timeout: cfg.Timeout}
@@ -434,8 +496,9 @@ func (r *keyReader) readMany(ctx context.Context, table string, keys []term.Term
 
 // PreCheck compares every table while the legacy cluster serves (sync
 // noting the keys that change already): the keys that differ now (changes
-// in flight, mostly) are added to the noted ones, and the tables holding
-// rows no key accounts for are noted whole.
+// in flight, mostly) are added to the noted ones, and so are the rows no
+// key accounts for (the check after the drain looks whether they are
+// gone).
 func PreCheck(ctx context.Context, cfg CheckConfig) (*verify.Diff, error) {
 	plan, err := migrate.MakePlan(cfg.Source, cfg.Schema, cfg.Tables)
 	if err != nil {
@@ -446,12 +509,17 @@ func PreCheck(ctx context.Context, cfg CheckConfig) (*verify.Diff, error) {
 		return nil, err
 	}
 	var whole []string
+	var strays []verify.Stray
 	for _, st := range d.Strays {
+		if _, _, ok := st.ExistsSQL(); ok {
+			strays = append(strays, st)
+			continue
+		}
 		for _, t := range plan.Tables {
 			if slices.Contains(t.Targets, st.Table) && !slices.Contains(whole, t.Name) {
 				whole = append(whole, t.Name)
 			}
 		}
 	}
-	return d, AddChanges(ctx, cfg.Sink.DB.Pool, cfg.Source.Identity(), d.Keys, whole)
+	return d, AddChanges(ctx, cfg.Sink.DB.Pool, cfg.Source.Identity(), d.Keys, whole, strays)
 }

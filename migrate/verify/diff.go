@@ -285,11 +285,39 @@ func canonText(v *string, isTime bool) string {
 // row of a table read through a join is deleted through the rows it
 // depends on, and gets no statement).
 func (s Stray) DeleteSQL() (string, []any, bool) {
-	if s.spec.From != "" {
+	t := pgx.Identifier{s.Table}.Sanitize()
+	conds, args, ok := s.match()
+	if !ok {
+		return "", nil, false
+	}
+	return "DELETE FROM " + t + " WHERE ctid = (SELECT ctid FROM " + t + " WHERE " + conds + " LIMIT 1)", args, true
+}
+
+// ExistsSQL is the query that tells whether a row equal to the stray is
+// still there (none for a table read through a join).
+func (s Stray) ExistsSQL() (string, []any, bool) {
+	conds, args, ok := s.match()
+	if !ok {
+		return "", nil, false
+	}
+	return "SELECT EXISTS (SELECT 1 FROM " + pgx.Identifier{s.Table}.Sanitize() + " WHERE " + conds + ")", args, true
+}
+
+// Values are the stray's columns as the select list prints them (nil:
+// NULL).
+func (s Stray) Values() []*string { return s.vals }
+
+// NewStray is a stray of a table, from its Values.
+func NewStray(sc schema.Schema, table string, vals []*string) Stray {
+	return Stray{Table: table, spec: sc.Verify(table), vals: vals}
+}
+
+// match is the condition that selects rows equal to the stray.
+func (s Stray) match() (string, []any, bool) {
+	if s.spec.From != "" || len(s.vals) != len(s.spec.Columns) {
 		return "", nil, false
 	}
 	sel, _ := selectList(s.spec)
-	t := pgx.Identifier{s.Table}.Sanitize()
 	var conds []string
 	var args []any
 	for i, expr := range sel {
@@ -300,5 +328,5 @@ func (s Stray) DeleteSQL() (string, []any, bool) {
 		args = append(args, *s.vals[i])
 		conds = append(conds, fmt.Sprintf("%s = $%d", expr, len(args)))
 	}
-	return "DELETE FROM " + t + " WHERE ctid = (SELECT ctid FROM " + t + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)", args, true
+	return strings.Join(conds, " AND "), args, true
 }
