@@ -39,10 +39,12 @@ bench: setup
 	$(GO) test -run XXX -bench SyncDelta -benchtime 1x -timeout 30m ./cmd/mimmigrate/
 	$(GO) test -run XXX -bench CutoverDowntime -benchtime 1x -timeout 60m ./cmd/mimmigrate/
 
-# A private two-node ejabberd cluster with sample data, broken like the 2012 log, and inspect on it.
+# The whole migration on this machine: a private two-node ejabberd cluster with
+# sample data, broken like the 2012 log; inspect, repair, sync, two Go nodes in
+# standby, cutover, a real client logging in on a Go node.
 demo: setup build
 	$(GO) run ./internal/demo start -dir $(DEMO_DIR)
-	./$(BIN) inspect --node demo1@localhost --cookie-file $(DEMO_DIR)/cookie
+	$(GO) run ./internal/demo migrate -dir $(DEMO_DIR) -bin $(BIN)
 
 demo-stop:
 	$(GO) run ./internal/demo stop -dir $(DEMO_DIR)

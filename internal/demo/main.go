@@ -1,8 +1,12 @@
 // Command demo starts (or stops) a private two-node ejabberd cluster with
 // sample data, broken the way the 2012 operator's log describes: some tables
-// have no copy on the second node, and the second node is stopped.
+// have no copy on the second node, and the second node is stopped. Then
+// migrate runs the whole migration on it with the mimmigrate binary:
+// inspect, repair, sync, two Go nodes in standby, cutover, and a real
+// client logging in on a Go node.
 //
 //	go run ./internal/demo start [-dir D] [-users N] [-healthy]
+//	go run ./internal/demo migrate [-dir D] [-bin bin/mimmigrate]
 //	go run ./internal/demo stop [-dir D]
 package main
 
@@ -12,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
@@ -19,22 +24,50 @@ import (
 
 type state struct {
 	Nodes []*testenv.Ejabberd `json:"nodes"`
+	// Pids: sync and the Go nodes (each leads its own process group).
+	Pids     []int  `json:"pids,omitempty"`
+	DB       string `json:"db,omitempty"`
+	Migrated bool   `json:"migrated,omitempty"`
+}
+
+func loadState(dir string) (*state, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err != nil {
+		return nil, fmt.Errorf("no demo running in %s (go run ./internal/demo start)", dir)
+	}
+	st := &state{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	if len(st.Nodes) < 2 {
+		return nil, fmt.Errorf("%s: not a demo state", filepath.Join(dir, "demo.json"))
+	}
+	return st, nil
+}
+
+func saveState(dir string, st *state) error {
+	b, _ := json.MarshalIndent(st, "", "  ")
+	return os.WriteFile(filepath.Join(dir, "demo.json"), b, 0o600)
 }
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "start" && os.Args[1] != "stop") {
-		fmt.Fprintln(os.Stderr, "usage: demo start|stop [-dir D] [-users N] [-healthy]")
+	if len(os.Args) < 2 || (os.Args[1] != "start" && os.Args[1] != "stop" && os.Args[1] != "migrate") {
+		fmt.Fprintln(os.Stderr, "usage: demo start|migrate|stop [-dir D] [-users N] [-healthy] [-bin B]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "mimmigrate-demo"), "directory for the demo nodes")
 	users := fs.Int("users", 2000, "users to create")
 	healthy := fs.Bool("healthy", false, "leave the cluster healthy (do not drop copies or stop node 2)")
+	bin := fs.String("bin", "bin/mimmigrate", "the mimmigrate binary migrate runs")
 	fs.Parse(os.Args[2:])
 	var err error
-	if os.Args[1] == "start" {
+	switch os.Args[1] {
+	case "start":
 		err = start(*dir, *users, !*healthy)
-	} else {
+	case "migrate":
+		err = migrate(*dir, *bin)
+	default:
 		err = stop(*dir)
 	}
 	if err != nil {
@@ -66,9 +99,7 @@ func start(dir string, users int, broken bool) error {
 	if err != nil {
 		return err
 	}
-	st := state{Nodes: c.Nodes}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "demo.json"), b, 0o600); err != nil {
+	if err := saveState(dir, &state{Nodes: c.Nodes}); err != nil {
 		return err
 	}
 	fmt.Printf("cluster %s + %s up with %d users, %d roster items, %d offline messages (%.0f s)\n",
@@ -83,25 +114,30 @@ func start(dir string, users int, broken bool) error {
 			return err
 		}
 	}
-	fmt.Printf("\ncookie file: %s\ntry:\n  ./bin/mimmigrate inspect --node %s --cookie-file %s\n",
-		cookieFile, c.Nodes[0].Name, cookieFile)
-	fmt.Printf("  ./bin/mimmigrate remove-node --node %s %s --cookie-file %s --dry-run\n", c.Nodes[0].Name, c.Nodes[1].Name, cookieFile)
-	fmt.Printf("stop it with: make demo-stop\n")
+	fmt.Printf("cookie file: %s\n", cookieFile)
 	return nil
 }
 
 func stop(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	st, err := loadState(dir)
 	if err != nil {
-		return fmt.Errorf("no demo running in %s", dir)
-	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
 		return err
+	}
+	for _, pid := range st.Pids {
+		syscall.Kill(-pid, syscall.SIGTERM)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, pid := range st.Pids {
+		syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	for _, n := range st.Nodes {
 		n.Destroy()
 	}
-	fmt.Printf("stopped the demo nodes and removed %s\n", dir)
+	if st.DB != "" {
+		if err := dropDB(); err != nil {
+			fmt.Fprintf(os.Stderr, "demo: dropping the database %s: %v\n", st.DB, err)
+		}
+	}
+	fmt.Printf("stopped the demo (ejabberd nodes, sync, Go nodes), dropped its database and removed %s\n", dir)
 	return os.RemoveAll(dir)
 }

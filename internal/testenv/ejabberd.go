@@ -452,12 +452,21 @@ func StartEjabberdCluster(n int, prefix string, pop PopulateOptions) (*EjabberdC
 // StartNamedEjabberdCluster is StartEjabberdCluster with fixed node names
 // (<prefix>N@localhost, when named is true), a given cookie and base directory.
 func StartNamedEjabberdCluster(n int, prefix, cookie, baseDir string, pop PopulateOptions) (*EjabberdCluster, error) {
+	return StartEjabberdClusterWith(n, EjabberdOptions{Prefix: prefix, Cookie: cookie}, baseDir, pop)
+}
+
+// StartEjabberdClusterWith is StartEjabberdCluster with every node started
+// with base's options (its Prefix gets the node's number; Name and Base are
+// set when baseDir is given).
+func StartEjabberdClusterWith(n int, base EjabberdOptions, baseDir string, pop PopulateOptions) (*EjabberdCluster, error) {
+	prefix, cookie := base.Prefix, base.Cookie
 	if cookie == "" {
 		cookie = "cookie" + RandomID(16)
 	}
 	c := &EjabberdCluster{}
 	for i := 0; i < n; i++ {
-		opt := EjabberdOptions{Prefix: fmt.Sprintf("%s%d", prefix, i+1), Cookie: cookie}
+		opt := base
+		opt.Prefix, opt.Cookie, opt.Name, opt.Base = fmt.Sprintf("%s%d", prefix, i+1), cookie, "", ""
 		if baseDir != "" {
 			opt.Base = filepath.Join(baseDir, fmt.Sprintf("%s%d", prefix, i+1))
 			opt.Name = fmt.Sprintf("%s%d@localhost", prefix, i+1)

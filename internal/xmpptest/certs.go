@@ -30,7 +30,11 @@ type CA struct {
 }
 
 // NewCA writes a CA and a localhost certificate into dir.
-func NewCA(dir string) (*CA, error) {
+func NewCA(dir string) (*CA, error) { return NewCAFor(dir, "localhost") }
+
+// NewCAFor writes a CA and a certificate for the domains (and 127.0.0.1)
+// into dir.
+func NewCAFor(dir string, domains ...string) (*CA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -48,7 +52,7 @@ func NewCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: domains[0]}, DNSNames: domains,
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)

@@ -138,3 +138,9 @@ func (c *Chat) said() string {
 	defer c.mu.Unlock()
 	return strings.Join(c.seen, "\n")
 }
+
+// WriteChatScript writes the line-driven slixmpp client (see
+// testdata/slixchat.py) into dir and returns its path.
+func WriteChatScript(dir string) (string, error) {
+	return writeScript(dir, "slixchat.py", slixChatScript)
+}
