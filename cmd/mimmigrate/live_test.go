@@ -28,18 +28,28 @@ const liveModules = `modules:
   mod_admin_extra: {}
   mod_announce:
     access: announce
+  mod_blocking: {}
   mod_caps: {}
   mod_last: {}
   mod_mam:
     default: always
+  mod_muc:
+    access_create: muc_create
+  mod_muc_admin: {}
   mod_offline: {}
   mod_ping: {}
   mod_privacy: {}
   mod_private: {}
+  mod_pubsub:
+    plugins:
+      - flat
+      - pep
+  mod_push: {}
   mod_register:
     access: all
   mod_roster:
     versioning: true
+  mod_shared_roster: {}
   mod_vcard: {}
 `
 
@@ -182,6 +192,7 @@ func TestMigrationWithClients(t *testing.T) {
 
 	// They stop acting (what they sent arrives), stay connected, and the
 	// cutover closes their sessions.
+	io.WriteString(stdin, "pause\n")
 	paused := expect("PAUSED", time.Minute)
 	t.Logf("clients: %s", paused)
 	out, stderr, code = runCLI(t, "", append(args, "-f")...)
@@ -216,7 +227,6 @@ func TestMigrationWithClients(t *testing.T) {
 		t.Fatalf("summary: %v", err)
 	}
 	expect("END", 30*time.Second)
-	io.WriteString(stdin, "")
 	t.Logf("clients did: %v; messages sent %d; in offline storage at the switch %s; errors %v", sum.Counts, len(sum.Sent), strings.TrimSpace(spooled), sum.Errors)
 	for _, what := range []string{"message", "roster_add", "vcard", "private", "password", "register", "unregister", "mam_query"} {
 		if sum.Counts[what] == 0 {

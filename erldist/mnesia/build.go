@@ -170,12 +170,15 @@ func (s *Session) table(name string, dbNodes []string) Table {
 			"type":             text(info["type"]),
 			"record_name":      text(info["record_name"]),
 			"attributes":       strings.Join(atoms0(info["attributes"]), ","),
-			"ram_copies":       strings.Join(atoms(info["ram_copies"]), ","),
-			"disc_copies":      strings.Join(atoms(info["disc_copies"]), ","),
-			"disc_only_copies": strings.Join(atoms(info["disc_only_copies"]), ","),
+			// Lists that are sets: their order differs from node to
+			// node (two nodes that created the same indexes in another
+			// order agree).
+			"ram_copies":       setText(atoms(info["ram_copies"])),
+			"disc_copies":      setText(atoms(info["disc_copies"])),
+			"disc_only_copies": setText(atoms(info["disc_only_copies"])),
 			"local_content":    text(info["local_content"]),
 			"majority":         text(info["majority"]),
-			"index":            strings.Join(unique(nt.Indexes), ","),
+			"index":            setText(nt.Indexes),
 		} {
 			if compare[field] == nil {
 				compare[field] = map[string]string{}
@@ -294,6 +297,13 @@ func indexNames(t term.Term, attrs []string) []string {
 }
 
 // unique drops repeated names, keeping the first of each.
+// setText writes a list whose order means nothing: sorted, once each.
+func setText(xs []string) string {
+	u := unique(xs)
+	sort.Strings(u)
+	return strings.Join(u, ",")
+}
+
 func unique(xs []string) []string {
 	out := []string{}
 	for _, x := range xs {

@@ -87,3 +87,29 @@ func TestDETSLimitThresholds(t *testing.T) {
 		t.Errorf("plan for a small disc_only table: %+v", steps)
 	}
 }
+
+// Two nodes that created the same indexes in another order (ejabberd's
+// session table on a joined node does) agree: indexes and copy lists are
+// sets.
+func TestIndexOrderAgrees(t *testing.T) {
+	nodes := term.List{term.Atom("a@h"), term.Atom("b@h")}
+	sys := map[term.Atom]term.Term{"db_nodes": nodes, "running_db_nodes": nodes, "tables": term.List{term.Atom("t")},
+		"version": term.Charlist("4.21.3"), "local_tables": term.List{term.Atom("t")}}
+	info := func(index, ram term.List) map[term.Atom]term.Term {
+		return map[term.Atom]term.Term{"type": term.Atom("set"), "record_name": term.Atom("t"),
+			"attributes": term.List{term.Atom("k"), term.Atom("us"), term.Atom("usr")}, "ram_copies": ram,
+			"disc_copies": term.List{}, "disc_only_copies": term.List{}, "local_content": term.False,
+			"majority": term.False, "index": index, "where_to_read": term.Atom("a@h"),
+			"size": int64(0), "memory": int64(100), "storage_type": term.Atom("ram_copies")}
+	}
+	s := &Session{opts: Options{Params: DefaultParams()}, Target: "a@h", raw: map[string]*nodeRaw{
+		"a@h": {name: "a@h", status: NodeRunning, sys: sys, wordSize: 8,
+			tables: map[string]map[term.Atom]term.Term{"t": info(term.List{int64(4), int64(3)}, nodes)}},
+		"b@h": {name: "b@h", status: NodeRunning, sys: sys, wordSize: 8,
+			tables: map[string]map[term.Atom]term.Term{"t": info(term.List{int64(3), int64(4)}, term.List{term.Atom("b@h"), term.Atom("a@h")})}},
+	}}
+	snap := s.build()
+	if !snap.Tables[0].Agree {
+		t.Errorf("the same indexes and copies in another order: %+v", snap.Tables[0].Disagreements)
+	}
+}

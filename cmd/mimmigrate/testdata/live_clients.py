@@ -204,13 +204,22 @@ class Traffic:
             if i % 2 == 1:
                 c, why = await login(user, pw, self.addrs[i % len(self.addrs)])
                 if why == 'ok':
+                    # ejabberd closes the stream of the account it removes,
+                    # the answer often before it: a login says whether
+                    # it is gone.
                     try:
-                        await c['xep_0077'].cancel_registration(timeout=10)
+                        await c['xep_0077'].cancel_registration(timeout=5)
+                    except (IqError, IqTimeout):
+                        pass
+                    c.disconnect()
+                    again, why = await login(user, pw, self.addrs[i % len(self.addrs)])
+                    if why == 'auth':
                         entry[2] = True
                         self.count('unregister')
-                    except (IqError, IqTimeout) as e:
-                        self.errors.append('unregister %s: %s' % (user, e))
-                    c.disconnect()
+                    else:
+                        self.errors.append('unregister %s: the account still logs in (%s)' % (user, why))
+                        if why == 'ok':
+                            again.disconnect()
             await asyncio.sleep(1)
 
     async def register(self, user, pw):
@@ -218,6 +227,10 @@ class Traffic:
         c.ssl_context = ssl_ctx
         c.register_plugin('xep_0077')
         c['xep_0077'].force_registration = True
+        # slixmpp 1.8.3 holds back every stanza but bind and session until
+        # the session starts, the registration IQs too (its own in-band
+        # registration never sends them): let them through.
+        c._always_send_everything = True
         fut = asyncio.get_event_loop().create_future()
 
         async def on_register(_):
@@ -240,9 +253,12 @@ class Traffic:
         host, port = self.addrs[0].rsplit(':', 1)
         c.connect((host, int(port)))
         try:
-            return await asyncio.wait_for(fut, 30)
+            ok = await asyncio.wait_for(fut, 30)
         except asyncio.TimeoutError:
-            return False
+            ok = False
+        if not ok:
+            self.errors.append('register %s: no answer' % user)
+        return ok
 
     async def pause(self):
         self.paused = True
