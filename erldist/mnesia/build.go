@@ -167,9 +167,9 @@ func (s *Session) table(name string, dbNodes []string) Table {
 		}
 		tab.PerNode[n] = nt
 		for field, value := range map[string]string{
-			"type":             text(info["type"]),
-			"record_name":      text(info["record_name"]),
-			"attributes":       strings.Join(atoms0(info["attributes"]), ","),
+			"type":        text(info["type"]),
+			"record_name": text(info["record_name"]),
+			"attributes":  strings.Join(atoms0(info["attributes"]), ","),
 			// Lists that are sets: their order differs from node to
 			// node (two nodes that created the same indexes in another
 			// order agree).
