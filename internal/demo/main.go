@@ -25,6 +25,7 @@ import (
 type state struct {
 	Nodes []*testenv.Ejabberd `json:"nodes"`
 	// Pids: sync and the Go nodes (each leads its own process group).
+	Prefix   string `json:"prefix"`
 	Pids     []int  `json:"pids,omitempty"`
 	DB       string `json:"db,omitempty"`
 	Migrated bool   `json:"migrated,omitempty"`
@@ -58,13 +59,14 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "mimmigrate-demo"), "directory for the demo nodes")
 	users := fs.Int("users", 2000, "users to create")
+	prefix := fs.String("prefix", "demo", "names: the nodes <prefix>1@localhost, <prefix>2@localhost, the Go nodes <prefix>-mim1@127.0.0.1, …, the database mimmigrate_<prefix>")
 	healthy := fs.Bool("healthy", false, "leave the cluster healthy (do not drop copies or stop node 2)")
 	bin := fs.String("bin", "bin/mimmigrate", "the mimmigrate binary migrate runs")
 	fs.Parse(os.Args[2:])
 	var err error
 	switch os.Args[1] {
 	case "start":
-		err = start(*dir, *users, !*healthy)
+		err = start(*dir, *prefix, *users, !*healthy)
 	case "migrate":
 		err = migrate(*dir, *bin)
 	default:
@@ -76,7 +78,7 @@ func main() {
 	}
 }
 
-func start(dir string, users int, broken bool) error {
+func start(dir, prefix string, users int, broken bool) error {
 	if why := testenv.EjabberdAvailable(); why != "" {
 		return fmt.Errorf("%s", why)
 	}
@@ -95,11 +97,11 @@ func start(dir string, users int, broken bool) error {
 	}
 	t0 := time.Now()
 	fmt.Printf("starting two ejabberd nodes in %s ...\n", dir)
-	c, err := testenv.StartNamedEjabberdCluster(2, "demo", cookie, dir, testenv.PopulateOptions{Users: users})
+	c, err := testenv.StartNamedEjabberdCluster(2, prefix, cookie, dir, testenv.PopulateOptions{Users: users})
 	if err != nil {
 		return err
 	}
-	if err := saveState(dir, &state{Nodes: c.Nodes}); err != nil {
+	if err := saveState(dir, &state{Nodes: c.Nodes, Prefix: prefix}); err != nil {
 		return err
 	}
 	fmt.Printf("cluster %s + %s up with %d users, %d roster items, %d offline messages (%.0f s)\n",
@@ -134,7 +136,7 @@ func stop(dir string) error {
 		n.Destroy()
 	}
 	if st.DB != "" {
-		if err := dropDB(); err != nil {
+		if err := dropDB(st.DB); err != nil {
 			fmt.Fprintf(os.Stderr, "demo: dropping the database %s: %v\n", st.DB, err)
 		}
 	}

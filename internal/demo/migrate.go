@@ -21,14 +21,11 @@ import (
 	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
 )
 
-// The demo's database on the local PostgreSQL server.
-const (
-	pgAddr = "127.0.0.1:5432"
-	demoDB = "mimmigrate_demo"
-)
+// The local PostgreSQL server, where the demo makes its database.
+const pgAddr = "127.0.0.1:5432"
 
-func adminURL() string { return "postgres://" + pgAddr + "/test?sslmode=disable" }
-func demoURL() string  { return "postgres://" + pgAddr + "/" + demoDB + "?sslmode=disable" }
+func adminURL() string         { return "postgres://" + pgAddr + "/test?sslmode=disable" }
+func dbURL(name string) string { return "postgres://" + pgAddr + "/" + name + "?sslmode=disable" }
 
 // The account whose password ejabberd is given during the sync, and the
 // contact who writes to it while it is offline.
@@ -50,6 +47,11 @@ func migrate(dir, bin string) error {
 		return errors.New("the demo has migrated already: make demo-stop, then make demo")
 	}
 	e1, e2 := st.Nodes[0], st.Nodes[1]
+	if st.Prefix == "" {
+		st.Prefix = "demo"
+	}
+	demoDB := "mimmigrate_" + st.Prefix
+	demoURL := func() string { return dbURL(demoDB) }
 	cookie := filepath.Join(dir, "cookie")
 	host := e1.Host
 
@@ -62,7 +64,7 @@ func migrate(dir, bin string) error {
 	}
 
 	heading("3. A PostgreSQL database in ejabberd's SQL schema")
-	if err := createDB(); err != nil {
+	if err := createDB(demoDB); err != nil {
 		return err
 	}
 	st.DB = demoDB
@@ -130,10 +132,10 @@ func migrate(dir, bin string) error {
 		if err := os.WriteFile(yml, []byte(goNodeConfig(host, ca.ServerPEM, starttls, direct)), 0o600); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("mim%d@127.0.0.1", i)
+		name := fmt.Sprintf("%s-mim%d@127.0.0.1", st.Prefix, i)
 		logFile := filepath.Join(dir, fmt.Sprintf("mim%d.log", i))
 		args := []string{"node", "start", "--standby", "--config", yml, "--name", name, "--cookie-file", goCookie,
-			"--cluster-name", "demo", "--db", demoURL(), "--http", fmt.Sprintf("127.0.0.1:%d", http)}
+			"--cluster-name", st.Prefix, "--db", demoURL(), "--http", fmt.Sprintf("127.0.0.1:%d", http)}
 		fmt.Printf("$ %s %s &\n", bin, quoteArgs(args))
 		pid, err := background(logFile, bin, args...)
 		if err != nil {
@@ -344,7 +346,8 @@ func client(dir string, ca *xmpptest.CA, jid, password, addr string) error {
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = os.Stderr
+	stderr := &testenv.SyncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -370,18 +373,18 @@ func client(dir string, ca *xmpptest.CA, jid, password, addr string) error {
 			fmt.Printf("  offline message delivered: %s\n", strings.TrimPrefix(l, "DELAYED "))
 			got = strings.Contains(l, offlineTx)
 		case strings.HasPrefix(l, "FAIL"):
-			return fmt.Errorf("slixmpp: %s", l)
+			return fmt.Errorf("slixmpp: %s\n%s", l, tail(stderr.String(), 2000))
 		}
 		if got {
 			io.WriteString(in, "quit\n")
 			return nil
 		}
 	}
-	return errors.New("slixmpp ended before the offline message came")
+	return fmt.Errorf("slixmpp ended before the offline message came\n%s", tail(stderr.String(), 2000))
 }
 
 // createDB makes the demo's database afresh.
-func createDB() error {
+func createDB(demoDB string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, adminURL())
@@ -398,7 +401,7 @@ func createDB() error {
 }
 
 // dropDB removes the demo's database.
-func dropDB() error {
+func dropDB(demoDB string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, adminURL())

@@ -142,7 +142,13 @@ type Snapshot struct {
 }
 
 // Take returns the counts and starts a new interval.
-func (s *Stats) Take(backlog int64) Snapshot {
+func (s *Stats) Take(backlog int64) Snapshot { return s.snapshot(backlog, true) }
+
+// Peek is Take without starting the next interval (the rates and lags
+// go on accumulating).
+func (s *Stats) Peek(backlog int64) Snapshot { return s.snapshot(backlog, false) }
+
+func (s *Stats) snapshot(backlog int64, take bool) Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sn := Snapshot{At: time.Now(), LagEvents: backlog, Repaired: s.repaired, DBError: s.dbErr, Lags: s.lags}
@@ -157,13 +163,6 @@ func (s *Stats) Take(backlog int64) Snapshot {
 		sn.Received += ts.Received
 		sn.Rate += t.Rate
 	}
-	s.prevAt = sn.At
-	if s.prevApplied == nil {
-		s.prevApplied = map[string]int64{}
-	}
-	for name, ts := range s.tables {
-		s.prevApplied[name] = ts.Applied
-	}
 	sort.Slice(sn.Tables, func(i, j int) bool { return sn.Tables[i].Table < sn.Tables[j].Table })
 	for _, l := range s.lags {
 		sn.LagSeconds = max(sn.LagSeconds, l.Seconds())
@@ -171,6 +170,17 @@ func (s *Stats) Take(backlog int64) Snapshot {
 	if !s.lastAt.IsZero() {
 		t := s.lastAt
 		sn.LastChange = &t
+	}
+	if !take {
+		sn.Lags = nil
+		return sn
+	}
+	s.prevAt = sn.At
+	if s.prevApplied == nil {
+		s.prevApplied = map[string]int64{}
+	}
+	for name, ts := range s.tables {
+		s.prevApplied[name] = ts.Applied
 	}
 	s.lags = nil
 	return sn

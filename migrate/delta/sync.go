@@ -462,15 +462,23 @@ func (s *Syncer) stopForwarders() {
 	}
 }
 
-// report gives the state every interval.
+// report gives the state every interval; while a cutover waits for the
+// drain (sync notes changed keys then), the status row is written every
+// 200 ms, so that the drain ends as soon as nothing is left.
 func (s *Syncer) report(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Interval)
+	const fast = 200 * time.Millisecond
+	t := time.NewTicker(min(s.cfg.Interval, fast))
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		due := time.Since(last) >= s.cfg.Interval-fast/2
+		if !due && !s.track.on() {
+			continue
 		}
 		s.mu.Lock()
 		var backlog int64
@@ -479,12 +487,18 @@ func (s *Syncer) report(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		backlog += int64(s.app.Pending()) + int64(len(s.batches))
-		sn := s.stats.Take(backlog)
+		var sn Snapshot
+		if due {
+			sn = s.stats.Take(backlog)
+			last = time.Now()
+		} else {
+			sn = s.stats.Peek(backlog)
+		}
 		s.mu.Lock()
 		ph := s.phase
 		s.mu.Unlock()
 		s.saveStatus(ctx, ph, sn)
-		if s.cfg.Report != nil {
+		if due && s.cfg.Report != nil {
 			s.cfg.Report(sn)
 		}
 	}
