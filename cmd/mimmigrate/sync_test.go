@@ -224,6 +224,52 @@ func TestSyncUnderTraffic(t *testing.T) {
 	}
 }
 
+// TestSyncNodeLostDuringCopy: the node sync copies from is killed while
+// the copy runs; the forwarders and the walks move to the other node, the
+// copy resumes, and the database ends equal to the cluster.
+func TestSyncNodeLostDuringCopy(t *testing.T) {
+	if why := testenv.EjabberdAvailable(); why != "" {
+		t.Skip(why)
+	}
+	cl, err := testenv.StartEjabberdCluster(2, "ejcopy", testenv.PopulateOptions{Users: 4000, APIUsers: 40, Rooms: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Destroy()
+	n1, n2 := cl.Nodes[0], cl.Nodes[1]
+	cookie := testenv.WriteCookieFile(t, n1.Cookie)
+	dbURL := testenv.PostgresDB(t)
+	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
+		t.Fatalf("db migrate: %s", stderr)
+	}
+	bin := filepath.Join(t.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	p := startSync(t, bin, "--cookie-file", cookie, "--from", "node:"+n1.Name, "--to", dbURL, "--schema", "ejabberd", "--workers", "1")
+	p.wait(t, "the copy", time.Minute, func(l syncLine) bool { return l.Phase == "copying" })
+	n1.Kill()
+	p.wait(t, "the live phase on the other node", 3*time.Minute, func(l syncLine) bool {
+		if l.Phase != "live" || !allLive(l) {
+			return false
+		}
+		for _, ts := range l.Tables {
+			if ts.Node != n2.Name {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("sync's log: %s", testenv.Tail(p.stderr.String(), 2000))
+	if !strings.Contains(p.stderr.String(), "copying failed: resuming") {
+		t.Errorf("the node was killed during the copy, but the copy did not resume: %s", p.stderr.String())
+	}
+	out, stderr, code := runCLI(t, "", "verify", "--cookie-file", cookie, "--from", "node:"+n2.Name, "--to", dbURL, "--schema", "ejabberd")
+	if code != 0 {
+		t.Fatalf("verify: %d\n%s\n%s\nsync stderr: %s", code, out, stderr, p.stderr.String())
+	}
+}
+
 func rejectedOf(l syncLine) int64 {
 	var n int64
 	for _, t := range l.Tables {

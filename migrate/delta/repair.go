@@ -37,22 +37,8 @@ func (s *Syncer) repair(ctx context.Context, tables []string) error {
 		if err != nil {
 			failures++
 			s.cfg.Log.Warn("repair failed: retrying", "tables", tables, "error", err)
-			// Meanwhile the forwarders' notices are handled: a node that
-			// went away has its tables moved, and the next try reads them
-			// on the node they moved to.
-			wait := time.After(min(time.Duration(failures)*time.Second, 10*time.Second))
-		waiting:
-			for {
-				select {
-				case <-ctx.Done():
-					return context.Cause(ctx)
-				case fn := <-s.notices:
-					if err := s.handleNotice(ctx, fn); err != nil {
-						return err
-					}
-				case <-wait:
-					break waiting
-				}
+			if err := s.backOff(ctx, failures); err != nil {
+				return err
 			}
 			continue
 		}
@@ -67,6 +53,26 @@ func (s *Syncer) repair(ctx context.Context, tables []string) error {
 		}
 	}
 	return nil
+}
+
+// backOff waits before the next try of a step that failed (a second per
+// failure so far, 10 s at most). Meanwhile the forwarders' notices are
+// handled: a node that went away has its tables moved, and the next try
+// reads them on the node they moved to.
+func (s *Syncer) backOff(ctx context.Context, failures int) error {
+	wait := time.After(min(time.Duration(failures)*time.Second, 10*time.Second))
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case fn := <-s.notices:
+			if err := s.handleNotice(ctx, fn); err != nil {
+				return err
+			}
+		case <-wait:
+			return nil
+		}
+	}
 }
 
 // repairOnce compares and rewrites what differs. It reports whether

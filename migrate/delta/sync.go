@@ -184,9 +184,22 @@ func Run(ctx context.Context, cfg Config) error {
 		for _, t := range copyNow {
 			s.stats.SetState(t, "copying", "")
 		}
-		if _, err := migrate.Export(ctx, cfg.Source, cfg.Sink, migrate.Options{Schema: cfg.Schema, Scope: cfg.Scope,
-			Tables: copyNow, Progress: cfg.Progress}); err != nil {
-			return fmt.Errorf("copying: %w", err)
+		// A node lost during the copy (a walk that failed) moves its
+		// tables' forwarders and walks; the copy resumes from its
+		// checkpoints.
+		for failures := 0; ; {
+			_, err := migrate.Export(ctx, cfg.Source, cfg.Sink, migrate.Options{Schema: cfg.Schema, Scope: cfg.Scope,
+				Tables: copyNow, Progress: cfg.Progress})
+			if err == nil {
+				break
+			}
+			if failures++; ctx.Err() != nil || failures > 5 {
+				return fmt.Errorf("copying: %w", err)
+			}
+			cfg.Log.Warn("copying failed: resuming", "error", err)
+			if err := s.backOff(ctx, failures); err != nil {
+				return err
+			}
 		}
 		// The copy assigned ids: continue after them.
 		if err := s.reloadMapping(ctx); err != nil {
