@@ -2,8 +2,6 @@ package cetsnode
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -14,35 +12,6 @@ import (
 	"github.com/mimmigrate/mimmigrate/erldist/term"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
-
-// pgProxy forwards connections from addr to PostgreSQL on loopback, so
-// that nodes in network namespaces reach it.
-func pgProxy(t *testing.T, addr, target string) string {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.DialTimeout("tcp", target, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go io.Copy(s, c)
-				io.Copy(c, s)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // Four nodes, each in its own network namespace; the network between
 // {1, 2} and {3, 4} is cut while writers run on every node and a route is
@@ -55,7 +24,8 @@ func TestGoClusterNetsplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Host = pgProxy(t, net4.HostIP+":0", u.Host)
+	// PostgreSQL on loopback, reached from the namespaces through a proxy.
+	u.Host = testenv.StartProxy(t, net4.HostIP+":0", u.Host).Addr
 	db := u.String()
 	var names []string
 	for i := range 4 {
