@@ -127,16 +127,47 @@ func TestCutover(t *testing.T) {
 	if _, err := psqlOut(bed.DBURL, "-c", "DELETE FROM users WHERE username = 'ghost1'"); err != nil {
 		t.Fatal(err)
 	}
-	// A change after it: sync notes the key, the final check reads it.
-	if out, err := e.Eval(`ejabberd_auth:set_password(<<"mover">>, <<"localhost">>, <<"changed-after-the-comparison">>)`); err != nil || !strings.Contains(out, "ok") {
-		t.Fatalf("password: %v %s", err, out)
+	password := func(pw string) {
+		t.Helper()
+		if out, err := e.Eval(`ejabberd_auth:set_password(<<"mover">>, <<"localhost">>, <<"` + pw + `">>)`); err != nil || !strings.Contains(out, "ok") {
+			t.Fatalf("password: %v %s", err, out)
+		}
 	}
+	password("changed-before-the-abort")
 	// The users go quiet as the logins close; stop before the check.
 	t.Logf("traffic: %s", func() string { o, _ := e.Eval(`mimmigrate_traffic:stop()`); return o }())
-	out, stderr, code = runCLI(t, "yes\nyes\nno\n", args...)
-	if code != exitRefused || !strings.Contains(out, "= compare every table") || !strings.Contains(out, "nothing left") {
-		t.Fatalf("cutover up to the check: %d\n%s\n%s\nsync: %s", code, out, stderr, p.stderr.String())
+	partly := func(answers, want string) {
+		t.Helper()
+		out, stderr, code := runCLI(t, answers, args...)
+		if code != exitRefused || !strings.Contains(out, "compare every table") || !strings.Contains(out, want) {
+			t.Fatalf("cutover, partly: %d\n%s\n%s\nsync: %s", code, out, stderr, p.stderr.String())
+		}
 	}
+	partly("yes\nyes\nno\n", "nothing left")
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.C2SPort), time.Second); err == nil {
+		t.Errorf("the legacy node takes connections after its logins were closed")
+	}
+	// Aborted there: the legacy listeners start again, sync stops noting.
+	out, stderr, code = runCLI(t, "", "cutover", "abort", "--cookie-file", cookie, "--from", from, "--to", bed.DBURL, "-f")
+	if code != 0 || !strings.Contains(out, "listeners started") {
+		t.Fatalf("cutover abort: %d\n%s\n%s", code, out, stderr)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.C2SPort), time.Second); err != nil {
+		t.Errorf("the legacy listener after the abort: %v", err)
+	} else {
+		c.Close()
+	}
+	if out, _ := psqlOut(bed.DBURL, "-At", "-c", "SELECT coalesce(note_from::text, 'none') FROM mimmigrate_sync"); strings.TrimSpace(out) != "none" {
+		t.Errorf("sync is still asked to note changes after the abort: %s", out)
+	}
+	if out, _, code := runCLI(t, "", "cutover", "status", "--to", bed.DBURL); code != 0 || !strings.Contains(out, "aborted") {
+		t.Errorf("cutover status after the abort: %d %s", code, out)
+	}
+	// Afresh: the comparison again, a change after it (sync notes the
+	// key, the final check reads it), up to the check.
+	partly("yes\nno\n", "1 rows no key accounts for")
+	password("changed-after-the-comparison")
+	partly("yes\nyes\nno\n", "nothing left")
 	// A row of a noted key that is not what Mnesia holds: the check
 	// refuses.
 	if _, err := psqlOut(bed.DBURL, "-c", "CREATE TABLE mover_saved AS SELECT * FROM users WHERE username = 'mover'; UPDATE users SET password = 'wrong' WHERE username = 'mover'"); err != nil {
