@@ -338,6 +338,63 @@ func TestSyncDatabaseDown(t *testing.T) {
 	}
 }
 
+// TestSyncPubsubNodeRewrite: a pubsub node's record written again (as a
+// configuration change writes it) while sync runs leaves the node's items
+// and subscriptions in PostgreSQL (the schema's foreign keys delete them
+// with the node's row).
+func TestSyncPubsubNodeRewrite(t *testing.T) {
+	if why := testenv.EjabberdAvailable(); why != "" {
+		t.Skip(why)
+	}
+	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "ejpub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy()
+	if _, err := e.Populate(testenv.PopulateOptions{Users: 100, APIUsers: 20, Rooms: 2}); err != nil {
+		t.Fatal(err)
+	}
+	setup := fmt.Sprintf(`SH = <<"%s">>, H = <<"pubsub.", SH/binary>>, O = jid:make(<<"user1">>, SH, <<>>),
+		{result, _} = mod_pubsub:create_node(H, SH, <<"n1">>, O, <<"flat">>),
+		[{result, _} = mod_pubsub:publish_item(H, SH, <<"n1">>, O, integer_to_binary(I), [{xmlel, <<"entry">>, [], []}]) || I <- [1, 2, 3]],
+		{result, _} = mod_pubsub:subscribe_node(H, <<"n1">>, jid:make(<<"user2">>, SH, <<>>), jid:make(<<"user2">>, SH, <<>>), []),
+		ok`, e.Host)
+	if out, err := e.Eval(setup); err != nil || out != "ok" {
+		t.Fatalf("pubsub node: %v %s", err, out)
+	}
+	cookie := testenv.WriteCookieFile(t, e.Cookie)
+	dbURL := testenv.PostgresDB(t)
+	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
+		t.Fatalf("db migrate: %s", stderr)
+	}
+	bin := filepath.Join(t.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	p := startSync(t, bin, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", dbURL, "--schema", "ejabberd")
+	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && allLive(l) })
+	count := func() string {
+		out, err := psqlOut(dbURL, "-At", "-c", "SELECT (SELECT count(*) FROM pubsub_item) || ' ' || (SELECT count(*) FROM pubsub_state)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	before := count()
+	rewrite := fmt.Sprintf(`[N] = mnesia:dirty_read(pubsub_node, {<<"pubsub.%s">>, <<"n1">>}), {atomic, ok} = mnesia:transaction(fun() -> mnesia:write(N) end), ok`, e.Host)
+	if out, err := e.Eval(rewrite); err != nil || out != "ok" {
+		t.Fatalf("rewrite: %v %s", err, out)
+	}
+	p.caughtUp(t, time.Minute)
+	if after := count(); after != before || before == "0 0" {
+		t.Errorf("pubsub items and states before the node's record was written again: %s, after: %s", before, after)
+	}
+	out, stderr, code := runCLI(t, "", "verify", "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", dbURL, "--schema", "ejabberd")
+	if code != 0 {
+		t.Errorf("verify: %d\n%s\n%s", code, out, stderr)
+	}
+}
+
 func rejectedOf(l syncLine) int64 {
 	var n int64
 	for _, t := range l.Tables {

@@ -33,6 +33,7 @@ type Mapping struct {
 	sc      schema.Schema
 	m       schema.Mapping
 	mappers map[string]*migrate.Mapper
+	inPlace map[string]map[string][]string // table -> Table.InPlace
 	bag     map[string]bool
 	noted   map[string]bool // tables other tables' mappers need to see
 	read    KeyReader
@@ -42,13 +43,14 @@ type Mapping struct {
 // ordered_set) for a schema. The mapping continues from what the database
 // holds (Load).
 func NewMapping(ctx context.Context, sc schema.Schema, scope *schema.Scope, tables []schema.Table, types map[string]string, q schema.Querier, read KeyReader) (*Mapping, error) {
-	m := &Mapping{sc: sc, m: sc.NewMapping(scope), mappers: map[string]*migrate.Mapper{}, bag: map[string]bool{},
+	m := &Mapping{sc: sc, m: sc.NewMapping(scope), mappers: map[string]*migrate.Mapper{}, inPlace: map[string]map[string][]string{}, bag: map[string]bool{},
 		noted: map[string]bool{}, read: read}
 	if err := m.m.Load(ctx, q, func(string) bool { return false }); err != nil {
 		return nil, err
 	}
 	for _, t := range tables {
 		m.mappers[t.Name] = migrate.NewMapper(sc, m.m.Mapper(t.Name))
+		m.inPlace[t.Name] = t.InPlace
 		m.bag[t.Name] = types[t.Name] == "bag"
 		for _, n := range t.Needs {
 			m.noted[n] = true
@@ -110,7 +112,7 @@ func (m *Mapping) Ops(ctx context.Context, e *mnesia.Event) ([]schema.Op, error)
 		if err = m.classify(e, err); err != nil {
 			return nil, err
 		}
-		return append(ops, rows...), rerr
+		return m.replace(e.Table, ops, rows), rerr
 	case mnesia.EventDeleteObject:
 		if m.bag[e.Table] {
 			rows, err := mp.Map(e.Record)
@@ -157,13 +159,14 @@ func (m *Mapping) rewriteOps(table string, key term.Term, recs []term.Term) ([]s
 		return nil, err
 	}
 	var rejected error
+	var rows []schema.Op
 	for _, r := range recs {
 		rec, ok := r.(term.Tuple)
 		if !ok {
 			continue
 		}
 		m.Note(table, rec)
-		rows, err := mp.Map(rec)
+		mapped, err := mp.Map(rec)
 		if err = m.classify(e, err); err != nil {
 			if isRejected(err) {
 				rejected = err
@@ -171,9 +174,32 @@ func (m *Mapping) rewriteOps(table string, key term.Term, recs []term.Term) ([]s
 			}
 			return nil, err
 		}
-		ops = append(ops, rows...)
+		rows = append(rows, mapped...)
 	}
-	return ops, rejected
+	return m.replace(table, ops, rows), rejected
+}
+
+// replace is what makes a key's rows the rows of its records: the key's
+// deletes, then the rows. A row others hang on (Table.InPlace) is not
+// deleted but updated in place by its row, which would delete theirs.
+func (m *Mapping) replace(table string, dels, rows []schema.Op) []schema.Op {
+	in := m.inPlace[table]
+	if len(in) == 0 || len(rows) == 0 {
+		return append(dels, rows...)
+	}
+	out := make([]schema.Op, 0, len(dels)+len(rows))
+	for _, d := range dels {
+		if _, ok := in[d.Table]; !ok {
+			out = append(out, d)
+		}
+	}
+	for _, r := range rows {
+		if cols, ok := in[r.Table]; ok && r.Kind == schema.Insert {
+			r = r.UpsertOn(cols...)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // classify turns a mapper's error into nothing (a virtual host that is

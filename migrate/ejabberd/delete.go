@@ -170,14 +170,20 @@ func (m *mapper) delMQTT(key term.Term) ([]schema.Op, error) {
 	return []schema.Op{schema.Del("mqtt_pub", where...)}, nil
 }
 
-// delPubsubNode: the key is {Host, Node}; the schema's foreign keys take
-// the node's options, states and items with it.
+// delPubsubNode: the key is {Host, Node}. The node's options go by name
+// (a record written again keeps its row, updated in place, and replaces
+// them); the schema's foreign keys take its states and items with the
+// row.
 func (m *mapper) delPubsubNode(key term.Term) ([]schema.Op, error) {
 	host, node, err := records.PubsubNodeID(key, m.scope)
 	if err != nil {
 		return nil, err
 	}
-	return []schema.Op{schema.Del("pubsub_node", schema.Eq("host", host), schema.Eq("node", node))}, nil
+	where := []schema.Cond{schema.Eq("host", host), schema.Eq("node", node)}
+	return []schema.Op{
+		schema.Del("pubsub_node_option", schema.In("nodeid", schema.Select{Table: "pubsub_node", Column: "nodeid", Where: where})),
+		schema.Del("pubsub_node", where...),
+	}, nil
 }
 
 // delPubsubState: the key is {LJID, Nidx}.

@@ -150,7 +150,7 @@ var verify = map[string]schema.VerifySpec{
 	"privacy_list_data": {Columns: []string{"l.server", "l.username", "l.name", "d.t", "d.value", "d.action", "d.ord", "d.match_all", "d.match_iq", "d.match_message", "d.match_presence_in", "d.match_presence_out"}, From: "privacy_list_data d JOIN privacy_list l ON l.id = d.id", KeyCols: 3},
 	"muc_rooms":         {Columns: []string{"muc_host", "room_name", "options"}, KeyCols: 2},
 	"muc_room_aff":      {Columns: []string{"r.muc_host", "r.room_name", "a.luser", "a.lserver", "a.resource", "a.aff"}, From: "muc_room_aff a JOIN muc_rooms r ON r.id = a.room_id", KeyCols: 2},
-	"mam_server_user":   {Columns: []string{"server", "user_name"}, KeyCols: 2},
+	"mam_server_user":   {Columns: []string{"server", "user_name"}, KeyCols: 2, Shared: true},
 	"mam_message":       {Columns: []string{"u.server", "u.user_name", "m.id", "m.from_jid", "m.remote_bare_jid", "m.remote_resource", "m.direction", "m.message", "m.search_body", "m.origin_id", "m.is_groupchat"}, From: "mam_message m JOIN mam_server_user u ON u.id = m.user_id", KeyCols: 3},
 	"mam_muc_message":   {Columns: []string{"r.server", "r.user_name", "m.id", "s.server", "s.user_name", "m.nick_name", "m.message", "m.search_body", "m.origin_id"}, From: "mam_muc_message m JOIN mam_server_user r ON r.id = m.room_id JOIN mam_server_user s ON s.id = m.sender_id", KeyCols: 3},
 	"mam_config":        {Columns: []string{"u.server", "u.user_name", "c.remote_jid", "c.behaviour"}, From: "mam_config c JOIN mam_server_user u ON u.id = c.user_id", KeyCols: 3},

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,9 @@ const (
 	InsertAbsent
 	// DeleteRow deletes the rows equal to Values (a delete_object).
 	DeleteRow
+	// Upsert inserts the row, or updates the row it conflicts with on the
+	// Conflict columns (a row others hang on, written again).
+	Upsert
 )
 
 // Op is one row operation: an insert of a row, or a delete of the rows
@@ -33,6 +37,8 @@ type Op struct {
 	Canon []any
 	// Where: the conditions of a delete (none: every row).
 	Where []Cond
+	// Conflict: the columns an Upsert conflicts on.
+	Conflict []string
 }
 
 // Cond is a condition of a delete: Column = Value (or <> with Not), or
@@ -79,6 +85,40 @@ func (o Op) Absent() Op { o.Kind = InsertAbsent; return o }
 
 // RowDelete is the delete of the rows equal to the insert's row.
 func (o Op) RowDelete() Op { o.Kind = DeleteRow; return o }
+
+// UpsertOn is the insert of the row, or the update of the row that has
+// the same values in the columns.
+func (o Op) UpsertOn(columns ...string) Op { o.Kind = Upsert; o.Conflict = columns; return o }
+
+// UpsertSQL writes an Upsert over the table's columns: the other columns
+// take the row's values.
+func (o Op) UpsertSQL(columns []string) (string, []any) {
+	cols := make([]string, len(columns))
+	ph := make([]string, len(columns))
+	var set []string
+	for i, c := range columns {
+		cols[i], ph[i] = pgx.Identifier{c}.Sanitize(), fmt.Sprintf("$%d", i+1)
+		if !slices.Contains(o.Conflict, c) {
+			set = append(set, cols[i]+" = EXCLUDED."+cols[i])
+		}
+	}
+	conflict := make([]string, len(o.Conflict))
+	for i, c := range o.Conflict {
+		conflict[i] = pgx.Identifier{c}.Sanitize()
+	}
+	action := "NOTHING"
+	if len(set) > 0 {
+		action = "UPDATE SET " + strings.Join(set, ", ")
+	}
+	args := make([]any, len(columns))
+	for i := range columns {
+		if i < len(o.Values) {
+			args[i] = o.Values[i]
+		}
+	}
+	return "INSERT INTO " + pgx.Identifier{o.Table}.Sanitize() + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") +
+		") ON CONFLICT (" + strings.Join(conflict, ", ") + ") DO " + action, args
+}
 
 // RowSQL writes an InsertAbsent or a DeleteRow over the table's columns.
 func (o Op) RowSQL(columns []string) (string, []any) {

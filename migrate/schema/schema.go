@@ -56,6 +56,12 @@ type Table struct {
 	// Needs are tables whose records the mapping must see (Mapping.Note)
 	// before it maps this one.
 	Needs []string
+	// InPlace: SQL tables whose rows other keys' rows hang on through
+	// foreign keys that delete with them (a pubsub node's items), with
+	// the columns a row is found by. A record written again updates such
+	// a row in place: its key's delete and insert would take the others
+	// along.
+	InPlace map[string][]string
 }
 
 // Serial is a serial column of a SQL table.
@@ -72,6 +78,10 @@ type VerifySpec struct {
 	// Timestamps are the columns that hold SQL timestamps: compared as
 	// the canonical form writes times.
 	Timestamps []string
+	// Shared: rows that records of several keys map to and that no key's
+	// delete removes (the owners of assigned ids). A key's check finds
+	// its row there, however many keys share it.
+	Shared bool
 }
 
 // Mapping is the state the tables of one export or verify share (ids it

@@ -260,6 +260,9 @@ func (s *Postgres) opSQL(op schema.Op) (string, []any, error) {
 	case schema.InsertAbsent, schema.DeleteRow:
 		q, args := op.RowSQL(s.Schema.Columns(op.Table))
 		return q, args, nil
+	case schema.Upsert:
+		q, args := op.UpsertSQL(s.Schema.Columns(op.Table))
+		return q, args, nil
 	}
 	return "", nil, fmt.Errorf("row operation of kind %d", op.Kind)
 }

@@ -52,6 +52,13 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 	}
 	var queries []query
 	batch := &pgx.Batch{}
+	type sharedRow struct {
+		key   int
+		table string
+		spec  schema.VerifySpec
+		canon []string
+	}
+	var shared []sharedRow
 	want := make([]map[string][]digest, len(keys))
 	for i, k := range keys {
 		want[i] = map[string][]digest{}
@@ -88,7 +95,12 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 				continue
 			}
 			if !selected[op.Table] {
-				if len(sc.Verify(op.Table).Columns) > 0 {
+				spec := sc.Verify(op.Table)
+				switch {
+				case len(spec.Columns) == 0:
+				case spec.Shared:
+					shared = append(shared, sharedRow{key: i, table: op.Table, spec: spec, canon: canonValues(op)})
+				default:
 					whole[k.Table] = true
 				}
 				continue
@@ -177,6 +189,69 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 				}
 				tv.Mismatches = append(tv.Mismatches, Mismatch{Table: t, Kind: kind, Key: k.Table + " " + term.Short(k.Key), Count: max(m, x)})
 			}
+		}
+	}
+	// A shared row must be there (rows with its key columns, one of them
+	// equal).
+	for _, sr := range shared {
+		sel, isTime := selectList(sr.spec)
+		from := sr.spec.From
+		if from == "" {
+			from = pgx.Identifier{sr.table}.Sanitize()
+		}
+		var conds []string
+		var args []any
+		for c := 0; c < min(sr.spec.KeyCols, len(sel)); c++ {
+			if sr.canon[c] == canonical(nil) || isTime[c] {
+				continue
+			}
+			args = append(args, sr.canon[c])
+			conds = append(conds, fmt.Sprintf("%s = $%d", sel[c], len(args)))
+		}
+		q := "SELECT " + strings.Join(sel, ", ") + " FROM " + from
+		if len(conds) > 0 {
+			q += " WHERE " + strings.Join(conds, " AND ")
+		}
+		want := rowDigest(sr.canon)
+		found := false
+		err := func() error {
+			rows, err := pool.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := len(sel)
+			raw := make([]*string, n)
+			ptrs := make([]any, n)
+			for c := range raw {
+				ptrs[c] = &raw[c]
+			}
+			canon := make([]string, n)
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					return err
+				}
+				for c := range raw {
+					canon[c] = canonText(raw[c], isTime[c])
+				}
+				found = found || rowDigest(canon) == want
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", sr.table, err)
+		}
+		res.Queries++
+		tv := tableOf(sr.table)
+		tv.Source++
+		if found {
+			tv.Database++
+			continue
+		}
+		tv.Missing++
+		if len(tv.Mismatches) < maxReport {
+			k := keys[sr.key]
+			tv.Mismatches = append(tv.Mismatches, Mismatch{Table: sr.table, Kind: "missing", Key: k.Table + " " + term.Short(k.Key), Count: 1})
 		}
 	}
 	for _, tv := range tables {
