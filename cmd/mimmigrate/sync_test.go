@@ -395,6 +395,45 @@ func TestSyncPubsubNodeRewrite(t *testing.T) {
 	}
 }
 
+// TestSyncMongooseIM: sync into MongooseIM's schema under traffic (its
+// rows refer to ids the mapping assigns: archive owners, privacy lists,
+// rooms); after the traffic stops the database is equal to the cluster.
+func TestSyncMongooseIM(t *testing.T) {
+	if why := testenv.EjabberdAvailable(); why != "" {
+		t.Skip(why)
+	}
+	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "ejmim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy()
+	if _, err := e.Populate(testenv.PopulateOptions{Users: 600, APIUsers: 30, Rooms: 5}); err != nil {
+		t.Fatal(err)
+	}
+	cookie := testenv.WriteCookieFile(t, e.Cookie)
+	dbURL := testenv.PostgresDB(t)
+	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "mongooseim"); code != 0 {
+		t.Fatalf("db migrate: %s", stderr)
+	}
+	bin := filepath.Join(t.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	if out, err := e.Load(trafficSource, "mimmigrate_traffic", fmt.Sprintf(`mimmigrate_traffic:start(<<"%s">>, 600, 200, <<"mim">>)`, e.Host)); err != nil || !strings.Contains(out, "ok") {
+		t.Fatalf("traffic: %v %s", err, out)
+	}
+	p := startSync(t, bin, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", dbURL, "--schema", "mongooseim")
+	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && allLive(l) })
+	p.wait(t, "changes applied", time.Minute, func(l syncLine) bool { return l.Applied > 1000 })
+	t.Logf("traffic: %s", func() string { o, _ := e.Eval(`mimmigrate_traffic:stop()`); return o }())
+	end := p.caughtUp(t, 2*time.Minute)
+	t.Logf("caught up: %d applied, %d rejected, %d rows repaired", end.Applied, rejectedOf(end), end.Repaired)
+	out, stderr, code := runCLI(t, "", "verify", "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", dbURL, "--schema", "mongooseim")
+	if code != 0 {
+		t.Fatalf("verify: %d\n%s\n%s\nsync stderr: %s", code, out, stderr, testenv.Tail(p.stderr.String(), 3000))
+	}
+}
+
 func rejectedOf(l syncLine) int64 {
 	var n int64
 	for _, t := range l.Tables {

@@ -130,23 +130,24 @@ func (o Op) RowSQL(columns []string) (string, []any) {
 		}
 		return nil
 	}
-	// param gives a value's parameter number: an insert's are $1..$n in
-	// column order, a delete numbers only the values it compares.
-	param := func(i int) int { return i + 1 }
-	if o.Kind == DeleteRow {
-		nums := make([]int, len(columns))
-		for i := range columns {
-			if value(i) != nil {
-				args = append(args, value(i))
-				nums[i] = len(args)
-			}
-		}
-		param = func(i int) int { return nums[i] }
-	} else {
+	// param gives a value's parameter number in the match. An insert's
+	// values are $1..$n; its match compares copies of them, numbered
+	// after: one parameter used both as a value of a varchar column and
+	// compared would get two types, and PostgreSQL refuses that.
+	var nums []int
+	if o.Kind != DeleteRow {
 		for i := range columns {
 			args = append(args, value(i))
 		}
 	}
+	nums = make([]int, len(columns))
+	for i := range columns {
+		if value(i) != nil {
+			args = append(args, value(i))
+			nums[i] = len(args)
+		}
+	}
+	param := func(i int) int { return nums[i] }
 	match := func() {
 		for i, c := range columns {
 			if i > 0 {
