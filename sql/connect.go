@@ -215,3 +215,11 @@ func oneLine(s string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// Absent reports whether a query found nothing because nothing is there
+// yet: no row, or no such table or column (a table a command creates when
+// it first runs).
+func Absent(err error) bool {
+	var pe *pgconn.PgError
+	return errors.Is(err, pgx.ErrNoRows) || errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42703")
+}

@@ -254,6 +254,8 @@ func stepText(step string) string {
 	switch step {
 	case cutover.StepPreflight:
 		return "preflight passed, nothing changed yet"
+	case cutover.StepPreverified:
+		return "compared while the legacy cluster serves, sync notes the keys that change; the logins close next"
 	case cutover.StepLoginsClosed:
 		return "legacy logins closed, draining the sync"
 	case cutover.StepDrained:

@@ -6,12 +6,11 @@ package cutover
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // StateTable holds the one cutover of a database.
@@ -77,9 +76,8 @@ func Read(ctx context.Context, pool *pgxpool.Pool) (*State, error) {
 	st := &State{}
 	err := pool.QueryRow(ctx, `SELECT source, nodes, step, started_at, updated_at, logins_stopped_at, ready_at, note FROM `+StateTable+` WHERE id = 1`).
 		Scan(&st.Source, &st.Nodes, &st.Step, &st.StartedAt, &st.UpdatedAt, &st.LoginsStoppedAt, &st.ReadyAt, &st.Note)
-	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && pe.Code == "42P01":
+	case mimsql.Absent(err):
 		return nil, nil
 	case err != nil:
 		return nil, err

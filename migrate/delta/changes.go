@@ -20,6 +20,7 @@ import (
 	"github.com/mimmigrate/mimmigrate/migrate/sink"
 	"github.com/mimmigrate/mimmigrate/migrate/source"
 	"github.com/mimmigrate/mimmigrate/migrate/verify"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // ChangesTable holds the Mnesia keys a sync changed since a cutover asked
@@ -180,15 +181,14 @@ func NoteChanges(ctx context.Context, pool *pgxpool.Pool, source string, wait ti
 // StopNoting tells the sync to stop noting changes and forgets them.
 func StopNoting(ctx context.Context, pool *pgxpool.Pool, source string) error {
 	_, err := pool.Exec(ctx, `UPDATE `+StatusTable+` SET note_from = NULL WHERE source = $1`, source)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42703") {
+	if mimsql.Absent(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	_, err = pool.Exec(ctx, `DELETE FROM `+ChangesTable+` WHERE source = $1`, source)
-	if errors.As(err, &pe) && pe.Code == "42P01" {
+	if mimsql.Absent(err) {
 		return nil
 	}
 	return err

@@ -6,8 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // StatusTable is where a running sync says how it stands (a cutover's
@@ -108,9 +109,8 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool, source string) (*Status
 	err := pool.QueryRow(ctx, `SELECT source, schema_name, phase, started_at, updated_at, applied, lag_seconds, lag_events, repaired_rows, last_change
 FROM `+StatusTable+` WHERE source = $1`, source).Scan(&st.Source, &st.Schema, &st.Phase, &st.StartedAt, &st.UpdatedAt,
 		&st.Applied, &st.LagSeconds, &st.LagEvents, &st.Repaired, &st.LastChange)
-	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && pe.Code == "42P01":
+	case mimsql.Absent(err):
 		return nil, nil
 	case err != nil:
 		return nil, err
