@@ -167,21 +167,29 @@ func TestCutover(t *testing.T) {
 	// key, the final check reads it), up to the check.
 	partly("yes\nno\n", "1 rows no key accounts for")
 	password("changed-after-the-comparison")
+	// A pubsub node created after it, and written again (its row is
+	// updated in place, and the check still compares it).
+	if out, err := e.Eval(`SH = <<"localhost">>, H = <<"pubsub.localhost">>, O = jid:make(<<"mover">>, SH, <<>>),
+		{result, _} = mod_pubsub:create_node(H, SH, <<"cut">>, O, <<"flat">>),
+		{result, _} = mod_pubsub:publish_item(H, SH, <<"cut">>, O, <<"i1">>, [{xmlel, <<"entry">>, [], []}]),
+		[N] = mnesia:dirty_read(pubsub_node, {H, <<"cut">>}), {atomic, ok} = mnesia:transaction(fun() -> mnesia:write(N) end), ok`); err != nil || out != "ok" {
+		t.Fatalf("pubsub node: %v %s", err, out)
+	}
 	partly("yes\nyes\nno\n", "nothing left")
 	// A row of a noted key that is not what Mnesia holds: the check
 	// refuses.
-	if _, err := psqlOut(bed.DBURL, "-c", "CREATE TABLE mover_saved AS SELECT * FROM users WHERE username = 'mover'; UPDATE users SET password = 'wrong' WHERE username = 'mover'"); err != nil {
+	if _, err := psqlOut(bed.DBURL, "-c", "CREATE TABLE mover_saved AS SELECT * FROM users WHERE username = 'mover'; UPDATE users SET password = 'wrong' WHERE username = 'mover'; UPDATE pubsub_node SET plugin = 'wrong' WHERE node = 'cut'"); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr, code = runCLI(t, "", append(args, "-f")...)
 	if code != exitRefused || !strings.Contains(stderr, "rows that differ") || !strings.Contains(out, "tables compared whole: passwd") ||
-		!strings.Contains(out, "users extra: ghost2") || !strings.Contains(out, "users different: mover") {
+		!strings.Contains(out, "users extra: ghost2") || !strings.Contains(out, "users different: mover") || !strings.Contains(out, "pubsub_node different: pubsub_node") {
 		t.Fatalf("cutover with a wrong row and a row no record accounts for: %d\n%s\n%s", code, out, stderr)
 	}
 	if healthz(h1) != http.StatusServiceUnavailable {
 		t.Error("a node became ready though the check failed")
 	}
-	if _, err := psqlOut(bed.DBURL, "-c", "UPDATE users u SET password = s.password FROM mover_saved s WHERE u.username = 'mover'; DROP TABLE mover_saved; DELETE FROM users WHERE username = 'ghost2'"); err != nil {
+	if _, err := psqlOut(bed.DBURL, "-c", "UPDATE users u SET password = s.password FROM mover_saved s WHERE u.username = 'mover'; DROP TABLE mover_saved; DELETE FROM users WHERE username = 'ghost2'; UPDATE pubsub_node SET plugin = 'flat' WHERE node = 'cut'"); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr, code = runCLI(t, "", append(args, "-f")...)

@@ -149,17 +149,26 @@ func (m *Mapping) Rewrite(ctx context.Context, table string, key term.Term) ([]s
 
 // rewriteOps replaces a key's rows by those of its records.
 func (m *Mapping) rewriteOps(table string, key term.Term, recs []term.Term) ([]schema.Op, error) {
-	mp := m.mappers[table]
-	if mp == nil {
-		return nil, nil
-	}
-	e := &mnesia.Event{Table: table, Key: key}
-	ops, err := mp.Delete(key)
-	if err = m.classify(e, err); err != nil {
+	dels, rows, err := m.keyOps(table, key, recs)
+	if err != nil && !isRejected(err) {
 		return nil, err
 	}
+	return m.replace(table, dels, rows), err
+}
+
+// keyOps are the deletes that remove a key's rows and the rows its
+// records map to (with a *Rejected when a record cannot be stored).
+func (m *Mapping) keyOps(table string, key term.Term, recs []term.Term) (dels, rows []schema.Op, err error) {
+	mp := m.mappers[table]
+	if mp == nil {
+		return nil, nil, nil
+	}
+	e := &mnesia.Event{Table: table, Key: key}
+	dels, err = mp.Delete(key)
+	if err = m.classify(e, err); err != nil {
+		return nil, nil, err
+	}
 	var rejected error
-	var rows []schema.Op
 	for _, r := range recs {
 		rec, ok := r.(term.Tuple)
 		if !ok {
@@ -172,11 +181,11 @@ func (m *Mapping) rewriteOps(table string, key term.Term, recs []term.Term) ([]s
 				rejected = err
 				continue
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		rows = append(rows, mapped...)
 	}
-	return m.replace(table, ops, rows), rejected
+	return dels, rows, rejected
 }
 
 // replace is what makes a key's rows the rows of its records: the key's
