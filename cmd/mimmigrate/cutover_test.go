@@ -245,3 +245,26 @@ func TestCutover(t *testing.T) {
 		t.Errorf("a standby node started after the cutover waits: %s", n3.Log.String())
 	}
 }
+
+// Bad input: one line, exit 2 (or 3 for a database that does not answer),
+// nothing started.
+func TestCutoverBadInput(t *testing.T) {
+	db := "postgres://u@127.0.0.1/x"
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"cutover", "--from", "dir:/tmp", "--to", db, "--schema", "ejabberd", "--nodes", "a@h"}, exitUsage, "--from must be the legacy cluster's running node"},
+		{[]string{"cutover", "--from", "node:a@localhost", "--to", db, "--schema", "ejabberd", "--nodes", "nonode"}, exitUsage, "--nodes"},
+		{[]string{"cutover", "--from", "node:a@localhost", "--to", "mysql://x", "--schema", "ejabberd", "--nodes", "a@h"}, exitUsage, "--to"},
+		{[]string{"cutover", "--from", "node:a@localhost", "--to", db, "--schema", "nosuch", "--nodes", "a@h"}, exitUsage, "--schema"},
+		{[]string{"cutover", "status", "--to", "mysql://x"}, exitUsage, "--to"},
+		{[]string{"cutover", "status", "--to", "postgres://u@127.0.0.1:1/x"}, exitConnect, "cannot connect"},
+		{[]string{"cutover", "abort", "--from", "dir:/tmp", "--to", db}, exitUsage, "--from must be the legacy cluster's running node"},
+		{[]string{"cutover", "abort", "--from", "node:bad node", "--to", db}, exitUsage, "--from"},
+	} {
+		_, stderr, code := runCLI(t, "", c.args...)
+		oneLineError(t, stderr, code, c.code, c.want)
+	}
+}
