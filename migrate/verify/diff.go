@@ -228,8 +228,15 @@ func scanTable(ctx context.Context, pool *pgxpool.Pool, spec schema.VerifySpec, 
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", table, err)
 	}
+	return scanRows(rows, isTime, fn)
+}
+
+// scanRows reads the rows of a select list (selectList) and calls fn with
+// each row's canonical form and its columns as printed (both reused for
+// the next row). It closes rows.
+func scanRows(rows pgx.Rows, isTime []bool, fn func(canon []string, raw []*string)) error {
 	defer rows.Close()
-	n := len(sel)
+	n := len(isTime)
 	raw := make([]*string, n)
 	ptrs := make([]any, n)
 	for i := range raw {

@@ -46,9 +46,9 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 	}
 	whole := map[string]bool{}
 	type query struct {
-		key   int
-		table string
-		spec  schema.VerifySpec
+		key    int
+		table  string
+		isTime []bool
 	}
 	var queries []query
 	batch := &pgx.Batch{}
@@ -72,7 +72,7 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 			if len(spec.Columns) == 0 {
 				continue
 			}
-			sel, _ := selectList(spec)
+			sel, isTime := selectList(spec)
 			from, alias := spec.From, ""
 			if from == "" {
 				from = pgx.Identifier{op.Table}.Sanitize()
@@ -88,7 +88,7 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 			seen[id] = true
 			selected[op.Table] = true
 			batch.Queue(q, args...)
-			queries = append(queries, query{i, op.Table, spec})
+			queries = append(queries, query{i, op.Table, isTime})
 		}
 		for _, op := range k.Ops {
 			if op.Kind != schema.Insert {
@@ -121,33 +121,14 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 		br := pool.SendBatch(ctx, part)
 		for j := range part.QueuedQueries {
 			qi := queries[start+j]
-			_, isTime := selectList(qi.spec)
 			rows, err := br.Query()
+			if err == nil {
+				err = scanRows(rows, qi.isTime, func(canon []string, _ []*string) {
+					got[qi.key][qi.table] = append(got[qi.key][qi.table], rowDigest(canon))
+					tableOf(qi.table).Database++
+				})
+			}
 			if err != nil {
-				br.Close()
-				return nil, fmt.Errorf("reading %s: %w", qi.table, err)
-			}
-			n := len(qi.spec.Columns)
-			raw := make([]*string, n)
-			ptrs := make([]any, n)
-			for c := range raw {
-				ptrs[c] = &raw[c]
-			}
-			canon := make([]string, n)
-			for rows.Next() {
-				if err := rows.Scan(ptrs...); err != nil {
-					rows.Close()
-					br.Close()
-					return nil, err
-				}
-				for c := range raw {
-					canon[c] = canonText(raw[c], isTime[c])
-				}
-				got[qi.key][qi.table] = append(got[qi.key][qi.table], rowDigest(canon))
-				tableOf(qi.table).Database++
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
 				br.Close()
 				return nil, fmt.Errorf("reading %s: %w", qi.table, err)
 			}
@@ -214,30 +195,12 @@ func CompareKeys(ctx context.Context, pool *pgxpool.Pool, sc schema.Schema, keys
 		}
 		want := rowDigest(sr.canon)
 		found := false
-		err := func() error {
-			rows, err := pool.Query(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			n := len(sel)
-			raw := make([]*string, n)
-			ptrs := make([]any, n)
-			for c := range raw {
-				ptrs[c] = &raw[c]
-			}
-			canon := make([]string, n)
-			for rows.Next() {
-				if err := rows.Scan(ptrs...); err != nil {
-					return err
-				}
-				for c := range raw {
-					canon[c] = canonText(raw[c], isTime[c])
-				}
+		rows, err := pool.Query(ctx, q, args...)
+		if err == nil {
+			err = scanRows(rows, isTime, func(canon []string, _ []*string) {
 				found = found || rowDigest(canon) == want
-			}
-			return rows.Err()
-		}()
+			})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", sr.table, err)
 		}
