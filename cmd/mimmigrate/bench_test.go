@@ -28,10 +28,7 @@ func BenchmarkInspectVersusEjabberdctl(b *testing.B) {
 	if why := testenv.EjabberdAvailable(); why != "" {
 		b.Skip(why)
 	}
-	bin := filepath.Join(b.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(b)
 	c, err := testenv.StartEjabberdCluster(2, "ejb", testenv.PopulateOptions{Users: 3000})
 	if err != nil {
 		b.Fatal(err)
@@ -105,10 +102,7 @@ func BenchmarkReadVersusErlang(b *testing.B) {
 	if _, err := strconv.ParseFloat(scale, 64); err != nil {
 		b.Fatalf("MIMMIGRATE_BENCH_SCALE=%q: %v", scale, err)
 	}
-	bin := filepath.Join(b.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(b)
 	// The data set is kept: generating scale 1 takes minutes.
 	work := filepath.Join(os.TempDir(), "mimmigrate-bench-read-"+scale)
 	db := filepath.Join(work, "db")
@@ -323,10 +317,7 @@ func BenchmarkExportVersusEjabberd(b *testing.B) {
 		}
 		users = n
 	}
-	bin := filepath.Join(b.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(b)
 	// ejabberd needs an SQL pool for export2sql's privacy module even
 	// when it writes a file: give it one (no stall).
 	pool := testenv.PostgresDB(b)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,10 +34,7 @@ type clusterBed struct {
 }
 
 func newClusterBed(t *testing.T) *clusterBed {
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	cookie := "c" + testenv.RandomID(12)
 	return &clusterBed{t: t, bin: bin, db: testenv.PostgresDB(t), cookie: cookie, file: testenv.WriteCookieFile(t, cookie), nodes: map[string]*goNode{}}
 }

@@ -220,9 +220,6 @@ type CutoverStatusCmd struct {
 
 // Run prints the state.
 func (c *CutoverStatusCmd) Run(g *Globals) error {
-	if _, _, err := mimsql.ParseURL(c.To); err != nil {
-		return g.dbError("--to", err)
-	}
 	db, err := g.connectDB("--to", c.To, 2)
 	if err != nil {
 		return err
@@ -287,9 +284,6 @@ func (c *CutoverAbortCmd) Run(g *Globals) error {
 	}
 	if err := checkNode("--from", node); err != nil {
 		return err
-	}
-	if _, _, err := mimsql.ParseURL(c.To); err != nil {
-		return g.dbError("--to", err)
 	}
 	db, err := g.connectDB("--to", c.To, 2)
 	if err != nil {

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/mimmigrate/mimmigrate/internal/testenv"
 )
 
 // mongooseChecks exports the same data into MongooseIM's schema, from the
@@ -22,10 +20,7 @@ import (
 // every MAM message is decoded by real Erlang (binary_to_term) and its body
 // compared with ejabberd's own archive row.
 func mongooseChecks(t *testing.T, spool, oracleMulti string) {
-	db := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db, "--schema", "mongooseim"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db := schemaDB(t, "mongooseim")
 	rejects := filepath.Join(t.TempDir(), "rejects.jsonl")
 	out, stderr, code := runCLI(t, "", "export", "--from", "dir:"+spool, "--to", db, "--schema", "mongooseim", "--rejects", rejects)
 	t.Logf("export into mongooseim:\n%s", out)
@@ -193,23 +188,14 @@ func mongooseChecks(t *testing.T, spool, oracleMulti string) {
 		"--rejects", filepath.Join(t.TempDir(), "r.jsonl")); code != exitPartial {
 		t.Fatalf("export into a file: %d\n%s\n%s", code, out, stderr)
 	}
-	loaded := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", loaded, "--schema", "mongooseim"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	loaded := schemaDB(t, "mongooseim")
 	psql(t, loaded, "-1", "-f", file)
 	verifyPartial("--from", "dir:"+spool, "--to", loaded, "--schema", "mongooseim")
 
 	// kill -9 in the middle of the archive, then the same command again:
 	// every row exactly once, archive ids and all.
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	killed := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", killed, "--schema", "mongooseim"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	bin := buildBinary(t)
+	killed := schemaDB(t, "mongooseim")
 	var only []string
 	for _, tbl := range []string{"archive_msg", "archive_prefs", "muc_room", "pubsub_node", "pubsub_state", "pubsub_item", "privacy", "offline_msg"} {
 		only = append(only, "-t", tbl)

@@ -300,10 +300,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 	cookie := testenv.WriteCookieFile(t, e.Cookie)
 
 	// Single host, from the live node.
-	ours := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", ours, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	ours := schemaDB(t, "ejabberd")
 	out, stderr, code := runCLI(t, "", "export", "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", ours,
 		"--schema", "ejabberd", "--rejects", filepath.Join(t.TempDir(), "rejects.jsonl"))
 	if code != 0 {
@@ -331,10 +328,7 @@ func TestExportMatchesEjabberd(t *testing.T) {
 		"--schema", "ejabberd"); code != 0 {
 		t.Fatalf("export to a file: %d\n%s\n%s", code, out, stderr)
 	}
-	loaded := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", loaded, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	loaded := schemaDB(t, "ejabberd")
 	psql(t, loaded, "-1", "-f", file)
 	compareWithOracle(t, oracleSingle, loaded, ejabberd.Single)
 	// Loading it twice is refused, and changes nothing.
@@ -467,16 +461,10 @@ func verifyJSONNames(t *testing.T, want map[string]string, args ...string) {
 // a source node that dies mid-export. Each time the same command again
 // finishes the export, and verify finds every row exactly once.
 func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	multi := ejabberd.Multihost
 	// kill -9 mid-export from the spool directory (positional resume).
-	db := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db, "--schema", "ejabberd-multihost"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db := schemaDB(t, "ejabberd-multihost")
 	args := []string{"export", "--from", "dir:" + e.SpoolDir(), "--to", db, "--schema", "ejabberd-multihost",
 		"--chunk", "1", "--workers", "1", "--rejects", filepath.Join(t.TempDir(), "r.jsonl")}
 	killMidway(t, bin, db, args)
@@ -490,10 +478,7 @@ func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
 
 	// A database that refuses a row: a clear error, exit 4; what was
 	// committed stays; after the cause is gone, the same command finishes.
-	db2 := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db2, "--schema", "ejabberd-multihost"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db2 := schemaDB(t, "ejabberd-multihost")
 	psql(t, db2, "-c", "ALTER TABLE last ADD CONSTRAINT no_hard CHECK (username <> 'hard')")
 	args2 := []string{"export", "--from", "dir:" + e.SpoolDir(), "--to", db2, "--schema", "ejabberd-multihost",
 		"--rejects", filepath.Join(t.TempDir(), "r.jsonl")}
@@ -522,10 +507,7 @@ func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
 		t.Fatalf("nul: %v %s", err, out)
 	}
 	cookie := testenv.WriteCookieFile(t, e.Cookie)
-	db3 := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db3, "--schema", "ejabberd-multihost"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db3 := schemaDB(t, "ejabberd-multihost")
 	rejects := filepath.Join(t.TempDir(), "rejects.jsonl")
 	nodeArgs := []string{"export", "--cookie-file", cookie, "--from", "node:" + e.Name, "--to", db3, "--schema", "ejabberd-multihost",
 		"--rejects", rejects, "--chunk", "1", "--workers", "1"}
@@ -546,10 +528,7 @@ func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
 
 	// kill -9 mid-export from the live node: the unfinished table starts
 	// over (a live table has no stable order), the finished ones stay.
-	db4 := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db4, "--schema", "ejabberd-multihost"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db4 := schemaDB(t, "ejabberd-multihost")
 	nodeArgs4 := append([]string{}, nodeArgs...)
 	nodeArgs4[6] = db4
 	killMidway(t, bin, db4, nodeArgs4)
@@ -560,10 +539,7 @@ func exportFaults(t *testing.T, e *testenv.Ejabberd, oracleMulti string) {
 
 	// The source node dies mid-export: one line, exit 4; resumable once it
 	// is back.
-	db5 := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", db5, "--schema", "ejabberd-multihost"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	db5 := schemaDB(t, "ejabberd-multihost")
 	nodeArgs5 := append([]string{}, nodeArgs...)
 	nodeArgs5[6] = db5
 	cmd := exec.Command(bin, nodeArgs5...)

@@ -23,35 +23,8 @@ var liveClientsScript []byte
 
 // liveModules are the legacy nodes' modules: the usual ones, in-band
 // registration, and an archive of every message.
-const liveModules = `modules:
-  mod_adhoc: {}
-  mod_admin_extra: {}
-  mod_announce:
-    access: announce
-  mod_blocking: {}
-  mod_caps: {}
-  mod_last: {}
-  mod_mam:
-    default: always
-  mod_muc:
-    access_create: muc_create
-  mod_muc_admin: {}
-  mod_offline: {}
-  mod_ping: {}
-  mod_privacy: {}
-  mod_private: {}
-  mod_pubsub:
-    plugins:
-      - flat
-      - pep
-  mod_push: {}
-  mod_register:
-    access: all
-  mod_roster:
-    versioning: true
-  mod_shared_roster: {}
-  mod_vcard: {}
-`
+var liveModules = strings.Replace(testenv.DefaultModules, "  mod_mam: {}\n",
+	"  mod_mam:\n    default: always\n  mod_ping: {}\n  mod_register:\n    access: all\n", 1)
 
 // liveSummary is what the clients say at the end.
 type liveSummary struct {
@@ -102,14 +75,8 @@ func TestMigrationWithClients(t *testing.T) {
 	e1, e2 := cl.Nodes[0], cl.Nodes[1]
 	cookie := testenv.WriteCookieFile(t, e1.Cookie)
 	from := "node:" + e1.Name
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	dbURL := schemaDB(t, "ejabberd")
+	bin := buildBinary(t)
 
 	// The users connect (half to each node) before anything else starts.
 	var users, offline []string

@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mimmigrate/mimmigrate/erldist/mnesia"
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
+	mimsql "github.com/mimmigrate/mimmigrate/sql"
 )
 
 // runCLI runs the command in-process with the given stdin.
@@ -20,6 +24,35 @@ func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	var out, errOut bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), code
+}
+
+// buildBinary builds the command into a temporary directory, for the
+// tests that run it as a process of its own.
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mimmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// schemaDB is a fresh database holding a schema, as `db migrate` makes
+// it; it is dropped when the test ends.
+func schemaDB(t testing.TB, schema string) string {
+	t.Helper()
+	url := testenv.PostgresDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := mimsql.Connect(ctx, url, mimsql.ConnectOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := mimsql.Migrate(ctx, db, schema); err != nil {
+		t.Fatalf("db migrate: %v", err)
+	}
+	return url
 }
 
 // oneLineError checks a failure: the wanted exit code, one line on stderr

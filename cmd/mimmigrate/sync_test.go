@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,14 +132,8 @@ func TestSyncUnderTraffic(t *testing.T) {
 	traffic(n2, 200, "b")
 
 	cookie := testenv.WriteCookieFile(t, n1.Cookie)
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	dbURL := schemaDB(t, "ejabberd")
+	bin := buildBinary(t)
 	args := []string{"--cookie-file", cookie, "--from", "node:" + n1.Name, "--to", dbURL, "--schema", "ejabberd", "--cap", "1000"}
 
 	// Subscribe, copy, go live while the traffic goes on.
@@ -239,14 +232,8 @@ func TestSyncNodeLostDuringCopy(t *testing.T) {
 	defer cl.Destroy()
 	n1, n2 := cl.Nodes[0], cl.Nodes[1]
 	cookie := testenv.WriteCookieFile(t, n1.Cookie)
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	dbURL := schemaDB(t, "ejabberd")
+	bin := buildBinary(t)
 	p := startSync(t, bin, "--cookie-file", cookie, "--from", "node:"+n1.Name, "--to", dbURL, "--schema", "ejabberd", "--workers", "1")
 	p.wait(t, "the copy", time.Minute, func(l syncLine) bool { return l.Phase == "copying" })
 	n1.Kill()
@@ -290,20 +277,14 @@ func TestSyncDatabaseDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cookie := testenv.WriteCookieFile(t, e.Cookie)
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
+	dbURL := schemaDB(t, "ejabberd")
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := testenv.StartProxy(t, "127.0.0.1:0", u.Host)
 	u.Host = proxy.Addr
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	bin := buildBinary(t)
 	if out, err := e.Load(trafficSource, "mimmigrate_traffic", fmt.Sprintf(`mimmigrate_traffic:start(<<"%s">>, 1200, 300, <<"pg">>)`, e.Host)); err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("traffic: %v %s", err, out)
 	}
@@ -363,14 +344,8 @@ func TestSyncPubsubNodeRewrite(t *testing.T) {
 		t.Fatalf("pubsub node: %v %s", err, out)
 	}
 	cookie := testenv.WriteCookieFile(t, e.Cookie)
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "ejabberd"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	dbURL := schemaDB(t, "ejabberd")
+	bin := buildBinary(t)
 	p := startSync(t, bin, "--cookie-file", cookie, "--from", "node:"+e.Name, "--to", dbURL, "--schema", "ejabberd")
 	p.wait(t, "the live phase", 3*time.Minute, func(l syncLine) bool { return l.Phase == "live" && allLive(l) })
 	count := func() string {
@@ -411,14 +386,8 @@ func TestSyncMongooseIM(t *testing.T) {
 		t.Fatal(err)
 	}
 	cookie := testenv.WriteCookieFile(t, e.Cookie)
-	dbURL := testenv.PostgresDB(t)
-	if _, stderr, code := runCLI(t, "", "db", "migrate", "--db", dbURL, "--schema", "mongooseim"); code != 0 {
-		t.Fatalf("db migrate: %s", stderr)
-	}
-	bin := filepath.Join(t.TempDir(), "mimmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	dbURL := schemaDB(t, "mongooseim")
+	bin := buildBinary(t)
 	if out, err := e.Load(trafficSource, "mimmigrate_traffic", fmt.Sprintf(`mimmigrate_traffic:start(<<"%s">>, 600, 200, <<"mim">>)`, e.Host)); err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("traffic: %v %s", err, out)
 	}

@@ -91,7 +91,11 @@ access_rules:
     allow: all
   announce:
     allow: admin
-modules:
+` + DefaultModules
+
+// DefaultModules is the modules section of the private nodes'
+// configuration (EjabberdOptions.Modules replaces it).
+const DefaultModules = `modules:
   mod_adhoc: {}
   mod_admin_extra: {}
   mod_announce:
