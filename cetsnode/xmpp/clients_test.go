@@ -56,7 +56,7 @@ func TestRealClientsLogIn(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "login"+strings.ToLower(t.Name()[:4]), "")
 	dir := t.TempDir()
-	scram, plain, unicode := bed.Account("scram-sha-1"), bed.Account("plain"), bed.Account("unicode")
+	scram, plain, unicode := bed.Account(t, "scram-sha-1"), bed.Account(t, "plain"), bed.Account(t, "unicode")
 	login := func(a xmpptest.Account, direct bool, mech string) xmpptest.Login {
 		addr := n.StartTLS
 		if direct {
@@ -119,7 +119,7 @@ func TestRealClientsLogIn(t *testing.T) {
 func TestChannelBindingWithGoXMPP(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "plus"+strings.ToLower(t.Name()[:4]), "")
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	for _, direct := range []bool{false, true} {
 		addr := n.StartTLS
 		if direct {
@@ -146,7 +146,7 @@ func TestSCRAMSHA256(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "s256"+strings.ToLower(t.Name()[:4]), "auth_scram_hash: sha256\n")
 	dir := t.TempDir()
-	sha256, sha1 := bed.Account("scram-sha-256"), bed.Account("scram-sha-1")
+	sha256, sha1 := bed.Account(t, "scram-sha-256"), bed.Account(t, "scram-sha-1")
 	for _, c := range []struct {
 		name string
 		a    xmpptest.Account
@@ -177,8 +177,8 @@ func TestXMPPC(t *testing.T) {
 		extra, mech string
 		a           xmpptest.Account
 	}{
-		{"", "SCRAM-SHA-1", bed.Account("scram-sha-1")},
-		{"auth_scram_hash: sha256\n", "SCRAM-SHA-256", bed.Account("scram-sha-256")},
+		{"", "SCRAM-SHA-1", bed.Account(t, "scram-sha-1")},
+		{"auth_scram_hash: sha256\n", "SCRAM-SHA-256", bed.Account(t, "scram-sha-256")},
 	} {
 		n := bed.StartNodeOn(t, netbed.HostIP, "xc"+strings.ToLower(c.mech[len(c.mech)-3:]), c.extra)
 		out, err := xmpptest.XMPPC(dir, netbed.NS[0], n.StartTLS, xmpptest.Login{Account: c.a, CA: bed.CA}, "-m", "roster", "list")

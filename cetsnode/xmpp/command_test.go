@@ -45,7 +45,7 @@ func TestNodeStartCommand(t *testing.T) {
 	if !strings.Contains(log.String(), "option mod_unknown_option is not implemented") {
 		t.Errorf("no warning for an unknown option:\n%s", log.String())
 	}
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	r, err := xmpptest.Slixmpp(dir, xmpptest.Login{Account: a, Addr: "127.0.0.1:" + itoa(starttls), CA: bed.CA})
 	check(t, "slixmpp against the command's node", r, err, true)
 	raw, _, err := xmpptest.Session("127.0.0.1:"+itoa(starttls), bed.CA, a, "held")

@@ -46,7 +46,7 @@ func TestManyUnauthenticatedConnections(t *testing.T) {
 	if perConn > 64 {
 		t.Errorf("%.1f KB per unauthenticated connection", perConn)
 	}
-	r, err := xmpptest.Slixmpp(t.TempDir(), xmpptest.Login{Account: bed.Account("scram-sha-1"), Addr: p.StartTLS, CA: bed.CA})
+	r, err := xmpptest.Slixmpp(t.TempDir(), xmpptest.Login{Account: bed.Account(t, "scram-sha-1"), Addr: p.StartTLS, CA: bed.CA})
 	check(t, "slixmpp while 10,000 connections wait", r, err, true)
 	// The timeout ends them (all within a few seconds of it).
 	deadline := time.Now().Add(30 * time.Second)
@@ -90,7 +90,7 @@ func TestOpenFileLimit(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	testenv.WaitFor(t, "the node listening", 30*time.Second, func() (bool, string) { return strings.Count(log.String(), "c2s listening") == 2, log.String() }, nil)
 	addr := fmt.Sprintf("127.0.0.1:%d", starttls)
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	held, _, err := xmpptest.Session(addr, bed.CA, a, "held")
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 func TestFail2ban(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "f2b"+strings.ToLower(t.Name()[:4]), "modules:\n  mod_fail2ban:\n    c2s_max_auth_failures: 3\n    c2s_auth_ban_lifetime: 2\n")
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	ban := regexp.MustCompile(`<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Too many \(3\) failed authentications from this IP address \(127\.0\.0\.1\)\. The address will be unblocked at \d\d:\d\d:\d\d \d\d\.\d\d\.\d{4} UTC</text></stream:error>`)
 	r, err := xmpptest.DialRaw(n.DirectTLS, true, bed.CA)
 	if err != nil {
@@ -61,7 +61,7 @@ func TestFail2ban(t *testing.T) {
 // resource_conflict and max_user_sessions as ejabberd applies them.
 func TestResourceConflict(t *testing.T) {
 	needBed(t)
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	bind := func(n *xmpptest.Node, resource string) (*xmpptest.Raw, string) {
 		t.Helper()
 		r, out, err := xmpptest.Session(n.StartTLS, bed.CA, a, resource)

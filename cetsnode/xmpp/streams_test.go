@@ -46,7 +46,7 @@ func TestStreamAsEjabberd(t *testing.T) {
 	}
 	expect(xmpptest.Header, header+"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism><mechanism>SCRAM-SHA-1-PLUS</mechanism><mechanism>SCRAM-SHA-1</mechanism></mechanisms>"+
 		"<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding type='tls-exporter'/><channel-binding type='tls-server-end-point'/></sasl-channel-binding></stream:features>")
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	expect("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+b64("\x00"+a.User+"\x00wrong")+"</auth>",
 		"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/><text xml:lang='en'>Invalid username or password</text></failure>")
 	expect("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+b64("\x00"+a.User+"\x00"+a.Password)+"</auth>",
@@ -66,7 +66,7 @@ func TestStreamAsEjabberd(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "bad"+strings.ToLower(t.Name()[:4]), "negotiation_timeout: 2\n")
-	a := bed.Account("scram-sha-1")
+	a := bed.Account(t, "scram-sha-1")
 	streamErr := func(cond string) string {
 		return "<stream:error><" + cond + " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
 	}

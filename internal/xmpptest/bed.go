@@ -41,14 +41,17 @@ type Bed struct {
 	drop     func()
 }
 
-// Account returns the first account of a kind.
-func (b *Bed) Account(kind string) Account {
+// Account returns the first account of a kind (a test that asks for a
+// kind the bed does not make fails).
+func (b *Bed) Account(t testing.TB, kind string) Account {
+	t.Helper()
 	for _, a := range b.Accounts {
 		if a.Kind == kind {
 			return a
 		}
 	}
-	panic("no account of kind " + kind)
+	t.Fatalf("the bed has no account of kind %q", kind)
+	return Account{}
 }
 
 // Unavailable says why the bed cannot be made here, or "".
