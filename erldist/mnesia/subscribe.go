@@ -178,6 +178,10 @@ type Batch struct {
 	Events []Event
 	// Queued: the events still queued in the forwarder after it.
 	Queued int64
+	// Notice: instead of events, an overflow or a subscription, in its
+	// place among the batches (it comes as a notice too): the events of
+	// the table before it are from before the gap.
+	Notice *Notice
 }
 
 // Notice is something the forwarder says besides events.
@@ -340,7 +344,7 @@ func (f *Forwarder) read(msgs <-chan term.Term, down <-chan term.Term) {
 				f.queued.Store(0)
 			case len(tu) == 3 && term.IsAtom(tu[1], "overflow"):
 				name, _ := term.Text(tu[2])
-				f.notice(Notice{Kind: "overflow", Table: name})
+				f.ordered(Notice{Kind: "overflow", Table: name})
 			case len(tu) == 4 && term.IsAtom(tu[1], "subscribed"):
 				res, _ := term.Elems(tu[3])
 				for _, r := range res {
@@ -353,13 +357,24 @@ func (f *Forwarder) read(msgs <-chan term.Term, down <-chan term.Term) {
 					if !term.IsAtom(rt[1], "ok") {
 						n.Err = fmt.Errorf("%s cannot subscribe to %s: %s", f.Node, name, term.Format(rt[1]))
 					}
-					f.notice(n)
+					f.ordered(n)
 				}
 			case len(tu) == 3 && term.IsAtom(tu[1], "mnesia_down"):
 				f.notice(Notice{Kind: "mnesia_down", Err: fmt.Errorf("Mnesia stopped on %s", f.Node)})
 			}
 		}
 	}
+}
+
+// ordered gives a notice among the batches, in its place, and as a
+// notice.
+func (f *Forwarder) ordered(n Notice) {
+	select {
+	case f.batches <- Batch{Notice: &n}:
+	case <-f.done:
+		return
+	}
+	f.notice(n)
 }
 
 func (f *Forwarder) notice(n Notice) {

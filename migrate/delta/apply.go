@@ -66,6 +66,31 @@ func (a *Applier) Hold(tables ...string) {
 	}
 }
 
+// Drop holds tables and forgets their events held or waiting for their
+// transaction: events from before a gap (an overflow, a lost forwarder),
+// which the repair after the gap covers; applied after it they would
+// bring rows back to older values.
+func (a *Applier) Drop(tables ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	gone := map[string]bool{}
+	for _, t := range tables {
+		gone[t] = true
+		a.held[t] = &hold{}
+	}
+	for k, tx := range a.pending {
+		kept := tx.events[:0]
+		for _, e := range tx.events {
+			if !gone[e.Table] {
+				kept = append(kept, e)
+			}
+		}
+		if tx.events = kept; len(kept) == 0 {
+			delete(a.pending, k)
+		}
+	}
+}
+
 // Held lists the tables held.
 func (a *Applier) Held() []string {
 	a.mu.Lock()

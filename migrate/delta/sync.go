@@ -53,7 +53,7 @@ type Syncer struct {
 
 	mu      sync.Mutex
 	fwds    map[string]*mnesia.Forwarder // node -> its forwarder
-	tableAt map[string]string            // table -> the node its forwarder runs on
+	tableAt map[string]*mnesia.Forwarder // table -> its forwarder
 	batches chan fwdBatch
 	notices chan fwdNotice
 	repairs chan []string
@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Syncer{started: time.Now(), cfg: cfg, src: cfg.Source, stats: NewStats(), fwds: map[string]*mnesia.Forwarder{},
-		tableAt: map[string]string{}, batches: make(chan fwdBatch, 16),
+		tableAt: map[string]*mnesia.Forwarder{}, batches: make(chan fwdBatch, 16),
 		notices: make(chan fwdNotice, 64), repairs: make(chan []string, 64), types: map[string]string{}}
 	phase := func(p string) {
 		s.mu.Lock()
@@ -159,6 +159,25 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-ctx.Done():
 				return
 			case fb := <-s.batches:
+				if n := fb.b.Notice; n != nil {
+					// An overflow or a subscription, in its place among
+					// the events: what came before an overflow is from
+					// before the gap, and the repair that follows the
+					// subscription starts only once the events before it
+					// are handled.
+					if n.Kind == "overflow" && s.forwards(fb.f, n.Table) {
+						s.app.Drop(n.Table)
+					}
+					select {
+					case s.notices <- fwdNotice{fb.f, *n}:
+					case <-ctx.Done():
+						return
+					}
+					continue
+				}
+				// Late events of a table that moved to another forwarder
+				// are dropped: the repair after the move covers them.
+				fb.b.Events = s.own(fb.f, fb.b.Events)
 				if err := s.app.Handle(ctx, fb.b); err != nil {
 					applyErr <- err
 					cancel(err)
@@ -339,23 +358,38 @@ func (s *Syncer) subscribeExcept(ctx context.Context, tables []string, exclude s
 		byNode[node] = append(byNode[node], t)
 	}
 	for node, tabs := range byNode {
-		c, err := s.src.Conn(ctx, node)
-		if err != nil {
-			return err
-		}
-		f, err := mnesia.StartForwarder(ctx, c, node, tabs, s.cfg.Forwarder, s.cfg.Timeout)
-		if err != nil {
-			return err
+		s.mu.Lock()
+		f := s.fwds[node]
+		s.mu.Unlock()
+		if f != nil {
+			// The node forwards already: its forwarder takes the tables
+			// too (each says "subscribed", and is repaired then).
+			for _, t := range tabs {
+				if err := f.Subscribe(t); err != nil {
+					return err
+				}
+			}
+		} else {
+			c, err := s.src.Conn(ctx, node)
+			if err != nil {
+				return err
+			}
+			if f, err = mnesia.StartForwarder(ctx, c, node, tabs, s.cfg.Forwarder, s.cfg.Timeout); err != nil {
+				return err
+			}
 		}
 		s.mu.Lock()
+		started := s.fwds[node] == nil
 		s.fwds[node] = f
 		for _, t := range tabs {
-			s.tableAt[t] = node
+			s.tableAt[t] = f
 			s.stats.SetState(t, "", node)
 			s.src.SetWhere(t, node)
 		}
 		s.mu.Unlock()
-		go s.pump(ctx, f)
+		if started {
+			go s.pump(ctx, f)
+		}
 	}
 	return nil
 }
@@ -382,6 +416,9 @@ func (s *Syncer) pump(ctx context.Context, f *mnesia.Forwarder) {
 			if !ok {
 				notices = nil
 				continue
+			}
+			if n.Kind == "overflow" || n.Kind == "subscribed" {
+				continue // handled among the batches
 			}
 			select {
 			case s.notices <- fwdNotice{f, n}:
@@ -414,8 +451,8 @@ func (s *Syncer) handleNotice(ctx context.Context, fn fwdNotice) error {
 		}
 		delete(s.fwds, fn.f.Node)
 		var tabs []string
-		for t, node := range s.tableAt {
-			if node == fn.f.Node {
+		for t, tf := range s.tableAt {
+			if tf == fn.f {
 				tabs = append(tabs, t)
 				delete(s.tableAt, t)
 			}
@@ -424,7 +461,7 @@ func (s *Syncer) handleNotice(ctx context.Context, fn fwdNotice) error {
 		fn.f.Stop()
 		sort.Strings(tabs)
 		s.cfg.Log.Warn("the forwarder's node went away: its tables move to another node and are repaired", "node", fn.f.Node, "why", n.Err, "tables", len(tabs))
-		s.app.Hold(tabs...)
+		s.app.Drop(tabs...)
 		for _, t := range tabs {
 			s.stats.SetState(t, "unsubscribed", "")
 		}
@@ -465,6 +502,27 @@ func (s *Syncer) readKey(ctx context.Context, table string, key term.Term) ([]te
 		return nil, &erldist.Error{Kind: erldist.KindBadRPC, Node: node, Msg: fmt.Sprintf("reading %s on %s: %s", table, node, term.Short(v))}
 	}
 	return recs, nil
+}
+
+// forwards reports whether a forwarder is the one of a table.
+func (s *Syncer) forwards(f *mnesia.Forwarder, table string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tableAt[table] == f
+}
+
+// own keeps the events of the tables the forwarder forwards (and the
+// completions of transactions).
+func (s *Syncer) own(f *mnesia.Forwarder, evs []mnesia.Event) []mnesia.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := evs[:0]
+	for _, e := range evs {
+		if e.Kind == mnesia.EventComplete || s.tableAt[e.Table] == f {
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }
 
 func (s *Syncer) stopForwarders() {
