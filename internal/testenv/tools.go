@@ -46,15 +46,6 @@ func PostgresAddr(t testing.TB) string {
 	return addr
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // PostgresDB creates an empty database on the local PostgreSQL server for
 // the test and drops it afterwards; it returns its URL.
 func PostgresDB(t testing.TB) string {
