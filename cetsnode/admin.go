@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/mimmigrate/mimmigrate/erldist"
 	"github.com/mimmigrate/mimmigrate/erldist/term"
@@ -12,8 +13,65 @@ import (
 
 // Admin is a client of cluster nodes' administration functions (what
 // `mimmigrate cluster` runs), over a hidden distribution connection.
+//
+// It keeps one connection per node and reuses it for the calls that
+// follow: a dial under the same name and creation while the node still
+// holds the last connection would be refused as a simultaneous connect
+// (status nok), and a handshake per call is slower anyway. Close ends the
+// connections.
 type Admin struct {
 	Client *erldist.Client
+
+	mu    sync.Mutex
+	conns map[string]*adminConn
+}
+
+// adminConn is the connection to one node; its lock is held while dialing,
+// so that calls to one node wait for one dial and calls to others do not.
+type adminConn struct {
+	mu sync.Mutex
+	c  *erldist.Conn
+}
+
+// Close ends the connections the admin holds.
+func (a *Admin) Close() {
+	a.mu.Lock()
+	conns := a.conns
+	a.conns = nil
+	a.mu.Unlock()
+	for _, ac := range conns {
+		ac.mu.Lock()
+		if ac.c != nil {
+			ac.c.Close()
+		}
+		ac.mu.Unlock()
+	}
+}
+
+// conn returns the connection to node, dialing when there is none or the
+// last one failed.
+func (a *Admin) conn(ctx context.Context, node string) (*erldist.Conn, error) {
+	a.mu.Lock()
+	if a.conns == nil {
+		a.conns = map[string]*adminConn{}
+	}
+	ac := a.conns[node]
+	if ac == nil {
+		ac = &adminConn{}
+		a.conns[node] = ac
+	}
+	a.mu.Unlock()
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.c != nil && ac.c.Err() == nil {
+		return ac.c, nil
+	}
+	c, err := a.Client.Dial(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	ac.c = c
+	return c, nil
 }
 
 // AdminError is an operation a node refused or failed: Code is
@@ -44,16 +102,35 @@ func (a *Admin) call(ctx context.Context, node, fn string, args ...term.Term) (t
 	return a.Call(ctx, node, "mimmigrate", fn, args...)
 }
 
+// forget closes c and drops it if it is still the connection to node.
+func (a *Admin) forget(node string, c *erldist.Conn) {
+	a.mu.Lock()
+	ac := a.conns[node]
+	a.mu.Unlock()
+	if ac != nil {
+		ac.mu.Lock()
+		if ac.c == c {
+			ac.c = nil
+		}
+		ac.mu.Unlock()
+	}
+	c.Close()
+}
+
 // Call runs module:fn(args) on a node (the admin functions of the node
 // and of its services).
 func (a *Admin) Call(ctx context.Context, node, module, fn string, args ...term.Term) (term.Term, error) {
-	conn, err := a.Client.Dial(ctx, node)
+	conn, err := a.conn(ctx, node)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
 	res, err := conn.Call(ctx, term.Atom(module), term.Atom(fn), args...)
 	var re *erldist.RemoteError
+	if err != nil && !errors.As(err, &re) {
+		// No answer (a timeout, a lost connection): the next call dials
+		// anew instead of waiting on a connection that may be dead.
+		a.forget(node, conn)
+	}
 	if errors.As(err, &re) || isBadRPC(res) {
 		return nil, fmt.Errorf("%s does not serve %s:%s: %w", node, module, fn, ErrNotClusterNode)
 	}

@@ -70,6 +70,7 @@ func (b *clusterBed) rpc(node, fn string, args ...term.Term) (term.Term, error) 
 
 func (b *clusterBed) status(node string) (cetsnode.Status, error) {
 	a := &cetsnode.Admin{Client: &erldist.Client{Cookie: b.cookie, Name: "t" + testenv.RandomID(4) + "@127.0.0.1", DialTimeout: 3 * time.Second}}
+	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return a.Status(ctx, node)

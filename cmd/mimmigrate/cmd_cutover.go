@@ -104,9 +104,10 @@ func (c *CutoverRunCmd) setup(g *Globals) (*cutover.Config, func(), error) {
 		cl = &erldist.Client{Name: cl.Name, Cookie: cookie, Version: cl.Version, EPMDPort: cl.EPMDPort,
 			DialTimeout: cl.DialTimeout, Timeouts: cl.Timeouts, Logger: cl.Logger}
 	}
+	admin := &cetsnode.Admin{Client: cl}
 	cfg := &cutover.Config{
 		Source: ns.Identity(), Snapshot: ns.Snapshot(), Session: ns.Session(), DB: db.Pool,
-		Nodes: c.Nodes, Admin: &cetsnode.Admin{Client: cl}, MaxLag: c.MaxLag, Announce: c.Announce,
+		Nodes: c.Nodes, Admin: admin, MaxLag: c.MaxLag, Announce: c.Announce,
 		StopLegacy: c.StopLegacy, Timeout: g.Timeout,
 		Verify: func(ctx context.Context) (int64, error) {
 			res, err := verify.Verify(ctx, src, db.Pool, verify.Options{Schema: sc, Scope: scope, Tables: c.Table, MaxReport: 5})
@@ -153,7 +154,7 @@ func (c *CutoverRunCmd) setup(g *Globals) (*cutover.Config, func(), error) {
 	if !c.Force {
 		cfg.Confirm = func(step, what string) bool { return g.confirm("Next: " + what + ". Go on?") }
 	}
-	return cfg, closeAll, nil
+	return cfg, func() { closeAll(); admin.Close() }, nil
 }
 
 // Run runs the cutover, from where it stands.

@@ -232,7 +232,8 @@ func (f *clusterNode) admin(g *Globals) (*cetsnode.Admin, context.Context, conte
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.Timeout+60*time.Second)
-	return &cetsnode.Admin{Client: cl}, ctx, cancel, nil
+	a := &cetsnode.Admin{Client: cl}
+	return a, ctx, func() { cancel(); a.Close() }, nil
 }
 
 // clusterError maps an admin client's errors: refusals in MongooseIM's

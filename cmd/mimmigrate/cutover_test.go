@@ -81,6 +81,7 @@ func TestCutover(t *testing.T) {
 	n2 := bed.StartNodeProcess(t, cluster, modules, "--standby", "--http", h2)
 	nodesCookie := testenv.WriteCookieFile(t, n1.Cookie)
 	admin := &cetsnode.Admin{Client: &erldist.Client{Cookie: n1.Cookie, Name: "t" + testenv.RandomID(4) + "@127.0.0.1", DialTimeout: 3 * time.Second}}
+	t.Cleanup(admin.Close)
 	testenv.WaitFor(t, "the Go nodes clustered", time.Minute, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
