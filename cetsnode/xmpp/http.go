@@ -72,6 +72,7 @@ func (s *Service) Metrics() string {
 	metric("mimmigrate_xmpp_routing_errors_total", "counter", "Stanzas answered with an error by the server.", val(s.stats.routingErrors.Load()))
 	metric("mimmigrate_xmpp_offline_stored_total", "counter", "Messages stored for users without an available session.", val(s.stats.offlineStored.Load()))
 	metric("mimmigrate_xmpp_offline_delivered_total", "counter", "Stored messages delivered.", val(s.stats.offlineDelivered.Load()))
+	metric("mimmigrate_xmpp_archived_total", "counter", "Messages stored in users' archives (MAM).", val(s.stats.archived.Load()))
 	metric("mimmigrate_xmpp_node_down_presence_total", "counter", "Unavailable presence sent for the users of nodes that died.", val(s.stats.peerDownPresence.Load()))
 	return b.String()
 }

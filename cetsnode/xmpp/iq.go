@@ -25,6 +25,12 @@ func (s *Service) iqHandlers() {
 		s.serverIQs[nsRegister] = s.registerIQ
 		s.userIQs[nsRegister] = s.registerIQ
 	}
+	if s.mamOn() {
+		for _, ns := range []string{nsMAM0, nsMAM1, nsMAM2} {
+			s.serverIQs[ns] = s.mamIQ
+			s.userIQs[ns] = s.mamIQ
+		}
+	}
 	if s.opt.Config.Modules["mod_ping"] {
 		s.serverIQs[nsPing] = s.ping
 		s.userIQs[nsPing] = s.ping

@@ -198,7 +198,7 @@ func (s *Service) deliverOffline(user jid.JID) {
 			continue
 		}
 		s.stats.offlineDelivered.Add(1)
-		s.Route(canon)
+		s.route(canon, meta{fromOffline: true})
 	}
 }
 

@@ -609,7 +609,7 @@ func (s *Service) inSubscription(el *codec.Element, to jid.JID) {
 		return
 	}
 	for _, ss := range s.present(to) {
-		s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")))
+		s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")), meta{})
 	}
 }
 

@@ -31,6 +31,13 @@ type step struct {
 // delivery order between different kinds of stanzas is not specified).
 func runConversation(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users [2]xmpptest.Account, steps []step) []string {
 	t.Helper()
+	return runConversationWith(t, dial, users, steps, normalise)
+}
+
+// runConversationWith is runConversation with its own normalisation of
+// what a session received in one step.
+func runConversationWith(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users [2]xmpptest.Account, steps []step, norm func(string) string) []string {
+	t.Helper()
 	rs := [2]*xmpptest.Raw{dial(users[0], "a"), dial(users[1], "b")}
 	var out []string
 	for i, s := range steps {
@@ -50,7 +57,7 @@ func runConversation(t *testing.T, dial func(xmpptest.Account, string) *xmpptest
 		}
 		wg.Wait()
 		for who := range rs {
-			out = append(out, fmt.Sprintf("step %d, user %d: %s", i, who, normalise(got[who])))
+			out = append(out, fmt.Sprintf("step %d, user %d: %s", i, who, norm(got[who])))
 		}
 	}
 	return out
@@ -79,6 +86,11 @@ func normalise(s string) string {
 	for _, n := range normREs {
 		s = regexp.MustCompile(n.re).ReplaceAllString(s, n.to)
 	}
+	return sortStanzas(s)
+}
+
+// sortStanzas sorts the stanzas of s (and a roster's items).
+func sortStanzas(s string) string {
 	// A roster's items come in the database's order.
 	s = itemsRE.ReplaceAllStringFunc(s, func(q string) string {
 		m := itemsRE.FindStringSubmatch(q)

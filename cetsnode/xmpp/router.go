@@ -20,7 +20,10 @@ import (
 // that node's service (message {route, SID, Element, From}).
 
 // Route sends a stanza (to and from set) on its way.
-func (s *Service) Route(el *codec.Element) {
+func (s *Service) Route(el *codec.Element) { s.route(el, meta{}) }
+
+// route sends a stanza on its way with its meta.
+func (s *Service) route(el *codec.Element, m meta) {
 	to, err := jid.Parse(stanza.Attr(el, "to"))
 	if err != nil {
 		return // addresses are checked where stanzas come in
@@ -32,7 +35,7 @@ func (s *Service) Route(el *codec.Element) {
 	case to.Local == "":
 		s.routeServer(el, to)
 	default:
-		s.routeUser(el, to)
+		s.routeUser(el, to, m)
 	}
 }
 
@@ -74,8 +77,10 @@ func (s *Service) routeServer(el *codec.Element, to jid.JID) {
 	}
 }
 
-// routeUser is ejabberd_sm's do_route.
-func (s *Service) routeUser(el *codec.Element, to jid.JID) {
+// routeUser is ejabberd_sm's route: a message gets its archive id, then
+// do_route.
+func (s *Service) routeUser(el *codec.Element, to jid.JID, m meta) {
+	el, m = s.smReceive(el, to, m)
 	typ := stanza.Attr(el, "type")
 	if el.Name == "presence" && (typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed") {
 		s.inSubscription(el, to)
@@ -85,12 +90,12 @@ func (s *Service) routeUser(el *codec.Element, to jid.JID) {
 		switch el.Name {
 		case "presence":
 			for _, ss := range s.present(to) {
-				s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")))
+				s.deliver(ss, stanza.Address(el, "", fullJID(ss).String(), stanza.Attr(el, "from")), m)
 			}
 		case "message":
 			switch typ {
 			case "chat", "headline", "normal", "":
-				s.routeMessage(el, to)
+				s.routeMessage(el, to, m)
 			default:
 				s.bounce(el, stanza.NewError("service-unavailable", "User session not found"))
 			}
@@ -102,20 +107,20 @@ func (s *Service) routeUser(el *codec.Element, to jid.JID) {
 		return
 	}
 	if ss, ok := s.latest(to); ok {
-		s.deliver(ss, el)
+		s.deliver(ss, el, m)
 		return
 	}
-	s.noSession(el, to)
+	s.noSession(el, to, m)
 }
 
 // noSession is what a stanza to a full JID with no session becomes: a
 // chat or normal message goes to the user's other resources (or offline),
 // a headline or presence is dropped, the rest is bounced.
-func (s *Service) noSession(el *codec.Element, to jid.JID) {
+func (s *Service) noSession(el *codec.Element, to jid.JID, m meta) {
 	typ := stanza.Attr(el, "type")
 	switch {
 	case el.Name == "message" && (typ == "chat" || typ == "normal" || typ == ""):
-		s.routeMessage(el, to.Bare())
+		s.routeMessage(el, to.Bare(), m)
 	case el.Name == "message" && typ == "headline", el.Name == "presence":
 	default:
 		s.bounce(el, stanza.NewError("service-unavailable", "User session not found"))
@@ -125,33 +130,38 @@ func (s *Service) noSession(el *codec.Element, to jid.JID) {
 // routeMessage delivers a chat, normal or headline message to a user's
 // available resources of the highest non-negative priority (a headline to
 // every resource of a non-negative one); with none it goes to offline
-// storage, or is bounced.
-func (s *Service) routeMessage(el *codec.Element, to jid.JID) {
+// storage, or is bounced. Of the resources of the highest priority, the
+// one whose name sorts last archives it; the others get copies
+// (ejabberd_sm's maybe_mark_as_copy).
+func (s *Service) routeMessage(el *codec.Element, to jid.JID, m meta) {
 	all := s.present(to)
-	maxPrio, any := int64(0), false
+	maxPrio, maxRes, any := int64(0), "", false
 	for _, ss := range all {
-		if !any || ss.Priority > maxPrio {
-			maxPrio, any = ss.Priority, true
+		if !any || ss.Priority > maxPrio || (ss.Priority == maxPrio && ss.Resource > maxRes) {
+			maxPrio, maxRes, any = ss.Priority, ss.Resource, true
 		}
 	}
 	if any && maxPrio >= 0 {
 		headline := stanza.Attr(el, "type") == "headline"
 		for _, ss := range all {
 			if ss.Priority == maxPrio || (headline && ss.Priority >= 0) {
-				s.deliver(ss, el)
+				mm := m
+				mm.copy = m.copy || (ss.Priority == maxPrio && ss.Resource != maxRes)
+				s.deliver(ss, el, mm)
 			}
 		}
 		return
 	}
-	s.offline(el, to)
+	s.offline(el, to, m)
 }
 
 // offline: the user has no session to take a message. A user that does
 // not exist: service-unavailable. Otherwise offline storage takes it
 // (mod_offline); what it does not take, ejabberd bounces if it is a chat,
 // normal or groupchat message ("User session not found") and drops if it
-// is a headline.
-func (s *Service) offline(el *codec.Element, to jid.JID) {
+// is a headline. A message the archive took first is not bounced
+// (mod_mam's offline hook).
+func (s *Service) offline(el *codec.Element, to jid.JID, m meta) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	exists, err := s.store.UserExists(ctx, to.Domain, to.Local)
@@ -164,7 +174,8 @@ func (s *Service) offline(el *codec.Element, to jid.JID) {
 		s.bounce(el, stanza.NewError("service-unavailable", ""))
 		return
 	}
-	if s.storeOffline(el, to) {
+	el, archived := s.archiveReceived(to, el, m)
+	if s.storeOffline(el, to) || archived {
 		return
 	}
 	if stanza.Attr(el, "type") != "headline" {
@@ -211,12 +222,12 @@ func (s *Service) latest(to jid.JID) (cetsnode.Session, bool) {
 }
 
 // deliver hands a stanza to a session, on this node or another.
-func (s *Service) deliver(ss cetsnode.Session, el *codec.Element) {
+func (s *Service) deliver(ss cetsnode.Session, el *codec.Element, m meta) {
 	if ss.Node == s.node.Self() {
-		s.deliverHere(sidKey(ss.SID), el, s.node.Self())
+		s.deliverHere(sidKey(ss.SID), el, s.node.Self(), m)
 		return
 	}
-	msg := term.Tuple{term.Atom("route"), ss.SID, codec.ElementTerm(el)}
+	msg := term.Tuple{term.Atom("route"), ss.SID, codec.ElementTerm(el), m.term()}
 	if err := s.node.Send(ss.Node, ServiceName, msg); err != nil {
 		s.log.Info("routing to another node failed", "node", ss.Node, "err", err)
 		s.undeliverable(el)
@@ -227,8 +238,9 @@ func (s *Service) deliver(ss cetsnode.Session, el *codec.Element) {
 
 // deliverHere gives a stanza to a session of this node, as ejabberd_c2s
 // takes a routed stanza: a probe is answered, not delivered; presence
-// from others is remembered so that their node's end can be told.
-func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom) {
+// from others is remembered so that their node's end can be told; a
+// message is archived for the session's user (and marked with its id).
+func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom, m meta) {
 	s.mu.Lock()
 	l := s.local[key]
 	s.mu.Unlock()
@@ -238,6 +250,12 @@ func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom) {
 	}
 	if el.Name == "presence" && !s.presenceIn(l, el, via) {
 		return
+	}
+	if el.Name == "message" {
+		l.mu.Lock()
+		user := fullJID(l.sess)
+		l.mu.Unlock()
+		el, _ = s.archiveReceived(user, el, m)
 	}
 	// As ejabberd_c2s's fix_from_to: a stanza to a full JID reaches the
 	// client addressed to the session's own (a message to a resource that
@@ -266,19 +284,19 @@ func (s *Service) undeliverable(el *codec.Element) {
 	}
 	typ := stanza.Attr(el, "type")
 	if el.Name == "message" && (typ == "chat" || typ == "normal" || typ == "") {
-		s.offline(el, to.Bare())
+		s.offline(el, to.Bare(), meta{})
 		return
 	}
-	s.noSession(el, to)
+	s.noSession(el, to, meta{})
 }
 
 // routed takes a stanza another node routed to a session here.
-func (s *Service) routed(from term.Atom, sid term.Tuple, t term.Term) bool {
+func (s *Service) routed(from term.Atom, sid term.Tuple, t term.Term, m meta) bool {
 	el, err := codec.ParseElement(t)
 	if err != nil {
 		return false
 	}
-	s.deliverHere(sidKey(sid), el, from)
+	s.deliverHere(sidKey(sid), el, from, m)
 	return true
 }
 

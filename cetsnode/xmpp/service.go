@@ -78,7 +78,7 @@ type Service struct {
 
 // routeStats count what the router did (for /metrics).
 type routeStats struct {
-	routed, remote, routingErrors, peerDownPresence, offlineStored, offlineDelivered atomic.Int64
+	routed, remote, routingErrors, peerDownPresence, offlineStored, offlineDelivered, archived atomic.Int64
 }
 
 // New checks the configuration (certificates for every host a c2s
@@ -307,8 +307,12 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			s.resendPresence(cetsnode.Session{SID: sid, Node: s.node.Self()}, j)
 			return
 		}
-	case term.IsAtom(tu[0], "route") && len(tu) == 3:
-		if sid, ok := tu[1].(term.Tuple); ok && s.routed(from, sid, tu[2]) {
+	case term.IsAtom(tu[0], "route") && (len(tu) == 3 || len(tu) == 4):
+		var m meta
+		if len(tu) == 4 {
+			m, _ = parseMeta(tu[3])
+		}
+		if sid, ok := tu[1].(term.Tuple); ok && s.routed(from, sid, tu[2], m) {
 			return
 		}
 	}
@@ -365,6 +369,11 @@ func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
 			s.presenceOut(l, el)
 		}
 		return
+	}
+	if el.Name == "message" {
+		if from, err := jid.Parse(stanza.Attr(el, "from")); err == nil {
+			el = s.archiveSent(from, el)
+		}
 	}
 	s.Route(el)
 }

@@ -46,6 +46,8 @@ type Config struct {
 	Roster Roster
 	// Offline are mod_offline's options.
 	Offline Offline
+	// MAM are mod_mam's options.
+	MAM MAM
 	// PasswordStrength is mod_register's password_strength: the least
 	// entropy of a new password (0: any).
 	PasswordStrength float64
@@ -68,6 +70,16 @@ type Offline struct {
 	// StoreEmptyBody: true, false or unless_chat_state (the default).
 	StoreEmptyBody                  string
 	StoreGroupchat, BounceGroupchat bool
+}
+
+// MAM are mod_mam's options (XEP-0313).
+type MAM struct {
+	// Default is what a user without stored preferences archives:
+	// always, never (ejabberd's default) or roster.
+	Default string
+	// RequestActivates: a user's first query stores the default as the
+	// user's preferences, and until then nothing is archived.
+	RequestActivates bool
 }
 
 // Listener is one listen entry with module ejabberd_c2s.
@@ -587,7 +599,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -653,6 +665,12 @@ func (p *parser) modules(v *yaml.Node) error {
 				default:
 					p.warn("mod_offline %s is not implemented; ignored", k)
 				}
+			}
+		}
+		if name == "mod_mam" {
+			p.cfg.MAM.Default = "never"
+			if err := p.mam(opts); err != nil {
+				return err
 			}
 		}
 		if (name == "mod_roster" || name == "mod_last") && opts.Kind == yaml.MappingNode {
@@ -837,6 +855,47 @@ func duration(n *yaml.Node, unit time.Duration) (time.Duration, error) {
 		}
 	}
 	return 0, refuse("%q is not a timeout", s)
+}
+
+// mam reads mod_mam's options.
+func (p *parser) mam(opts *yaml.Node) error {
+	if opts.Kind != yaml.MappingNode {
+		return nil
+	}
+	for j := 0; j+1 < len(opts.Content); j += 2 {
+		k, o := opts.Content[j].Value, opts.Content[j+1]
+		switch k {
+		case "db_type", "use_cache", "cache_size", "cache_missed", "cache_life_time":
+		case "default":
+			switch o.Value {
+			case "always", "never", "roster":
+				p.cfg.MAM.Default = o.Value
+			default:
+				return refuse("mod_mam default %q is not always, never or roster", o.Value)
+			}
+		case "request_activates_archiving":
+			b, err := boolValue(o)
+			if err != nil {
+				return refuse("mod_mam %s: %v", k, err)
+			}
+			p.cfg.MAM.RequestActivates = b
+		case "compress_xml":
+			b, err := boolValue(o)
+			if err != nil {
+				return refuse("mod_mam %s: %v", k, err)
+			}
+			if b {
+				return refuse("mod_mam compress_xml: ejabberd's compressed archive format is not implemented (the archive would hold rows ejabberd and this node read differently)")
+			}
+		case "access_preferences":
+			if o.Value != "all" {
+				p.warn("mod_mam access_preferences: access rules are not implemented; every user may change their preferences")
+			}
+		default:
+			p.warn("mod_mam %s is not implemented; ignored", k)
+		}
+	}
+	return nil
 }
 
 func boolValue(n *yaml.Node) (bool, error) {

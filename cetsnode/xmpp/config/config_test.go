@@ -102,7 +102,7 @@ modules:
     c2s_auth_ban_lifetime: 5 min
   mod_ping:
     send_pings: true
-  mod_mam: {}
+  mod_muc: {}
 `
 	c, err := Parse([]byte(yml), dir)
 	if err != nil {
@@ -114,7 +114,7 @@ modules:
 		t.Errorf("listeners %+v", c.Listeners)
 	}
 	if c.NegotiationTimeout != 10*time.Second || c.ResourceConflict != "closeold" || c.Auth.ScramHash != "sha256" || c.MaxUserSessions != 5 ||
-		c.Fail2ban.MaxFailures != 3 || c.Fail2ban.BanLifetime != 5*time.Minute || !c.Modules["mod_ping"] || c.Modules["mod_mam"] {
+		c.Fail2ban.MaxFailures != 3 || c.Fail2ban.BanLifetime != 5*time.Minute || !c.Modules["mod_ping"] || c.Modules["mod_muc"] {
 		t.Errorf("%+v", c)
 	}
 	if u := c.SQL.URL(); u != "postgres://ej:p%40ss%20word@db.example:5432/ejabberd?sslmode=disable" {
@@ -123,8 +123,32 @@ modules:
 	if !slices.Equal(c.Certfiles, []string{filepath.Join(dir, "c.pem")}) {
 		t.Errorf("certfiles %v", c.Certfiles)
 	}
-	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_mam is not implemented") || !strings.Contains(w, "infinity is bounded") ||
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_muc is not implemented") || !strings.Contains(w, "infinity is bounded") ||
 		!strings.Contains(w, "mod_ping send_pings is not implemented") || strings.Contains(w, "module mod_ping") {
 		t.Errorf("warnings:\n%s", w)
+	}
+}
+
+// mod_mam's options: the default, request_activates_archiving; the
+// compressed format is refused, access rules warned about.
+func TestMAMOptions(t *testing.T) {
+	base := "hosts: [example.com]\nmodules:\n  mod_mam:\n"
+	c, err := Parse([]byte(base+"    default: roster\n    request_activates_archiving: true\n    access_preferences: admin\n    db_type: sql\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Modules["mod_mam"] || c.MAM.Default != "roster" || !c.MAM.RequestActivates {
+		t.Errorf("%+v", c.MAM)
+	}
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "access_preferences") || strings.Contains(w, "db_type") {
+		t.Errorf("warnings:\n%s", w)
+	}
+	if c, err := Parse([]byte("hosts: [example.com]\nmodules:\n  mod_mam: {}\n"), t.TempDir()); err != nil || c.MAM.Default != "never" {
+		t.Errorf("default: %v %+v", err, c)
+	}
+	for _, bad := range []string{"    compress_xml: true\n", "    default: sometimes\n", "    request_activates_archiving: maybe\n"} {
+		if _, err := Parse([]byte(base+bad), t.TempDir()); err == nil || !strings.Contains(err.Error(), "mod_mam") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +113,60 @@ func TestBothSchemas(t *testing.T) {
 			}
 			if n, _ := st.CountOffline(ctx, h, "alice"); n != 0 {
 				t.Errorf("count after pop %d", n)
+			}
+			// Archive: preferences written twice (the second wins);
+			// pages by id both ways, by peer, by time; a text search is
+			// refused as ejabberd's SQL is on PostgreSQL.
+			if _, ok, err := st.ArchivePrefs(ctx, h, "alice"); ok || err != nil {
+				t.Errorf("prefs before any: %v %v", ok, err)
+			}
+			st.SetArchivePrefs(ctx, h, "alice", storage.ArchivePrefs{Default: "never", Always: "[]", Never: "[]"})
+			want := storage.ArchivePrefs{Default: "roster", Always: `[{<<"bob">>,<<"example.org">>,<<>>}]`, Never: "[]"}
+			if err := st.SetArchivePrefs(ctx, h, "alice", want); err != nil {
+				t.Fatal(err)
+			}
+			if p, ok, err := st.ArchivePrefs(ctx, h, "alice"); p != want || !ok || err != nil {
+				t.Errorf("prefs %+v %v %v", p, ok, err)
+			}
+			for i, peer := range []string{"bob@example.org/a", "carol@example.org/b", "bob@example.org/c"} {
+				bare, _, _ := strings.Cut(peer, "/")
+				if err := st.Archive(ctx, h, "alice", storage.ArchiveRow{ID: int64(1000 + i), Peer: peer, BarePeer: bare, XML: "<message/>", Kind: "chat"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(q storage.ArchiveQuery) string {
+				t.Helper()
+				rows, count, err := st.QueryArchive(ctx, h, "alice", q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := fmt.Sprint(count)
+				for _, r := range rows {
+					out += " " + r.ID
+				}
+				return out
+			}
+			for _, c := range []struct {
+				q    storage.ArchiveQuery
+				want string
+			}{
+				{storage.ArchiveQuery{Max: -1}, "3 1000 1001 1002"},
+				{storage.ArchiveQuery{Max: 1}, "3 1000 1001"},
+				{storage.ArchiveQuery{Max: 1, Direction: "after", ID: "1000"}, "3 1001 1002"},
+				{storage.ArchiveQuery{Max: 1, Direction: "before", ID: ""}, "3 1001 1002"},
+				{storage.ArchiveQuery{Max: 5, Direction: "before", ID: "1002"}, "3 1000 1001"},
+				{storage.ArchiveQuery{Max: 5, Direction: "after", ID: "99999999999999999999999"}, "3"},
+				{storage.ArchiveQuery{Max: 5, Direction: "after", ID: "x"}, "3 1000 1001 1002"},
+				{storage.ArchiveQuery{Max: 5, With: "bob@example.org"}, "2 1000 1002"},
+				{storage.ArchiveQuery{Max: 5, With: "bob@example.org/c", WithFull: true}, "1 1002"},
+				{storage.ArchiveQuery{Max: 5, Start: 1001, HasStart: true, End: 1001, HasEnd: true}, "1 1001"},
+			} {
+				if got := ids(c.q); got != c.want {
+					t.Errorf("%+v: %s, want %s", c.q, got, c.want)
+				}
+			}
+			if _, _, err := st.QueryArchive(ctx, h, "alice", storage.ArchiveQuery{WithText: "x"}); !errors.Is(err, storage.ErrFullText) {
+				t.Errorf("text search: %v", err)
 			}
 		})
 	}

@@ -12,7 +12,10 @@ it receives, one event per line:
   ping <to>                     IQ <id> result|<error condition>
   roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
   subscribe|subscribed <jid>    PRES <from> subscribe|subscribed|...
-  quit                          FAIL <why>
+  mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
+                                after the id, page by page), MAMEND <n>
+  quit                          SID <by> <id> (a received message's
+                                stanza id), FAIL <why>
 Subscription requests are not answered by themselves.
 """
 import argparse
@@ -45,6 +48,8 @@ class Client(slixmpp.ClientXMPP):
         self.auto_subscribe = False
         self.register_plugin('xep_0199')
         self.register_plugin('xep_0203')
+        self.register_plugin('xep_0313')
+        self.register_plugin('xep_0359')
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
         self.add_event_handler('connection_failed', lambda e: self.fail('connection: %s' % e))
@@ -64,7 +69,11 @@ class Client(slixmpp.ClientXMPP):
         if m['type'] == 'error':
             say('MSGERR', m['from'], m['error']['condition'], m['error']['text'] or '-')
         else:
+            if m['mam_result']['id']:
+                return  # an archive query's result: the mam command says it
             say('MSG', m['from'], m['type'], m['body'])
+            if m['stanza_id']['id']:
+                say('SID', m['stanza_id']['by'], m['stanza_id']['id'])
             if m['delay']['stamp'] is not None:
                 say('DELAYED', m['from'], m['delay']['from'] or '-', m['delay']['text'] or '-', m['body'])
 
@@ -109,6 +118,21 @@ class Client(slixmpp.ClientXMPP):
             say('ROSTEREND', n)
         elif w[0] in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
             self.send_presence(pto=w[1], ptype=w[0])
+        elif w[0] == 'mam':
+            rsm = {'max': int(w[2])}
+            if w[1] != '-':
+                rsm['after'] = w[1]
+            n = 0
+            try:
+                async for r in self.plugin['xep_0313'].iterate(rsm=rsm):
+                    fwd = r['mam_result']['forwarded']['stanza']
+                    say('MAM', r['mam_result']['id'], fwd['from'], fwd['body'])
+                    n += 1
+                say('MAMEND', n)
+            except IqError as e:
+                say('MAMERR', e.iq['error']['condition'])
+            except IqTimeout:
+                say('MAMERR', 'timeout')
         elif w[0] == 'quit':
             self.disconnect()
 
