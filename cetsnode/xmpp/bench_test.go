@@ -49,7 +49,7 @@ func BenchmarkXMPPVersusEjabberd(b *testing.B) {
 	if 2*pairs > sessions {
 		b.Fatalf("%d pairs need %d sessions", pairs, 2*pairs)
 	}
-	bb := startBenchBed(b, sessions+1)
+	bb := startBenchBed(b, sessions+1, benchModules)
 	db, sqlCfg, modules, pem, ej, cfgPath, goPort, startNode, log1, tlsConf, scramClient, servers :=
 		bb.db, bb.sqlCfg, bb.modules, bb.pem, bb.ej, bb.cfgPath, bb.goPort, bb.startNode, bb.log1, bb.tlsConf, bb.scramClient, bb.servers
 	ctx := context.Background()
@@ -381,7 +381,13 @@ type benchServer struct {
 
 const benchPassword = "bench-password"
 
-func startBenchBed(b *testing.B, users int) *benchBed {
+// benchModules are the modules both servers run in the benchmarks of
+// issue 7.
+const benchModules = "modules:\n  mod_roster: {}\n  mod_offline: {}\n  mod_last: {}\n  mod_ping: {}\n"
+
+// startBenchBed makes the accounts b1 … b<users> and starts ejabberd and a
+// Go node process on one database with the given modules section.
+func startBenchBed(b *testing.B, users int, modules string) *benchBed {
 	dbURL, drop, err := testenv.NewPostgresDB()
 	if err != nil {
 		b.Fatal(err)
@@ -406,7 +412,6 @@ func startBenchBed(b *testing.B, users int) *benchBed {
 		base64.StdEncoding.EncodeToString(sc.Salt), sc.Iterations, users); err != nil {
 		b.Fatal(err)
 	}
-	modules := "modules:\n  mod_roster: {}\n  mod_offline: {}\n  mod_last: {}\n  mod_ping: {}\n"
 	u, _ := url.Parse(dbURL)
 	sqlCfg := fmt.Sprintf("sql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: \"postgres\"\nsql_password: \"\"\nsql_pool_size: 10\n",
 		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"))
@@ -514,7 +519,7 @@ func BenchmarkTsungCrossCheck(b *testing.B) {
 	}
 	const arrival = 1000
 	n := envInt("MIMMIGRATE_BENCH_TSUNG_USERS", 300)
-	bb := startBenchBed(b, n)
+	bb := startBenchBed(b, n, benchModules)
 	dir := b.TempDir()
 	var csv strings.Builder
 	for i := 1; i <= n; i++ {

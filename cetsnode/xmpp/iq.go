@@ -31,6 +31,9 @@ func (s *Service) iqHandlers() {
 			s.userIQs[ns] = s.mamIQ
 		}
 	}
+	if s.carbonsOn() {
+		s.userIQs[nsCarbons] = s.carbonsIQ
+	}
 	if s.opt.Config.Modules["mod_ping"] {
 		s.serverIQs[nsPing] = s.ping
 		s.userIQs[nsPing] = s.ping

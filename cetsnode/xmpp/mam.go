@@ -55,19 +55,21 @@ type meta struct {
 	id          int64
 	copy        bool
 	fromOffline bool
+	carbon      bool // a carbon copy (XEP-0280), which is not copied again
 }
 
 func (m meta) term() term.Term {
-	return term.Tuple{term.Atom("meta"), m.id, term.Atom(strconv.FormatBool(m.copy)), term.Atom(strconv.FormatBool(m.fromOffline))}
+	b := func(v bool) term.Atom { return term.Atom(strconv.FormatBool(v)) }
+	return term.Tuple{term.Atom("meta"), m.id, b(m.copy), b(m.fromOffline), b(m.carbon)}
 }
 
 func parseMeta(t term.Term) (meta, bool) {
 	tu, ok := t.(term.Tuple)
-	if !ok || len(tu) != 4 || !term.IsAtom(tu[0], "meta") {
+	if !ok || len(tu) != 5 || !term.IsAtom(tu[0], "meta") {
 		return meta{}, false
 	}
 	id, ok := term.Int(tu[1])
-	return meta{id: id, copy: term.IsAtom(tu[2], "true"), fromOffline: term.IsAtom(tu[3], "true")}, ok
+	return meta{id: id, copy: term.IsAtom(tu[2], "true"), fromOffline: term.IsAtom(tu[3], "true"), carbon: term.IsAtom(tu[4], "true")}, ok
 }
 
 // archiveClock makes archive ids: the time in microseconds, strictly
@@ -311,23 +313,27 @@ func markArchived(el *codec.Element, user jid.JID, id int64) *codec.Element {
 }
 
 // archiveSent archives what a user's client sends (mod_mam's
-// user_send_packet): the message goes on without the ids a client may
-// not set, and without the sender's archive id (the recipient's server
-// gives its own).
-func (s *Service) archiveSent(sender jid.JID, el *codec.Element) *codec.Element {
+// user_send_packet): the message goes on (routed) without the ids a
+// client may not set and without the sender's archive id (the
+// recipient's server gives its own); marked is it with the sender's id,
+// as the sender's carbon copies carry it.
+func (s *Service) archiveSent(sender jid.JID, el *codec.Element) (routed, marked *codec.Element) {
 	if !s.mamOn() || el.Name != "message" {
-		return el
+		return el, el
 	}
 	el = stripOwnStanzaIDs(el, sender.Domain)
 	if !shouldArchive(el, sender.Domain, meta{}) {
-		return el
+		return el, el
 	}
 	peer, err := jid.Parse(stanza.Attr(el, "to"))
 	if err != nil {
-		return el
+		return el, el
 	}
-	s.archive(sender, peer, el, newArchiveID(), meta{})
-	return el
+	id := newArchiveID()
+	if !s.archive(sender, peer, el, id, meta{}) {
+		return el, el
+	}
+	return el, markArchived(el, sender, id)
 }
 
 // archiveReceived archives a message a session takes (mod_mam's

@@ -52,6 +52,21 @@ func archiveIDs(t *testing.T, user string) []string {
 	return ids
 }
 
+// warmUp logs each user in once (the server's first database queries),
+// so that no answer in a conversation is late for its step.
+func warmUp(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users ...xmpptest.Account) {
+	t.Helper()
+	for _, u := range users {
+		r := dial(u, "warm")
+		r.Send("<presence/>")
+		if _, err := r.Expect("<presence", 10*time.Second); err != nil {
+			t.Fatalf("warming up: %v", err)
+		}
+		r.Send("</stream:stream>")
+		r.Close()
+	}
+}
+
 // mamNormaliser replaces the archive ids and stamps of messages archived
 // since start (they differ from run to run) by their order of appearance;
 // the migrated ones stay as they are. Result messages keep their order.
@@ -208,21 +223,8 @@ func TestMAMAsEjabberd(t *testing.T) {
 		}
 		return r
 	}
-	// A first login warms the server up (its first database queries),
-	// so that no answer is late for its step.
-	warm := func(dial func(xmpptest.Account, string) *xmpptest.Raw) {
-		for _, u := range users {
-			r := dial(u, "warm")
-			r.Send("<presence/>")
-			if _, err := r.Expect("<presence", 10*time.Second); err != nil {
-				t.Fatalf("warming up: %v", err)
-			}
-			r.Send("</stream:stream>")
-			r.Close()
-		}
-	}
-	warm(dialEj)
-	ej := runConversationWith(t, dialEj, users, steps, mamNormaliser(start))
+	warmUp(t, dialEj, users[:]...)
+	ej := runConversationWith(t, dialEj, users[:], steps, mamNormaliser(start))
 	reset()
 	n := bed.StartNode(t, "mam"+testenv.RandomID(5), withMAM)
 	dialGo := func(a xmpptest.Account, res string) *xmpptest.Raw {
@@ -233,8 +235,8 @@ func TestMAMAsEjabberd(t *testing.T) {
 		t.Cleanup(r.Close)
 		return r
 	}
-	warm(dialGo)
-	ours := runConversationWith(t, dialGo, users, steps, mamNormaliser(start))
+	warmUp(t, dialGo, users[:]...)
+	ours := runConversationWith(t, dialGo, users[:], steps, mamNormaliser(start))
 	for i := range ej {
 		if ej[i] != ours[i] {
 			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
@@ -252,8 +254,8 @@ func TestMAMAsEjabberd(t *testing.T) {
 		{0, "<iq type='get' id='rp'><prefs xmlns='urn:xmpp:mam:2'/></iq>"},
 	}
 	same := func(s string) string { return s }
-	ejBack := runConversationWith(t, dialEj, users, readBack, same)
-	ourBack := runConversationWith(t, dialGo, users, readBack, same)
+	ejBack := runConversationWith(t, dialEj, users[:], readBack, same)
+	ourBack := runConversationWith(t, dialGo, users[:], readBack, same)
 	for i := range ejBack {
 		if ejBack[i] != ourBack[i] {
 			t.Errorf("ejabberd reads: %s\nours:          %s", ejBack[i], ourBack[i])

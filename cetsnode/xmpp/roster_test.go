@@ -31,14 +31,18 @@ type step struct {
 // delivery order between different kinds of stanzas is not specified).
 func runConversation(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users [2]xmpptest.Account, steps []step) []string {
 	t.Helper()
-	return runConversationWith(t, dial, users, steps, normalise)
+	return runConversationWith(t, dial, users[:], steps, normalise)
 }
 
 // runConversationWith is runConversation with its own normalisation of
 // what a session received in one step.
-func runConversationWith(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users [2]xmpptest.Account, steps []step, norm func(string) string) []string {
+// The sessions are users[i] with the resources a, b, c, … in order.
+func runConversationWith(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users []xmpptest.Account, steps []step, norm func(string) string) []string {
 	t.Helper()
-	rs := [2]*xmpptest.Raw{dial(users[0], "a"), dial(users[1], "b")}
+	rs := make([]*xmpptest.Raw, len(users))
+	for i, u := range users {
+		rs[i] = dial(u, string(rune('a'+i)))
+	}
 	var out []string
 	for i, s := range steps {
 		if s.send == "close" {
@@ -46,7 +50,7 @@ func runConversationWith(t *testing.T, dial func(xmpptest.Account, string) *xmpp
 		} else if err := rs[s.who].Send(s.send); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		var got [2]string
+		got := make([]string, len(rs))
 		var wg sync.WaitGroup
 		for who, r := range rs {
 			wg.Add(1)

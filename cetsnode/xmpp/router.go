@@ -256,6 +256,7 @@ func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom, m me
 		user := fullJID(l.sess)
 		l.mu.Unlock()
 		el, _ = s.archiveReceived(user, el, m)
+		s.carbonCopies(user, el, false, m)
 	}
 	// As ejabberd_c2s's fix_from_to: a stanza to a full JID reaches the
 	// client addressed to the session's own (a message to a resource that

@@ -372,7 +372,9 @@ func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
 	}
 	if el.Name == "message" {
 		if from, err := jid.Parse(stanza.Attr(el, "from")); err == nil {
-			el = s.archiveSent(from, el)
+			var marked *codec.Element
+			el, marked = s.archiveSent(from, el)
+			s.carbonCopies(from, marked, true, meta{})
 		}
 	}
 	s.Route(el)

@@ -185,6 +185,14 @@ func (b *Bed) Kind(kind string) []Account {
 // nodes wrote. It is destroyed when the test ends.
 func (b *Bed) StartSQLEjabberd(t testing.TB) *testenv.Ejabberd {
 	t.Helper()
+	return b.StartSQLEjabberdWith(t, "")
+}
+
+// StartSQLEjabberdWith is StartSQLEjabberd with more modules than the
+// private nodes' default ones (lines of the modules section, as
+// "  mod_carboncopy: {}\n").
+func (b *Bed) StartSQLEjabberdWith(t testing.TB, modules string) *testenv.Ejabberd {
+	t.Helper()
 	u, err := url.Parse(b.DBURL)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +203,7 @@ func (b *Bed) StartSQLEjabberd(t testing.TB) *testenv.Ejabberd {
 	}
 	cfg := fmt.Sprintf("\nsql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: %q\nsql_password: \"\"\nsql_pool_size: 2\nnew_sql_schema: false\n",
 		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), user)
-	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xsql", Host: Host, SQL: true, ExtraConfig: cfg})
+	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xsql", Host: Host, SQL: true, ExtraConfig: cfg, Modules: testenv.DefaultModules + modules})
 	if err != nil {
 		t.Fatal(err)
 	}

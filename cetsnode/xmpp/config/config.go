@@ -599,7 +599,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).

@@ -12,6 +12,8 @@ it receives, one event per line:
   ping <to>                     IQ <id> result|<error condition>
   roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
   subscribe|subscribed <jid>    PRES <from> subscribe|subscribed|...
+  carbons                       CARBONS enabled|<error>
+                                CARBON sent|received <from> <to> <body> <stanza id|->
   mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
                                 after the id, page by page), MAMEND <n>
   quit                          SID <by> <id> (a received message's
@@ -49,6 +51,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0199')
         self.register_plugin('xep_0203')
         self.register_plugin('xep_0313')
+        self.register_plugin('xep_0280')
         self.register_plugin('xep_0359')
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
@@ -57,6 +60,8 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler('message', self.on_message)
         self.add_event_handler('message_error', self.on_message)
         self.add_event_handler('presence', self.on_presence)
+        self.add_event_handler('carbon_sent', lambda m: self.on_carbon('sent', m['carbon_sent']))
+        self.add_event_handler('carbon_received', lambda m: self.on_carbon('received', m['carbon_received']))
 
     def fail(self, why):
         say('FAIL', why)
@@ -69,13 +74,17 @@ class Client(slixmpp.ClientXMPP):
         if m['type'] == 'error':
             say('MSGERR', m['from'], m['error']['condition'], m['error']['text'] or '-')
         else:
-            if m['mam_result']['id']:
-                return  # an archive query's result: the mam command says it
+            if m.xml.find('{urn:xmpp:mam:2}result') is not None or m.xml.find('{urn:xmpp:carbons:2}sent') is not None \
+                    or m.xml.find('{urn:xmpp:carbons:2}received') is not None:
+                return  # an archive query's result, a carbon copy: said elsewhere
             say('MSG', m['from'], m['type'], m['body'])
             if m['stanza_id']['id']:
                 say('SID', m['stanza_id']['by'], m['stanza_id']['id'])
             if m['delay']['stamp'] is not None:
                 say('DELAYED', m['from'], m['delay']['from'] or '-', m['delay']['text'] or '-', m['body'])
+
+    def on_carbon(self, direction, m):
+        say('CARBON', direction, m['from'], m['to'], m['body'], m['stanza_id']['id'] or '-')
 
     def on_presence(self, pr):
         t = pr['type']
@@ -118,6 +127,14 @@ class Client(slixmpp.ClientXMPP):
             say('ROSTEREND', n)
         elif w[0] in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
             self.send_presence(pto=w[1], ptype=w[0])
+        elif w[0] == 'carbons':
+            try:
+                await self.plugin['xep_0280'].enable(timeout=10)
+                say('CARBONS', 'enabled')
+            except IqError as e:
+                say('CARBONS', e.iq['error']['condition'])
+            except IqTimeout:
+                say('CARBONS', 'timeout')
         elif w[0] == 'mam':
             rsm = {'max': int(w[2])}
             if w[1] != '-':

@@ -1,0 +1,127 @@
+package xmpp_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp/stanza"
+	"github.com/mimmigrate/mimmigrate/internal/xmppload"
+	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
+)
+
+// MAM against ejabberd 23.01 on one database (its SQL schema, both
+// servers with mod_mam, the same rows): the latency of a page of 50 from
+// a user with MIMMIGRATE_BENCH_ARCHIVE (10 000) archived messages, the
+// way clients page — forward after an id, backward before one, the last
+// page — with ids spread over the archive. The servers take turns, three
+// rounds of MIMMIGRATE_BENCH_MAM_QUERIES (200) queries each, after a
+// warm-up; p50 and p99 over all rounds.
+//
+//	go test -run XXX -bench MAMVersusEjabberd -benchtime 1x -timeout 20m ./cetsnode/xmpp/
+func BenchmarkMAMVersusEjabberd(b *testing.B) {
+	if bed == nil {
+		b.Skip(bedWhy)
+	}
+	archived := envInt("MIMMIGRATE_BENCH_ARCHIVE", 10000)
+	queries := envInt("MIMMIGRATE_BENCH_MAM_QUERIES", 200)
+	bb := startBenchBed(b, 2, benchModules+"  mod_mam: {}\n")
+	ctx := context.Background()
+	base := time.Now().Add(-30 * 24 * time.Hour).UnixMicro()
+	if _, err := bb.db.Pool.Exec(ctx, `INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick)
+		SELECT 'b1', $1::bigint + i * 60000000, 'b2@localhost/x', 'b2@localhost',
+			'<message xml:lang=''en'' to=''b1@localhost'' from=''b2@localhost/x'' type=''chat'' id=''m' || i || ''' xmlns=''jabber:client''><body>archived message number ' || i || ', of a usual length for a chat line</body></message>',
+			'archived message number ' || i || ', of a usual length for a chat line', 'chat', ''
+		FROM generate_series(1, $2) AS i`, base, archived); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.db.Pool.Exec(ctx, `ANALYZE archive`); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]int64, archived)
+	for i := range ids {
+		ids[i] = base + int64(i+1)*60000000
+	}
+	clients := make([]*xmppload.Client, len(bb.servers))
+	for si, srv := range bb.servers {
+		cl, _ := scram.SHA1.NewClient("b1", benchPassword, "")
+		c, err := xmppload.Login(xmppload.Options{Addr: srv.addr, Host: xmpptest.Host, TLS: bb.tlsConf, Mechanism: "SCRAM-SHA-1",
+			User: "b1", Password: benchPassword, Resource: "mam", SCRAM: cl, Timeout: 30 * time.Second})
+		if err != nil {
+			b.Fatalf("%s: %v", srv.name, err)
+		}
+		defer c.Close()
+		clients[si] = c
+	}
+	// query sends a query for a page of 50 and reads it to its fin: the
+	// kinds take turns, the ids are random.
+	rng := rand.New(rand.NewPCG(1, 2))
+	seq := 0
+	query := func(c *xmppload.Client, kind int) (time.Duration, error) {
+		seq++
+		id := "q" + strconv.Itoa(seq)
+		var set string
+		switch kind % 3 {
+		case 0:
+			set = "<after>" + strconv.FormatInt(ids[rng.IntN(archived-50)], 10) + "</after>"
+		case 1:
+			set = "<before>" + strconv.FormatInt(ids[50+rng.IntN(archived-50)], 10) + "</before>"
+		default:
+			set = "<before/>"
+		}
+		start := time.Now()
+		c.Send("<iq type='set' id='" + id + "'><query xmlns='urn:xmpp:mam:2' queryid='" + id + "'><set xmlns='http://jabber.org/protocol/rsm'><max>50</max>" + set + "</set></query></iq>")
+		results := 0
+		for {
+			el, err := c.Next(30 * time.Second)
+			if err != nil {
+				return 0, err
+			}
+			if el.Name == "message" {
+				results++
+				continue
+			}
+			if el.Name == "iq" && stanza.Attr(el, "id") == id {
+				if stanza.Attr(el, "type") != "result" || results != 50 {
+					return 0, fmt.Errorf("query %s: %s with %d results", id, stanza.Attr(el, "type"), results)
+				}
+				return time.Since(start), nil
+			}
+		}
+	}
+	lat := make([][]time.Duration, len(clients))
+	for si, c := range clients {
+		for k := 0; k < 30; k++ { // warm-up
+			if _, err := query(c, k); err != nil {
+				b.Fatalf("%s: %v", bb.servers[si].name, err)
+			}
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for si, c := range clients {
+			for k := 0; k < queries; k++ {
+				d, err := query(c, k)
+				if err != nil {
+					b.Fatalf("%s: %v", bb.servers[si].name, err)
+				}
+				lat[si] = append(lat[si], d)
+			}
+		}
+	}
+	p := func(si, q int) time.Duration { return percentile(lat[si], q) }
+	e50, e99, g50, g99 := p(0, 50), p(0, 99), p(1, 50), p(1, 99)
+	report := fmt.Sprintf(`MAM, a page of 50 of %d archived messages, %d queries each (ejabberd 23.01 | mimmigrate | ratio)
+  p50   %8s | %8s | %.2f×
+  p99   %8s | %8s | %.2f×`, archived, 3*queries,
+		e50.Round(10*time.Microsecond), g50.Round(10*time.Microsecond), float64(g50)/float64(e50),
+		e99.Round(10*time.Microsecond), g99.Round(10*time.Microsecond), float64(g99)/float64(e99))
+	b.Log("\n" + report)
+	fmt.Println(report)
+	b.ReportMetric(float64(g50)/float64(e50), "p50-ratio")
+	b.ReportMetric(float64(g99)/float64(e99), "p99-ratio")
+}
