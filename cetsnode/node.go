@@ -190,6 +190,16 @@ func (n *Node) Send(peer, name term.Atom, msg term.Term) error {
 	return conn.SendNamed(name, msg)
 }
 
+// Call runs module:fn(args) on another node of the cluster (its
+// services' functions, as RPCProvider offers them).
+func (n *Node) Call(ctx context.Context, peer term.Atom, module, fn string, args ...term.Term) (term.Term, error) {
+	conn := n.dist.Conn(peer)
+	if conn == nil {
+		return nil, errNotConnected(peer)
+	}
+	return conn.Call(ctx, term.Atom(module), term.Atom(fn), args...)
+}
+
 // Self is the node's name as an atom.
 func (n *Node) Self() term.Atom { return term.Atom(n.cfg.Name) }
 

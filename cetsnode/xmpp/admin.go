@@ -29,6 +29,14 @@ func (s *Service) RPC() map[string]erldist.RPCFunc {
 	}
 	return map[string]erldist.RPCFunc{
 		// The full JIDs of every session of the cluster, sorted.
+		"mimmigrate_xmpp:sm_takeover/2": func(_ term.Atom, args term.List) term.Term {
+			sid, ok1 := args[0].(term.Tuple)
+			id, ok2 := args[1].(term.Binary)
+			if !ok1 || !ok2 {
+				return term.Tuple{term.Atom("error"), term.Atom("badarg")}
+			}
+			return s.smTakeOver(sid, []byte(id))
+		},
 		"mimmigrate_xmpp:connected_users/0": func(term.Atom, term.List) term.Term {
 			var out term.List
 			for _, j := range s.ConnectedUsers() {

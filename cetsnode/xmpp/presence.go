@@ -32,6 +32,11 @@ type local struct {
 	lastAt   time.Time
 	directed map[string]jid.JID   // pres_a
 	seen     map[string]term.Atom // available presence received: from → via node
+	// Client state indication: what waits while the client is inactive.
+	csiInactive bool
+	csiQueue    map[csiKey]csiEntry
+	csiSeq      int
+	ping        pinger
 }
 
 // Subscription states (RFC 6121 §2.1.2.5).

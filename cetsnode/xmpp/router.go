@@ -67,8 +67,11 @@ func (s *Service) routeServer(el *codec.Element, to jid.JID) {
 	typ := stanza.Attr(el, "type")
 	switch {
 	case el.Name == "iq" && to.Resource == "":
-		if typ == "get" || typ == "set" {
+		switch typ {
+		case "get", "set":
 			s.serverIQ(el, to)
+		default:
+			s.pingAnswer(el)
 		}
 	case typ == "result" || typ == "error":
 	case to.Resource == "" && (el.Name == "presence" || typ == "headline"):
@@ -269,8 +272,10 @@ func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom, m me
 			el = stanza.Address(el, "", own.String(), stanza.Attr(el, "from"))
 		}
 	}
-	if err := l.conn.Route(el); err != nil {
-		s.undeliverable(el)
+	for _, out := range s.csiFilter(l, el) {
+		if err := l.conn.Route(out); err != nil {
+			s.undeliverable(out)
+		}
 	}
 }
 

@@ -123,7 +123,12 @@ func (s *Service) Start(ctx context.Context, n *cetsnode.Node) error {
 	}
 	s.store = store
 	cfg := s.opt.Config
-	s.c2s = c2s.New(c2s.Options{Hosts: cfg.Hosts, Certs: s.certs, Backend: s, Secret: s.opt.Secret, Lang: cfg.Language,
+	var sm *c2s.SMOptions
+	if c := cfg.SM; c != nil {
+		sm = &c2s.SMOptions{ResumeTimeout: c.ResumeTimeout, MaxResumeTimeout: c.MaxResumeTimeout, AckTimeout: c.AckTimeout,
+			MaxAckQueue: c.MaxAckQueue, ResendOnTimeout: c.ResendOnTimeout}
+	}
+	s.c2s = c2s.New(c2s.Options{SM: sm, Hosts: cfg.Hosts, Certs: s.certs, Backend: s, Secret: s.opt.Secret, Lang: cfg.Language,
 		Policy:             sasl.Policy{PasswordFormat: cfg.Auth.PasswordFormat, ScramHash: sasl.Hash(cfg.Auth.ScramHash), Disabled: cfg.Auth.DisabledMechanisms},
 		NegotiationTimeout: cfg.NegotiationTimeout, Fail2ban: cfg.Fail2ban, Log: s.log, MaxConnections: maxConnections(cfg.SQL.PoolSize)})
 	if s.opt.Standby {
@@ -246,6 +251,7 @@ func (s *Service) Bind(ctx context.Context, c *c2s.Conn, resource string) (jid.J
 		s.log.Warn("registering a session failed", "err", err)
 		return jid.JID{}, stanza.NewError("internal-server-error", "")
 	}
+	s.startPing(l)
 	for _, o := range s.node.Sessions.Full(host, user, resource) {
 		if sidKey(o.SID) != key && olderSID(o.SID, sess.SID) {
 			s.kick(o, "conflict", "Replaced by new connection")
@@ -337,6 +343,7 @@ func (s *Service) Unbind(c *c2s.Conn) {
 	l.mu.Lock()
 	sess := l.sess
 	l.mu.Unlock()
+	s.stopPing(l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.node.Sessions.Unregister(ctx, sess); err != nil && !errors.Is(err, context.Canceled) {
@@ -351,10 +358,14 @@ func (s *Service) Undelivered(_ *c2s.Conn, el *codec.Element) { s.undeliverable(
 
 // Features lists the modules' stream features after bind and session.
 func (s *Service) Features(c *c2s.Conn) []*codec.Element {
+	var out []*codec.Element
 	if s.rosterOn() && s.opt.Config.Roster.Versioning {
-		return []*codec.Element{{Name: "ver", Attrs: [][2]string{{"xmlns", nsRosterVer}}}}
+		out = append(out, &codec.Element{Name: "ver", Attrs: [][2]string{{"xmlns", nsRosterVer}}})
 	}
-	return nil
+	if s.csiOn() {
+		out = append(out, &codec.Element{Name: "csi", Attrs: [][2]string{{"xmlns", nsCSI}}})
+	}
+	return out
 }
 
 // Handle routes a stanza of an established session (addressed and
@@ -369,6 +380,14 @@ func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
 			s.presenceOut(l, el)
 		}
 		return
+	}
+	if s.pingsOn() {
+		s.mu.Lock()
+		l := s.byConn[c]
+		s.mu.Unlock()
+		if l != nil {
+			s.startPing(l)
+		}
 	}
 	if el.Name == "message" {
 		if from, err := jid.Parse(stanza.Attr(el, "from")); err == nil {

@@ -45,6 +45,21 @@ type Backend interface {
 	// Undelivered takes a stanza routed to the session that was not
 	// written: the connection closed, or its output queue overflowed.
 	Undelivered(c *Conn, el *codec.Element)
+	// Resume finds the session with stream management that a connection
+	// of its user resumes (the resource and id of its resumption id): its
+	// connection on this node, or a *ResumeError.
+	Resume(ctx context.Context, c *Conn, resource string, id []byte) (*Conn, error)
+	// Resumed moves the session of old to c.
+	Resumed(old, c *Conn)
+	// Unacked takes a stanza the client of a session that ended had not
+	// acknowledged: resend says it goes where it would go now (else
+	// ejabberd bounces or drops it).
+	Unacked(c *Conn, el *codec.Element, resend bool)
+	// Offline reports whether the user of a session that ends has no
+	// other session (or only one of the same resource).
+	Offline(c *Conn) bool
+	// CSI takes a client's state indication (XEP-0352).
+	CSI(c *Conn, active bool)
 }
 
 // Options configure the connections.
@@ -70,7 +85,9 @@ type Options struct {
 	// the files the node needs besides (the database pool, the cluster's
 	// connections) stay available.
 	MaxConnections int
-	Log            *slog.Logger
+	// SM are the stream management options (nil: not offered).
+	SM  *SMOptions
+	Log *slog.Logger
 }
 
 // Stats are the connection counters (for /metrics).

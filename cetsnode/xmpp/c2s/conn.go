@@ -82,6 +82,7 @@ type Conn struct {
 	closeOnce  sync.Once
 	sock       sync.Mutex // one write on the connection at a time
 	endReason  string     // why the stream ended, worded as ejabberd's c2s
+	sm         smState
 }
 
 // EndReason says why the stream ended, as ejabberd words it in the last
@@ -179,6 +180,12 @@ func (c *Conn) write(b []byte) error { return c.enqueue(outItem{b: b}) }
 // writer.
 func (c *Conn) enqueue(it outItem) error {
 	c.wmu.Lock()
+	if c.sm.pending && isStanza(it.el) {
+		// Kept for the client that resumes the session.
+		c.smAdd(it.el)
+		c.wmu.Unlock()
+		return nil
+	}
 	if c.closing {
 		c.wmu.Unlock()
 		return errClosing
@@ -203,6 +210,18 @@ func (c *Conn) enqueue(it outItem) error {
 		return errOverflow
 	}
 	c.out = append(c.out, it)
+	if c.sm.ns != "" && isStanza(it.el) {
+		if c.smAdd(it.el) {
+			c.out = append(c.out, outItem{el: smElement("r", c.sm.ns)})
+		}
+		if c.sm.exceeded {
+			c.sm.resend = false
+			c.startWriter()
+			c.wmu.Unlock()
+			c.Close("policy-violation", "Too many unacked stanzas")
+			return nil
+		}
+	}
 	c.startWriter()
 	c.wmu.Unlock()
 	return nil
@@ -266,8 +285,15 @@ func (c *Conn) drain() {
 	}
 }
 
-// undelivered hands routed stanzas that were not written to the backend.
+// undelivered hands routed stanzas that were not written to the backend
+// (with stream management, those wait for an acknowledgement instead).
 func (c *Conn) undelivered(items []outItem) {
+	c.wmu.Lock()
+	sm := c.sm.ns != ""
+	c.wmu.Unlock()
+	if sm {
+		return
+	}
 	for _, it := range items {
 		if it.routed {
 			c.s.opt.Backend.Undelivered(c, it.el)
@@ -308,6 +334,7 @@ func (c *Conn) Close(condition, text string) {
 		if c.closing {
 			return
 		}
+		c.endPending()
 		switch {
 		case condition != "" && text != "":
 			c.setEndReason("Stream closed by local host: " + text + " (" + condition + ")")
@@ -337,8 +364,23 @@ func (c *Conn) Close(condition, text string) {
 // serve runs the connection until it ends.
 func (c *Conn) serve() {
 	defer func() {
+		if c.bound.Load() && c.awaitResumption() {
+			// Another connection has the session.
+			c.wmu.Lock()
+			c.closing = true
+			if c.keepalive != nil {
+				c.keepalive.Stop()
+			}
+			c.wmu.Unlock()
+			c.writers.Wait()
+			c.raw.Close()
+			c.s.forget(c)
+			close(c.done)
+			return
+		}
 		if c.bound.Load() {
 			c.s.opt.Backend.Unbind(c)
+			c.unacked()
 		}
 		c.wmu.Lock()
 		c.closing = true
@@ -388,9 +430,21 @@ func (c *Conn) end(err error) {
 	case errors.As(err, &ne) && ne.Timeout() && !c.bound.Load():
 		c.Close("connection-timeout", "Idle connection")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errClosing):
+		c.lostConnection()
 	default:
 		c.log.Debug("connection ended", "err", err)
+		c.lostConnection()
 	}
+}
+
+// lostConnection: the connection ended without a stream end or error
+// (a session with stream management may then be resumed).
+func (c *Conn) lostConnection() {
+	c.wmu.Lock()
+	if !c.closing || c.sm.lost {
+		c.sm.lost = true
+	}
+	c.wmu.Unlock()
 }
 
 // runStream reads one stream (until a restart after STARTTLS or SASL).
@@ -467,6 +521,9 @@ func (c *Conn) streamStart(h stream.Header) error {
 		features.Kids = append(features.Kids,
 			&codec.Element{Name: "bind", Attrs: [][2]string{{"xmlns", stream.NSBind}}},
 			&codec.Element{Name: "session", Attrs: [][2]string{{"xmlns", stream.NSSession}}, Kids: []any{&codec.Element{Name: "optional"}}})
+		if c.s.opt.SM != nil {
+			features.Kids = append(features.Kids, smElement("sm", NSSM2), smElement("sm", NSSM3))
+		}
 		for _, f := range c.s.opt.Backend.Features(c) {
 			features.Kids = append(features.Kids, f)
 		}
@@ -530,6 +587,15 @@ func (c *Conn) element(el *codec.Element) (restart bool, err error) {
 		return c.handleSASL(el)
 	case el.Name == "stream:error":
 		return false, stream.ErrEnd
+	case isSMNS(ns) && c.s.opt.SM != nil:
+		switch {
+		case c.state == waitBind && el.Name == "resume":
+			return false, c.handleResume(el)
+		case c.state != established:
+			// ejabberd answers, and the stream goes on.
+			return false, c.smFailed(NSSM3, "not-authorized", "Unauthorized", nil)
+		}
+		return false, c.handleSM(el)
 	}
 	switch c.state {
 	case waitStartTLS:
@@ -747,9 +813,22 @@ func (c *Conn) sendKeepalive() {
 // the session's JID, or its bare JID; to defaults to the bare JID) and
 // hands it to the backend; the legacy session IQ is answered here.
 func (c *Conn) handleEstablished(el *codec.Element) error {
+	if (el.Name == "active" || el.Name == "inactive") && stanza.NS(el) == "urn:xmpp:csi:0" {
+		c.s.opt.Backend.CSI(c, el.Name == "active")
+		return nil
+	}
 	if _, ok := stanza.Kind(el); !ok {
 		c.log.Debug("unknown element ignored", "name", el.Name)
 		return nil
+	}
+	c.wmu.Lock()
+	if c.sm.ns != "" {
+		c.sm.in++
+	}
+	taken := c.sm.takenBy != nil && !c.sm.pending
+	c.wmu.Unlock()
+	if taken {
+		return nil // the session is another connection's now
 	}
 	if from := stanza.Attr(el, "from"); from != "" {
 		f, err := jid.Parse(from)

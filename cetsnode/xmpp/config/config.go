@@ -48,6 +48,13 @@ type Config struct {
 	Offline Offline
 	// MAM are mod_mam's options.
 	MAM MAM
+	// SM are mod_stream_mgmt's options (nil: the module is not loaded).
+	SM *SM
+	// Ping are mod_ping's options.
+	Ping Ping
+	// CSI are mod_client_state's options: what waits while a client is
+	// inactive.
+	CSI struct{ Presence, ChatStates, PEP bool }
 	// PasswordStrength is mod_register's password_strength: the least
 	// entropy of a new password (0: any).
 	PasswordStrength float64
@@ -80,6 +87,24 @@ type MAM struct {
 	// RequestActivates: a user's first query stores the default as the
 	// user's preferences, and until then nothing is archived.
 	RequestActivates bool
+}
+
+// Ping are mod_ping's options (XEP-0199): with Send, the server pings
+// each client after Interval without a stanza from it, and with
+// TimeoutAction kill closes a connection that does not answer within
+// AckTimeout (a session with stream management then waits for
+// resumption).
+type Ping struct {
+	Send                 bool
+	Interval, AckTimeout time.Duration
+	TimeoutAction        string // none or kill
+}
+
+// SM are mod_stream_mgmt's options (XEP-0198).
+type SM struct {
+	ResumeTimeout, MaxResumeTimeout, AckTimeout time.Duration
+	MaxAckQueue                                 int    // 0: infinity
+	ResendOnTimeout                             string // false, true, if_offline
 }
 
 // Listener is one listen entry with module ejabberd_c2s.
@@ -599,7 +624,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -667,6 +692,32 @@ func (p *parser) modules(v *yaml.Node) error {
 				}
 			}
 		}
+		if name == "mod_client_state" {
+			p.cfg.CSI.Presence, p.cfg.CSI.ChatStates, p.cfg.CSI.PEP = true, true, true
+			if opts.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(opts.Content); j += 2 {
+					k, o := opts.Content[j].Value, opts.Content[j+1]
+					b, err := boolValue(o)
+					switch {
+					case k != "queue_presence" && k != "queue_chat_states" && k != "queue_pep":
+						p.warn("mod_client_state %s is not implemented; ignored", k)
+					case err != nil:
+						return refuse("mod_client_state %s: %v", k, err)
+					case k == "queue_presence":
+						p.cfg.CSI.Presence = b
+					case k == "queue_chat_states":
+						p.cfg.CSI.ChatStates = b
+					default:
+						p.cfg.CSI.PEP = b
+					}
+				}
+			}
+		}
+		if name == "mod_stream_mgmt" {
+			if err := p.sm(opts); err != nil {
+				return err
+			}
+		}
 		if name == "mod_mam" {
 			p.cfg.MAM.Default = "never"
 			if err := p.mam(opts); err != nil {
@@ -693,13 +744,37 @@ func (p *parser) modules(v *yaml.Node) error {
 				}
 			}
 		}
+		if name == "mod_ping" {
+			p.cfg.Ping = Ping{Interval: time.Minute, AckTimeout: 32 * time.Second, TimeoutAction: "none"}
+		}
 		if name == "mod_ping" && opts.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(opts.Content); j += 2 {
 				k, o := opts.Content[j].Value, opts.Content[j+1]
-				if k == "send_pings" && o.Value == "false" {
-					continue
+				switch k {
+				case "send_pings":
+					b, err := boolValue(o)
+					if err != nil {
+						return refuse("mod_ping send_pings: %v", err)
+					}
+					p.cfg.Ping.Send = b
+				case "ping_interval", "ping_ack_timeout":
+					d, err := duration(o, time.Second)
+					if err != nil || d <= 0 || d == time.Duration(math.MaxInt64) {
+						return refuse("mod_ping %s %q is not a timeout", k, o.Value)
+					}
+					if k == "ping_interval" {
+						p.cfg.Ping.Interval = d
+					} else {
+						p.cfg.Ping.AckTimeout = d
+					}
+				case "timeout_action":
+					if o.Value != "none" && o.Value != "kill" {
+						return refuse("mod_ping timeout_action %q is not none or kill", o.Value)
+					}
+					p.cfg.Ping.TimeoutAction = o.Value
+				default:
+					p.warn("mod_ping %s is not implemented; ignored", k)
 				}
-				p.warn("mod_ping %s is not implemented (the server answers pings; it does not send them); ignored", k)
 			}
 		}
 		if name == "mod_fail2ban" && opts.Kind == yaml.MappingNode {
@@ -855,6 +930,60 @@ func duration(n *yaml.Node, unit time.Duration) (time.Duration, error) {
 		}
 	}
 	return 0, refuse("%q is not a timeout", s)
+}
+
+// sm reads mod_stream_mgmt's options.
+func (p *parser) sm(opts *yaml.Node) error {
+	sm := &SM{ResumeTimeout: 300 * time.Second, AckTimeout: 60 * time.Second, MaxAckQueue: 5000, ResendOnTimeout: "false"}
+	p.cfg.SM = sm
+	if opts.Kind != yaml.MappingNode {
+		return nil
+	}
+	for j := 0; j+1 < len(opts.Content); j += 2 {
+		k, o := opts.Content[j].Value, opts.Content[j+1]
+		switch k {
+		case "queue_type", "cache_size", "cache_life_time":
+		case "resume_timeout", "max_resume_timeout", "ack_timeout":
+			d, err := duration(o, time.Second)
+			if err != nil || d < 0 || (k != "ack_timeout" && d == time.Duration(math.MaxInt64)) {
+				return refuse("mod_stream_mgmt %s %q is not a timeout", k, o.Value)
+			}
+			switch k {
+			case "resume_timeout":
+				sm.ResumeTimeout = d
+			case "max_resume_timeout":
+				sm.MaxResumeTimeout = d
+			default:
+				if d == time.Duration(math.MaxInt64) {
+					d = 0
+				}
+				sm.AckTimeout = d
+			}
+		case "max_ack_queue":
+			if o.Value == "infinity" {
+				sm.MaxAckQueue = 0
+				continue
+			}
+			n, err := intValue(o)
+			if err != nil || n <= 0 {
+				return refuse("mod_stream_mgmt max_ack_queue %q is not a positive number", o.Value)
+			}
+			sm.MaxAckQueue = n
+		case "resend_on_timeout":
+			switch o.Value {
+			case "true", "false", "if_offline":
+				sm.ResendOnTimeout = o.Value
+			default:
+				return refuse("mod_stream_mgmt resend_on_timeout %q is not true, false or if_offline", o.Value)
+			}
+		default:
+			p.warn("mod_stream_mgmt %s is not implemented; ignored", k)
+		}
+	}
+	if sm.MaxResumeTimeout < sm.ResumeTimeout {
+		sm.MaxResumeTimeout = sm.ResumeTimeout
+	}
+	return nil
 }
 
 // mam reads mod_mam's options.

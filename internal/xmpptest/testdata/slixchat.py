@@ -12,6 +12,7 @@ it receives, one event per line:
   ping <to>                     IQ <id> result|<error condition>
   roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
   subscribe|subscribed <jid>    PRES <from> subscribe|subscribed|...
+  csi active|inactive           SM enabled <resume>, ACKED <stanza name>
   carbons                       CARBONS enabled|<error>
                                 CARBON sent|received <from> <to> <body> <stanza id|->
   mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
@@ -52,6 +53,10 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0203')
         self.register_plugin('xep_0313')
         self.register_plugin('xep_0280')
+        self.register_plugin('xep_0198')
+        self.register_plugin('xep_0352')
+        self.add_event_handler('sm_enabled', lambda e: say('SM', 'enabled', e['resume'] or '-'))
+        self.add_event_handler('stanza_acked', lambda st: say('ACKED', st.name))
         self.register_plugin('xep_0359')
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
@@ -127,6 +132,11 @@ class Client(slixmpp.ClientXMPP):
             say('ROSTEREND', n)
         elif w[0] in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
             self.send_presence(pto=w[1], ptype=w[0])
+        elif w[0] == 'csi':
+            if w[1] == 'active':
+                self.plugin['xep_0352'].send_active()
+            else:
+                self.plugin['xep_0352'].send_inactive()
         elif w[0] == 'carbons':
             try:
                 await self.plugin['xep_0280'].enable(timeout=10)
