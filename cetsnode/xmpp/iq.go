@@ -31,6 +31,13 @@ func (s *Service) iqHandlers() {
 			s.userIQs[ns] = s.mamIQ
 		}
 	}
+	if s.vcardOn() {
+		s.userIQs[nsVCard] = s.vcardIQ
+		s.serverIQs[nsVCard] = s.serverVCardIQ
+	}
+	if s.privateOn() {
+		s.userIQs[nsPrivate] = s.privateIQ
+	}
 	if s.carbonsOn() {
 		s.userIQs[nsCarbons] = s.carbonsIQ
 	}

@@ -125,3 +125,68 @@ func BenchmarkMAMVersusEjabberd(b *testing.B) {
 	b.ReportMetric(float64(g50)/float64(e50), "p50-ratio")
 	b.ReportMetric(float64(g99)/float64(e99), "p99-ratio")
 }
+
+// The one-to-one message benchmark of issue 7 with what modern clients
+// turn on: every client enables carbons and stream management (and acks
+// the server's requests), both servers archive every message for both
+// parties (mod_mam default: always) — against ejabberd 23.01 on the same
+// database in the same run. Pairs: MIMMIGRATE_BENCH_PAIRS (1000).
+//
+//	go test -run XXX -bench MessagesFullVersusEjabberd -benchtime 1x -timeout 30m ./cetsnode/xmpp/
+func BenchmarkMessagesFullVersusEjabberd(b *testing.B) {
+	if bed == nil {
+		b.Skip(bedWhy)
+	}
+	pairs := envInt("MIMMIGRATE_BENCH_PAIRS", 1000)
+	bb := startBenchBed(b, 2*pairs, benchModules+"  mod_mam:\n    default: always\n  mod_carboncopy: {}\n  mod_stream_mgmt: {}\n")
+	type result struct {
+		rate                       float64
+		p50, p99, halfP50, halfP99 time.Duration
+		lost, archived             int64
+	}
+	results := make([]result, len(bb.servers))
+	for si, srv := range bb.servers {
+		bb.db.Pool.Exec(context.Background(), `DELETE FROM archive`)
+		clients := make([]*xmppload.Client, 2*pairs)
+		sem := make(chan struct{}, 16)
+		errs := make(chan error, 2*pairs)
+		for i := range clients {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				user := "b" + strconv.Itoa(i+1)
+				cl, _ := scram.SHA1.NewClient(user, benchPassword, "")
+				c, err := xmppload.Login(xmppload.Options{Addr: srv.addr, Host: xmpptest.Host, TLS: bb.tlsConf, Mechanism: "SCRAM-SHA-1",
+					User: user, Password: benchPassword, Resource: "x", SCRAM: cl, Timeout: 30 * time.Second, SM: true, Carbons: true})
+				clients[i] = c
+				errs <- err
+			}()
+		}
+		for range clients {
+			if err := <-errs; err != nil {
+				b.Fatalf("%s: %v", srv.name, err)
+			}
+		}
+		r := &results[si]
+		r.rate, r.p50, r.p99, r.halfP50, r.halfP99, r.lost = messages(b, srv.name, clients[:pairs], clients[pairs:])
+		for _, c := range clients {
+			c.Close()
+		}
+		time.Sleep(2 * time.Second)
+		bb.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM archive`).Scan(&r.archived)
+	}
+	e, g := results[0], results[1]
+	report := fmt.Sprintf(`XMPP messages with carbons, stream management and archiving, %d pairs (ejabberd 23.01 | mimmigrate | ratio)
+  messages/s (saturated)    %8.0f | %8.0f | %.2f×
+    p50 / p99               %8s / %s | %s / %s
+  at half of each one's rate p50 / p99: %s / %s | %s / %s
+  messages not received     %8d | %8d   (of %d)
+  archive rows written      %8d | %8d   (two per message)`,
+		pairs, e.rate, g.rate, g.rate/e.rate,
+		e.p50.Round(time.Millisecond), e.p99.Round(time.Millisecond), g.p50.Round(time.Millisecond), g.p99.Round(time.Millisecond),
+		e.halfP50.Round(time.Millisecond), e.halfP99.Round(time.Millisecond), g.halfP50.Round(time.Millisecond), g.halfP99.Round(time.Millisecond),
+		e.lost, g.lost, 2*pairs*20, e.archived, g.archived)
+	b.Log("\n" + report)
+	fmt.Println(report)
+	b.ReportMetric(g.rate/e.rate, "msg-rate-ratio")
+}

@@ -65,6 +65,9 @@ func warmUp(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, use
 		r.Send("</stream:stream>")
 		r.Close()
 	}
+	// The end of those sessions reaches their contacts before the
+	// conversation starts.
+	time.Sleep(700 * time.Millisecond)
 }
 
 // mamNormaliser replaces the archive ids and stamps of messages archived

@@ -51,6 +51,7 @@ const (
 // its own presence, else it goes where it is addressed.
 func (s *Service) presenceOut(l *local, el *codec.Element) {
 	own := l.jid()
+	el = s.withPhotoHash(own, el)
 	to, err := jid.Parse(stanza.Attr(el, "to"))
 	if err != nil {
 		return

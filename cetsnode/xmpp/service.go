@@ -313,6 +313,11 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			s.resendPresence(cetsnode.Session{SID: sid, Node: s.node.Self()}, j)
 			return
 		}
+	case term.IsAtom(tu[0], "update_presence") && len(tu) == 2:
+		if sid, ok := tu[1].(term.Tuple); ok {
+			s.updatePresence(sid)
+			return
+		}
 	case term.IsAtom(tu[0], "route") && (len(tu) == 3 || len(tu) == 4):
 		var m meta
 		if len(tu) == 4 {

@@ -33,6 +33,10 @@ type Options struct {
 	// SCRAM is a client shared by logins with one password (it caches the
 	// salted password, as a real client keeps it).
 	SCRAM *scram.Client
+	// Carbons enables message carbons after binding; SM enables stream
+	// management (with resumption), and Next then answers the server's
+	// requests for acknowledgement.
+	Carbons, SM bool
 }
 
 // Client is a logged-in session.
@@ -42,6 +46,8 @@ type Client struct {
 	br   *bufio.Reader
 	rd   *stream.Reader
 	wmu  sync.Mutex
+	sm   bool
+	h    uint32 // stanzas handled, with SM
 }
 
 const header = "<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
@@ -125,6 +131,19 @@ func (c *Client) login(o Options) error {
 	if b := stanza.Payload(el); b != nil && b.Child("jid") != nil {
 		c.JID = b.Child("jid").Text()
 	}
+	if o.Carbons {
+		fmt.Fprintf(c.conn, "<iq type='set' id='cc'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		if el, err := c.expect("iq"); err != nil || stanza.Attr(el, "type") != "result" {
+			return fmt.Errorf("enabling carbons: %v", err)
+		}
+	}
+	if o.SM {
+		fmt.Fprintf(c.conn, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+		if _, err := c.expect("enabled"); err != nil {
+			return fmt.Errorf("enabling stream management: %w", err)
+		}
+		c.sm = true
+	}
 	return nil
 }
 
@@ -192,14 +211,32 @@ func (c *Client) Send(s string) error {
 	return err
 }
 
-// Next reads the next stanza (whitespace keepalives are skipped).
+// Next reads the next stanza (whitespace keepalives are skipped; with
+// stream management, requests for acknowledgement are answered).
 func (c *Client) Next(timeout time.Duration) (*codec.Element, error) {
 	if timeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(timeout))
 	} else {
 		c.conn.SetReadDeadline(time.Time{})
 	}
-	return c.rd.Next()
+	for {
+		el, err := c.rd.Next()
+		if err != nil || !c.sm {
+			return el, err
+		}
+		switch el.Name {
+		case "r":
+			if err := c.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", c.h)); err != nil {
+				return nil, err
+			}
+			continue
+		case "a":
+			continue
+		case "message", "presence", "iq":
+			c.h++
+		}
+		return el, nil
+	}
 }
 
 // Close ends the stream and the connection.

@@ -193,6 +193,13 @@ func (b *Bed) StartSQLEjabberd(t testing.TB) *testenv.Ejabberd {
 // "  mod_carboncopy: {}\n").
 func (b *Bed) StartSQLEjabberdWith(t testing.TB, modules string) *testenv.Ejabberd {
 	t.Helper()
+	return b.StartSQLEjabberdModules(t, testenv.DefaultModules+modules)
+}
+
+// StartSQLEjabberdModules is StartSQLEjabberd with a modules section of
+// its own (all of it, "modules:\n  mod_…").
+func (b *Bed) StartSQLEjabberdModules(t testing.TB, modules string) *testenv.Ejabberd {
+	t.Helper()
 	u, err := url.Parse(b.DBURL)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +210,7 @@ func (b *Bed) StartSQLEjabberdWith(t testing.TB, modules string) *testenv.Ejabbe
 	}
 	cfg := fmt.Sprintf("\nsql_type: pgsql\nsql_server: %q\nsql_port: %s\nsql_database: %q\nsql_username: %q\nsql_password: \"\"\nsql_pool_size: 2\nnew_sql_schema: false\n",
 		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), user)
-	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xsql", Host: Host, SQL: true, ExtraConfig: cfg, Modules: testenv.DefaultModules + modules})
+	e, err := testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xsql", Host: Host, SQL: true, ExtraConfig: cfg, Modules: modules})
 	if err != nil {
 		t.Fatal(err)
 	}

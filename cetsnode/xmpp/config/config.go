@@ -624,7 +624,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -689,6 +689,17 @@ func (p *parser) modules(v *yaml.Node) error {
 				case k == "use_mam_for_storage":
 				default:
 					p.warn("mod_offline %s is not implemented; ignored", k)
+				}
+			}
+		}
+		if (name == "mod_vcard" || name == "mod_vcard_xupdate" || name == "mod_private") && opts.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(opts.Content); j += 2 {
+				switch k := opts.Content[j].Value; {
+				case moduleSilent[k]:
+				case name == "mod_vcard" && (k == "search" || k == "matches" || k == "allow_return_all" || k == "search_all_hosts" || k == "host" || k == "hosts" || k == "name"):
+					p.warn("mod_vcard %s: user directory search (XEP-0055) is not served; ignored", k)
+				default:
+					p.warn("%s %s is not implemented; ignored", name, k)
 				}
 			}
 		}

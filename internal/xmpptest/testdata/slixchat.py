@@ -13,6 +13,9 @@ it receives, one event per line:
   roster                        ROSTER <jid> <subscription> <ask>..., ROSTEREND <n>
   subscribe|subscribed <jid>    PRES <from> subscribe|subscribed|...
   csi active|inactive           SM enabled <resume>, ACKED <stanza name>
+  vcard <jid>                   VCARD <FN> <NICKNAME> <ORGNAME>|<error>
+  setvcard <fn...>              VCARDSET ok|<error>
+  bookmarks                     BOOKMARK <jid> <name>..., BOOKMARKSEND <n>
   carbons                       CARBONS enabled|<error>
                                 CARBON sent|received <from> <to> <body> <stanza id|->
   mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
@@ -53,6 +56,9 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0203')
         self.register_plugin('xep_0313')
         self.register_plugin('xep_0280')
+        self.register_plugin('xep_0054')
+        self.register_plugin('xep_0049')
+        self.register_plugin('xep_0048')
         self.register_plugin('xep_0198')
         self.register_plugin('xep_0352')
         self.add_event_handler('sm_enabled', lambda e: say('SM', 'enabled', e['resume'] or '-'))
@@ -132,6 +138,33 @@ class Client(slixmpp.ClientXMPP):
             say('ROSTEREND', n)
         elif w[0] in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
             self.send_presence(pto=w[1], ptype=w[0])
+        elif w[0] == 'vcard':
+            try:
+                iq = await self.plugin['xep_0054'].get_vcard(w[1], local=False, timeout=10)
+                v = iq['vcard_temp']
+                say('VCARD', v['FN'] or '-', v['NICKNAME'] or '-', v['ORG']['ORGNAME'] or '-')
+            except IqError as e:
+                say('VCARD', e.iq['error']['condition'])
+            except IqTimeout:
+                say('VCARD', 'timeout')
+        elif w[0] == 'setvcard':
+            v = self.plugin['xep_0054'].make_vcard()
+            v['FN'] = ' '.join(w[1:])
+            try:
+                await self.plugin['xep_0054'].publish_vcard(v, timeout=10)
+                say('VCARDSET', 'ok')
+            except IqError as e:
+                say('VCARDSET', e.iq['error']['condition'])
+        elif w[0] == 'bookmarks':
+            try:
+                iq = await self.plugin['xep_0048'].get_bookmarks(method='xep_0049', timeout=10)
+                n = 0
+                for c in iq['private']['bookmarks']['conferences']:
+                    say('BOOKMARK', c['jid'], c['name'] or '-')
+                    n += 1
+                say('BOOKMARKSEND', n)
+            except IqError as e:
+                say('BOOKMARKSEND', e.iq['error']['condition'])
         elif w[0] == 'csi':
             if w[1] == 'active':
                 self.plugin['xep_0352'].send_active()
