@@ -312,9 +312,9 @@ func (s *Service) xupdateOn() bool { return s.opt.Config.Modules["mod_vcard_xupd
 type photoState int
 
 const (
-	photoNoVCard   photoState = iota // <x/> without <photo/>
-	photoHash                        // <x><photo>hash</photo></x> (empty: no photo)
-	photoByURL                       // no <x/>: the photo is elsewhere
+	photoNoVCard photoState = iota // <x/> without <photo/>
+	photoHash                      // <x><photo>hash</photo></x> (empty: no photo)
+	photoByURL                     // no <x/>: the photo is elsewhere
 )
 
 // photoHash is mod_vcard_xupdate's hash of a user's vCard photo: the
