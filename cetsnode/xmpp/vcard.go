@@ -313,7 +313,7 @@ type photoState int
 
 const (
 	photoNoVCard photoState = iota // <x/> without <photo/>
-	photoHash                      // <x><photo>hash</photo></x> (empty: no photo)
+	photoSHA1                      // <x><photo>hash</photo></x> (empty: no photo)
 	photoByURL                     // no <x/>: the photo is elsewhere
 )
 
@@ -332,18 +332,18 @@ func (s *Service) photoHash(user jid.JID) (string, photoState) {
 	}
 	ph := v.Child("PHOTO")
 	if ph == nil {
-		return "", photoHash
+		return "", photoSHA1
 	}
 	if b := ph.Child("BINVAL"); b != nil {
 		if bin, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b.Text()), "")); err == nil && len(bin) > 0 {
 			sum := sha1.Sum(bin)
-			return hex.EncodeToString(sum[:]), photoHash
+			return hex.EncodeToString(sum[:]), photoSHA1
 		}
 	}
 	if e := ph.Child("EXTVAL"); e != nil && e.Text() != "" {
 		return "", photoByURL
 	}
-	return "", photoHash
+	return "", photoSHA1
 }
 
 // withPhotoHash is mod_vcard_xupdate's update of an available presence
@@ -371,7 +371,7 @@ func (s *Service) withPhotoHash(user jid.JID, el *codec.Element) *codec.Element 
 		return &out
 	}
 	x := &codec.Element{Name: "x", Attrs: [][2]string{{"xmlns", nsVCardUpdate}}}
-	if state == photoHash {
+	if state == photoSHA1 {
 		x.Kids = []any{textEl("photo", hash)}
 	}
 	// Among the extensions, before the presence's own children.
