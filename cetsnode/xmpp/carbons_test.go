@@ -68,43 +68,18 @@ func TestCarbonsAsEjabberd(t *testing.T) {
 	reset()
 	start := time.Now()
 	e := bed.StartSQLEjabberdWith(t, "  mod_carboncopy: {}\n")
-	ejAddr := fmt.Sprintf("127.0.0.1:%d", e.C2SPort)
-	dialEj := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, err := xmpptest.DialRaw(ejAddr, false, bed.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		if err := r.Plain(acc.User, acc.Password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Bind(res); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	dialEj := dialEjabberd(t, e)
 	warmUp(t, dialEj, a, b)
 	norm := mamNormaliser(start)
 	ej := runConversationWith(t, dialEj, sessions, steps, func(s string) string { return sortStanzas(norm(s)) })
 	reset()
 	start = time.Now()
 	n := bed.StartNode(t, "cc"+testenv.RandomID(5), withMAM+"  mod_carboncopy: {}\n")
-	dialGo := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, _, err := xmpptest.Session(n.StartTLS, bed.CA, acc, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
+	dialGo := dialNode(t, n)
 	warmUp(t, dialGo, a, b)
 	norm = mamNormaliser(start)
 	ours := runConversationWith(t, dialGo, sessions, steps, func(s string) string { return sortStanzas(norm(s)) })
-	for i := range ej {
-		if ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	all := strings.Join(ej, "\n")
 	for _, want := range []string{"<sent xmlns='urn:xmpp:carbons:2'>", "<received xmlns='urn:xmpp:carbons:2'>", "<stanza-id by='" + A + "' id='NEW"} {
 		if !strings.Contains(all, want) {

@@ -2,7 +2,6 @@ package xmpp_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -49,41 +48,16 @@ func TestCSIAsEjabberd(t *testing.T) {
 	}
 	reset()
 	e := bed.StartSQLEjabberdWith(t, "  mod_client_state: {}\n")
-	ejAddr := fmt.Sprintf("127.0.0.1:%d", e.C2SPort)
-	dialEj := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, err := xmpptest.DialRaw(ejAddr, false, bed.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		if err := r.Plain(acc.User, acc.Password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Bind(res); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	dialEj := dialEjabberd(t, e)
 	sessions := []xmpptest.Account{a, b, c}
 	warmUp(t, dialEj, sessions...)
 	ej := runConversationWith(t, dialEj, sessions, steps, normalise)
 	reset()
 	n := bed.StartNode(t, "csi"+testenv.RandomID(5), withRoster+"  mod_client_state: {}\n")
-	dialGo := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, _, err := xmpptest.Session(n.StartTLS, bed.CA, acc, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
+	dialGo := dialNode(t, n)
 	warmUp(t, dialGo, sessions...)
 	ours := runConversationWith(t, dialGo, sessions, steps, normalise)
-	for i := range ej {
-		if ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	all := strings.Join(ej, "\n")
 	if !strings.Contains(all, ">Client Inactive</delay>") {
 		t.Errorf("nothing waited: the conversation tests less than it says")

@@ -54,7 +54,7 @@ func archiveIDs(t *testing.T, user string) []string {
 
 // warmUp logs each user in once (the server's first database queries),
 // so that no answer in a conversation is late for its step.
-func warmUp(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users ...xmpptest.Account) {
+func warmUp(t *testing.T, dial dialer, users ...xmpptest.Account) {
 	t.Helper()
 	for _, u := range users {
 		r := dial(u, "warm")
@@ -211,40 +211,15 @@ func TestMAMAsEjabberd(t *testing.T) {
 		}
 	}
 	e := bed.StartSQLEjabberd(t)
-	ejAddr := fmt.Sprintf("127.0.0.1:%d", e.C2SPort)
-	dialEj := func(a xmpptest.Account, res string) *xmpptest.Raw {
-		r, err := xmpptest.DialRaw(ejAddr, false, bed.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		if err := r.Plain(a.User, a.Password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Bind(res); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	dialEj := dialEjabberd(t, e)
 	warmUp(t, dialEj, users[:]...)
 	ej := runConversationWith(t, dialEj, users[:], steps, mamNormaliser(start))
 	reset()
 	n := bed.StartNode(t, "mam"+testenv.RandomID(5), withMAM)
-	dialGo := func(a xmpptest.Account, res string) *xmpptest.Raw {
-		r, _, err := xmpptest.Session(n.StartTLS, bed.CA, a, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
+	dialGo := dialNode(t, n)
 	warmUp(t, dialGo, users[:]...)
 	ours := runConversationWith(t, dialGo, users[:], steps, mamNormaliser(start))
-	for i := range ej {
-		if ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	if t.Failed() {
 		t.Logf("ejabberd's conversation:\n%s", strings.Join(ej, "\n"))
 		return

@@ -29,7 +29,7 @@ type step struct {
 // runConversation plays steps on two sessions and returns, per step,
 // what each session received, stanza by stanza (normalised and sorted:
 // delivery order between different kinds of stanzas is not specified).
-func runConversation(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users [2]xmpptest.Account, steps []step) []string {
+func runConversation(t *testing.T, dial dialer, users [2]xmpptest.Account, steps []step) []string {
 	t.Helper()
 	return runConversationWith(t, dial, users[:], steps, normalise)
 }
@@ -37,7 +37,7 @@ func runConversation(t *testing.T, dial func(xmpptest.Account, string) *xmpptest
 // runConversationWith is runConversation with its own normalisation of
 // what a session received in one step.
 // The sessions are users[i] with the resources a, b, c, … in order.
-func runConversationWith(t *testing.T, dial func(xmpptest.Account, string) *xmpptest.Raw, users []xmpptest.Account, steps []step, norm func(string) string) []string {
+func runConversationWith(t *testing.T, dial dialer, users []xmpptest.Account, steps []step, norm func(string) string) []string {
 	t.Helper()
 	rs := make([]*xmpptest.Raw, len(users))
 	for i, u := range users {
@@ -163,29 +163,8 @@ func TestRosterAsEjabberd(t *testing.T) {
 		{0, "close"},
 		{1, "<iq type='get' id='l3' to='" + A + "'><query xmlns='jabber:iq:last'/></iq>"},
 	}
-	ejAddr := fmt.Sprintf("127.0.0.1:%d", bed.Ejabberd.C2SPort)
-	ej := runConversation(t, func(a xmpptest.Account, res string) *xmpptest.Raw {
-		r, err := xmpptest.DialRaw(ejAddr, false, bed.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		if err := r.Plain(a.User, a.Password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Bind(res); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}, users, steps)
-	ours := runConversation(t, func(a xmpptest.Account, res string) *xmpptest.Raw {
-		r, _, err := xmpptest.Session(n.StartTLS, bed.CA, a, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}, users, steps)
+	ej := runConversation(t, dialEjabberd(t, bed.Ejabberd), users, steps)
+	ours := runConversation(t, dialNode(t, n), users, steps)
 	// The last activity stored when the available session closed its
 	// stream: ejabberd's words for why it ended.
 	ejLast, err := bed.Ejabberd.Eval(fmt.Sprintf(`{ok, _, S} = mod_last:get_last_info(<<"%s">>, <<"localhost">>), S`, users[0].User))
@@ -199,11 +178,7 @@ func TestRosterAsEjabberd(t *testing.T) {
 	if ejLast != ourLast || ejLast == "" {
 		t.Errorf("last activity status: ejabberd %q, ours %q", ejLast, ourLast)
 	}
-	for i := range ej {
-		if ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	if t.Failed() {
 		t.Logf("ejabberd's conversation:\n%s", strings.Join(ej, "\n"))
 	}

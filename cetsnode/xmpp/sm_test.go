@@ -157,11 +157,7 @@ func TestStreamManagementAsEjabberd(t *testing.T) {
 	}
 	warm(openGo)
 	ours := smTranscript(t, openGo, a, b)
-	for i := range ej {
-		if i >= len(ours) || ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[min(i, len(ours)-1)])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	if t.Failed() {
 		t.Logf("ejabberd's transcript:\n%s", strings.Join(ej, "\n"))
 	}

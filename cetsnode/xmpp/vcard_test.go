@@ -2,7 +2,6 @@ package xmpp_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,41 +86,16 @@ func TestVCardAndPrivateAsEjabberd(t *testing.T) {
 	modules := testenv.DefaultModules[:strings.Index(testenv.DefaultModules, "  mod_pubsub:")] +
 		testenv.DefaultModules[strings.Index(testenv.DefaultModules, "  mod_push:"):] + "  mod_vcard_xupdate: {}\n"
 	e := bed.StartSQLEjabberdModules(t, modules)
-	ejAddr := fmt.Sprintf("127.0.0.1:%d", e.C2SPort)
-	dialEj := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, err := xmpptest.DialRaw(ejAddr, false, bed.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		if err := r.Plain(acc.User, acc.Password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Bind(res); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	dialEj := dialEjabberd(t, e)
 	users := []xmpptest.Account{a, b}
 	warmUp(t, dialEj, users...)
 	ej := runConversationWith(t, dialEj, users, steps, normalise)
 	reset()
 	n := bed.StartNode(t, "vc"+testenv.RandomID(5), withRoster+"  mod_vcard: {}\n  mod_vcard_xupdate: {}\n  mod_private: {}\n")
-	dialGo := func(acc xmpptest.Account, res string) *xmpptest.Raw {
-		r, _, err := xmpptest.Session(n.StartTLS, bed.CA, acc, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
+	dialGo := dialNode(t, n)
 	warmUp(t, dialGo, users...)
 	ours := runConversationWith(t, dialGo, users, steps, normalise)
-	for i := range ej {
-		if ej[i] != ours[i] {
-			t.Errorf("ejabberd: %s\nours:     %s", ej[i], ours[i])
-		}
-	}
+	sameAsEjabberd(t, ej, ours)
 	all := strings.Join(ej, "\n")
 	for _, want := range []string{"<photo>", "<X-CUSTOM xmlns='urn:example'>keep me</X-CUSTOM>", "<conference "} {
 		if !strings.Contains(all, want) {
@@ -141,7 +115,7 @@ func TestVCardAndPrivateAsEjabberd(t *testing.T) {
 		{0, "<iq type='get' id='r2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/><exodus xmlns='exodus:prefs'/></query></iq>"},
 	}
 	// Other resources than the conversation's, which are still there.
-	again := func(dial func(xmpptest.Account, string) *xmpptest.Raw) func(xmpptest.Account, string) *xmpptest.Raw {
+	again := func(dial dialer) dialer {
 		return func(acc xmpptest.Account, res string) *xmpptest.Raw { return dial(acc, res+"2") }
 	}
 	ejBack := runConversationWith(t, again(dialEj), users, readBack, normalise)
