@@ -732,6 +732,9 @@ func (s *Service) mamQuery(el, p *codec.Element, user jid.JID, lang string) {
 		// v0.3: an empty result first, the fin in a message last.
 		s.reply(el)
 	}
+	// The results go to the requesting session (found once: routing each
+	// to its full JID finds the same one).
+	ss, here := s.latest(user)
 	for _, m := range msgs {
 		res := &codec.Element{Name: "result", Attrs: [][2]string{{"id", m.id}}}
 		if r.queryID != "" {
@@ -739,7 +742,12 @@ func (s *Service) mamQuery(el, p *codec.Element, user jid.JID, lang string) {
 		}
 		res.Attrs = append(res.Attrs, [2]string{"xmlns", ns})
 		res.Kids = []any{m.el}
-		s.route(&codec.Element{Name: "message", Attrs: [][2]string{{"to", user.String()}, {"from", to}}, Kids: []any{res}}, meta{})
+		msg := &codec.Element{Name: "message", Attrs: [][2]string{{"to", user.String()}, {"from", to}}, Kids: []any{res}}
+		if here {
+			s.deliver(ss, msg, meta{})
+		} else {
+			s.route(msg, meta{})
+		}
 	}
 	set := &codec.Element{Name: "set", Attrs: [][2]string{{"xmlns", nsRSM}}}
 	set.Kids = append(set.Kids, &codec.Element{Name: "count", Kids: []any{strconv.FormatInt(count, 10)}})

@@ -17,7 +17,8 @@ import (
 
 // MAM against ejabberd 23.01 on one database (its SQL schema, both
 // servers with mod_mam, the same rows): the latency of a page of 50 from
-// a user with MIMMIGRATE_BENCH_ARCHIVE (10 000) archived messages, the
+// a user with MIMMIGRATE_BENCH_ARCHIVE (10 000) archived messages, among
+// 19 other users with as many (200 000 rows in all), the
 // way clients page — forward after an id, backward before one, the last
 // page — with ids spread over the archive. The servers take turns, three
 // rounds of MIMMIGRATE_BENCH_MAM_QUERIES (200) queries each, after a
@@ -34,13 +35,23 @@ func BenchmarkMAMVersusEjabberd(b *testing.B) {
 	ctx := context.Background()
 	base := time.Now().Add(-30 * 24 * time.Hour).UnixMicro()
 	if _, err := bb.db.Pool.Exec(ctx, `INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick)
-		SELECT 'b1', $1::bigint + i * 60000000, 'b2@localhost/x', 'b2@localhost',
+		SELECT 'b1', $1::bigint + i::bigint * 60000000, 'b2@localhost/x', 'b2@localhost',
 			'<message xml:lang=''en'' to=''b1@localhost'' from=''b2@localhost/x'' type=''chat'' id=''m' || i || ''' xmlns=''jabber:client''><body>archived message number ' || i || ', of a usual length for a chat line</body></message>',
 			'archived message number ' || i || ', of a usual length for a chat line', 'chat', ''
 		FROM generate_series(1, $2) AS i`, base, archived); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := bb.db.Pool.Exec(ctx, `ANALYZE archive`); err != nil {
+	// Other users' archives beside it, as a real archive table has (the
+	// planner then reads b1's rows by the (username, timestamp) index,
+	// as it does in production, not the whole table).
+	if _, err := bb.db.Pool.Exec(ctx, `INSERT INTO archive (username, timestamp, peer, bare_peer, xml, txt, kind, nick)
+		SELECT 'other' || u, $1::bigint + i::bigint * 60000000 + u, 'b1@localhost/x', 'b1@localhost',
+			'<message xml:lang=''en'' to=''other' || u || '@localhost'' from=''b1@localhost/x'' type=''chat'' xmlns=''jabber:client''><body>another user''s message</body></message>',
+			'another user''s message', 'chat', ''
+		FROM generate_series(1, $2) AS i, generate_series(1, 19) AS u`, base, archived); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.db.Pool.Exec(ctx, `VACUUM ANALYZE archive`); err != nil {
 		b.Fatal(err)
 	}
 	ids := make([]int64, archived)

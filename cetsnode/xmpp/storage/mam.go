@@ -134,18 +134,27 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 	countArgs := len(args)
 	filter := where.String()
 	if id, ok := archiveID(q.ID); ok {
-		switch q.Direction {
-		case "before":
-			where.WriteString(" AND timestamp < " + arg(id) + "::numeric")
-		case "after":
-			where.WriteString(" AND timestamp > " + arg(id) + "::numeric")
+		// Compared as bigint, so that the (username, timestamp) index
+		// bounds the page; an id past the bigint range is after every
+		// timestamp.
+		n, err := strconv.ParseInt(id, 10, 64)
+		switch {
+		case err != nil && q.Direction == "after":
+			where.WriteString(" AND false")
+		case err != nil:
+		case q.Direction == "before":
+			where.WriteString(" AND timestamp < " + arg(n))
+		case q.Direction == "after":
+			where.WriteString(" AND timestamp > " + arg(n))
 		}
 	}
 	limit := ""
 	if q.Max >= 0 {
 		limit = " LIMIT " + strconv.Itoa(q.Max+1)
 	}
-	sel := "SELECT timestamp::text, xml, peer, coalesce(kind, ''), coalesce(nick, '') FROM archive WHERE " + where.String()
+	// The timestamp is read as it is (bigint): the rows are ordered by
+	// it, along the (username, timestamp) index.
+	sel := "SELECT timestamp, xml, peer, coalesce(kind, ''), coalesce(nick, '') FROM archive WHERE " + where.String()
 	var sqlText string
 	if q.Direction == "before" {
 		sqlText = "SELECT * FROM (" + sel + " ORDER BY timestamp DESC" + limit + ") AS t ORDER BY timestamp ASC"
@@ -164,10 +173,12 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 	var out []ArchivedMessage
 	for rows.Next() {
 		var m ArchivedMessage
-		if err := rows.Scan(&m.ID, &m.XML, &m.Peer, &m.Kind, &m.Nick); err != nil {
+		var ts int64
+		if err := rows.Scan(&ts, &m.XML, &m.Peer, &m.Kind, &m.Nick); err != nil {
 			rows.Close()
 			return nil, 0, err
 		}
+		m.ID = strconv.FormatInt(ts, 10)
 		out = append(out, m)
 	}
 	rows.Close()
@@ -182,8 +193,7 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 }
 
 // archiveID reads an RSM id as mod_mam_sql does (binary_to_integer, then
-// at least 0): an optional sign, then digits. It is kept as text, since
-// it may pass the 64-bit range (the comparison is numeric).
+// at least 0): an optional sign, then digits (any number of them).
 func archiveID(s string) (string, bool) {
 	d := strings.TrimPrefix(s, "+")
 	if d == "" {
