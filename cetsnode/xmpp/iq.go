@@ -31,6 +31,12 @@ func (s *Service) iqHandlers() {
 			s.userIQs[ns] = s.mamIQ
 		}
 	}
+	if s.privacyOn() {
+		s.userIQs[nsPrivacy] = s.privacyIQ
+	}
+	if s.blockingOn() {
+		s.userIQs[nsBlocking] = s.blockingIQ
+	}
 	if s.vcardOn() {
 		s.userIQs[nsVCard] = s.vcardIQ
 		s.serverIQs[nsVCard] = s.serverVCardIQ

@@ -37,6 +37,8 @@ type local struct {
 	csiQueue    map[csiKey]csiEntry
 	csiSeq      int
 	ping        pinger
+	// privacyActive is the session's active privacy list ("": none).
+	privacyActive string
 }
 
 // Subscription states (RFC 6121 §2.1.2.5).
@@ -67,10 +69,15 @@ func (s *Service) presenceOut(l *local, el *codec.Element) {
 		if s.rosterOn() {
 			s.processSubscription(false, own.Bare(), to, typ, "")
 		}
-		s.Route(stanza.Address(el, "", to.String(), own.Bare().String()))
+		if s.privacyOut(l, el) {
+			s.Route(stanza.Address(el, "", to.String(), own.Bare().String()))
+		}
 		return
 	case "error", "probe":
 		s.Route(el)
+		return
+	}
+	if !s.privacyOut(l, el) {
 		return
 	}
 	s.Route(el)
@@ -129,9 +136,9 @@ func (s *Service) selfPresence(l *local, el *codec.Element) {
 		l.mu.Unlock()
 		if first {
 			probe := &codec.Element{Name: "presence", Attrs: [][2]string{{"from", own.String()}, {"type", "probe"}}}
-			s.broadcast(probe, append(s.rosterTargets(own, subTo, subBoth), own.Bare()))
+			s.broadcast(l, probe, append(s.rosterTargets(own, subTo, subBoth), own.Bare()))
 		}
-		s.broadcast(el, append(s.rosterTargets(own, subFrom, subBoth), own.Bare()))
+		s.broadcast(l, el, append(s.rosterTargets(own, subFrom, subBoth), own.Bare()))
 	}
 }
 
@@ -174,8 +181,12 @@ func (s *Service) broadcastUnavailable(l *local, el *codec.Element, toRoster boo
 	}
 	l.directed = nil
 	l.mu.Unlock()
+	active := l.activeList()
 	for _, j := range targets {
-		s.Route(stanza.Address(el, "", j.String(), own.String()))
+		out := stanza.Address(el, "", j.String(), own.String())
+		if s.allowed(own, active, out, false) {
+			s.Route(out)
+		}
 	}
 }
 
@@ -240,7 +251,9 @@ func (s *Service) probeReply(l *local, from jid.JID) {
 		return
 	}
 	reply.Attrs = reply.Attrs[:len(reply.Attrs)-1] // the stream's xmlns
-	s.Route(reply)
+	if s.allowed(own, l.activeList(), reply, false) {
+		s.Route(reply)
+	}
 }
 
 // closed ends a session's presence as ejabberd does when a connection

@@ -86,7 +86,9 @@ func (s *Service) routeUser(el *codec.Element, to jid.JID, m meta) {
 	el, m = s.smReceive(el, to, m)
 	typ := stanza.Attr(el, "type")
 	if el.Name == "presence" && (typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed") {
-		s.inSubscription(el, to)
+		if s.allowed(to, "", el, true) {
+			s.inSubscription(el, to)
+		}
 		return
 	}
 	if to.Resource == "" {
@@ -173,7 +175,7 @@ func (s *Service) offline(el *codec.Element, to jid.JID, m meta) {
 		s.bounce(el, stanza.NewError("internal-server-error", ""))
 		return
 	}
-	if !exists {
+	if !exists || !s.allowed(to, "", el, true) {
 		s.bounce(el, stanza.NewError("service-unavailable", ""))
 		return
 	}
@@ -251,6 +253,9 @@ func (s *Service) deliverHere(key string, el *codec.Element, via term.Atom, m me
 		s.undeliverable(el)
 		return
 	}
+	if !s.privacyIn(l, el) {
+		return
+	}
 	if el.Name == "presence" && !s.presenceIn(l, el, via) {
 		return
 	}
@@ -306,10 +311,15 @@ func (s *Service) routed(from term.Atom, sid term.Tuple, t term.Term, m meta) bo
 	return true
 }
 
-// broadcast routes copies of a stanza to several JIDs.
-func (s *Service) broadcast(el *codec.Element, to []jid.JID) {
+// broadcast routes copies of a stanza of a session to several JIDs,
+// those its privacy lists let it send to.
+func (s *Service) broadcast(l *local, el *codec.Element, to []jid.JID) {
+	own, active := l.jid(), l.activeList()
 	for _, j := range to {
-		s.Route(stanza.Address(el, "", j.String(), stanza.Attr(el, "from")))
+		out := stanza.Address(el, "", j.String(), stanza.Attr(el, "from"))
+		if s.allowed(own, active, out, false) {
+			s.Route(out)
+		}
 	}
 }
 

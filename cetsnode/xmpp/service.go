@@ -72,6 +72,7 @@ type Service struct {
 	byConn map[*c2s.Conn]*local // the same, by connection
 
 	serverIQs, userIQs map[string]iqHandler
+	privacy            privacyCache
 	started            time.Time
 	stats              routeStats
 }
@@ -313,6 +314,13 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			s.resendPresence(cetsnode.Session{SID: sid, Node: s.node.Self()}, j)
 			return
 		}
+	case term.IsAtom(tu[0], "privacy_changed") && len(tu) == 2:
+		if u, ok := term.Text(tu[1]); ok {
+			if j, err := jid.Parse(u); err == nil {
+				s.privacy.forget(j)
+				return
+			}
+		}
 	case term.IsAtom(tu[0], "update_presence") && len(tu) == 2:
 		if sid, ok := tu[1].(term.Tuple); ok {
 			s.updatePresence(sid)
@@ -399,6 +407,14 @@ func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
 			var marked *codec.Element
 			el, marked = s.archiveSent(from, el)
 			s.carbonCopies(from, marked, true, meta{})
+		}
+	}
+	if s.privacyOn() {
+		s.mu.Lock()
+		l := s.byConn[c]
+		s.mu.Unlock()
+		if l != nil && !s.privacyOut(l, el) {
+			return
 		}
 	}
 	s.Route(el)

@@ -114,10 +114,6 @@ func TestVCardAndPrivateAsEjabberd(t *testing.T) {
 		{1, "<iq type='get' id='r1' to='" + A + "'><vCard xmlns='vcard-temp'/></iq>"},
 		{0, "<iq type='get' id='r2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/><exodus xmlns='exodus:prefs'/></query></iq>"},
 	}
-	// Other resources than the conversation's, which are still there.
-	again := func(dial dialer) dialer {
-		return func(acc xmpptest.Account, res string) *xmpptest.Raw { return dial(acc, res+"2") }
-	}
 	ejBack := runConversationWith(t, again(dialEj), users, readBack, normalise)
 	ourBack := runConversationWith(t, again(dialGo), users, readBack, normalise)
 	for i := range ejBack {

@@ -624,7 +624,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true, "mod_privacy": true, "mod_blocking": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -692,7 +692,7 @@ func (p *parser) modules(v *yaml.Node) error {
 				}
 			}
 		}
-		if (name == "mod_vcard" || name == "mod_vcard_xupdate" || name == "mod_private") && opts.Kind == yaml.MappingNode {
+		if (name == "mod_vcard" || name == "mod_vcard_xupdate" || name == "mod_private" || name == "mod_privacy" || name == "mod_blocking" || name == "mod_carboncopy") && opts.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(opts.Content); j += 2 {
 				switch k := opts.Content[j].Value; {
 				case moduleSilent[k]:

@@ -16,6 +16,8 @@ it receives, one event per line:
   vcard <jid>                   VCARD <FN> <NICKNAME> <ORGNAME>|<error>
   setvcard <fn...>              VCARDSET ok|<error>
   bookmarks                     BOOKMARK <jid> <name>..., BOOKMARKSEND <n>
+  block|unblock <jid>           BLOCK ok|<error>
+  blocked                       BLOCKED <jid>..., BLOCKEDEND <n>
   carbons                       CARBONS enabled|<error>
                                 CARBON sent|received <from> <to> <body> <stanza id|->
   mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
@@ -59,6 +61,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0054')
         self.register_plugin('xep_0049')
         self.register_plugin('xep_0048')
+        self.register_plugin('xep_0191')
         self.register_plugin('xep_0198')
         self.register_plugin('xep_0352')
         self.add_event_handler('sm_enabled', lambda e: say('SM', 'enabled', e['resume'] or '-'))
@@ -165,6 +168,18 @@ class Client(slixmpp.ClientXMPP):
                 say('BOOKMARKSEND', n)
             except IqError as e:
                 say('BOOKMARKSEND', e.iq['error']['condition'])
+        elif w[0] in ('block', 'unblock'):
+            try:
+                await getattr(self.plugin['xep_0191'], w[0])([w[1]], timeout=10)
+                say('BLOCK', 'ok')
+            except IqError as e:
+                say('BLOCK', e.iq['error']['condition'])
+        elif w[0] == 'blocked':
+            iq = await self.plugin['xep_0191'].get_blocked(timeout=10)
+            items = sorted(str(j) for j in iq['blocklist']['items'])
+            for j in items:
+                say('BLOCKED', j)
+            say('BLOCKEDEND', len(items))
         elif w[0] == 'csi':
             if w[1] == 'active':
                 self.plugin['xep_0352'].send_active()
