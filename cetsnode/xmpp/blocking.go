@@ -41,12 +41,8 @@ func blockItems(jids []string) []any {
 }
 
 func (s *Service) blockingIQ(el, p *codec.Element, to jid.JID) {
-	from, err := jid.Parse(stanza.Attr(el, "from"))
-	if err != nil {
-		return
-	}
-	if from.Bare() != to.Bare() {
-		s.bounce(el, stanza.NewError("forbidden", "Query to another users is forbidden"))
+	from, ok := s.ownQuery(el, to)
+	if !ok {
 		return
 	}
 	get := stanza.Attr(el, "type") == "get"

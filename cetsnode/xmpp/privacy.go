@@ -232,6 +232,20 @@ func (s *Service) allowed(user jid.JID, active string, el *codec.Element, in boo
 	return true
 }
 
+// ownQuery is the requester of a query only a user may make of its own
+// data; another user's is answered forbidden (ok false).
+func (s *Service) ownQuery(el *codec.Element, to jid.JID) (jid.JID, bool) {
+	from, err := jid.Parse(stanza.Attr(el, "from"))
+	if err != nil {
+		return from, false
+	}
+	if from.Bare() != to.Bare() {
+		s.bounce(el, stanza.NewError("forbidden", "Query to another users is forbidden"))
+		return from, false
+	}
+	return from, true
+}
+
 // activeList is a session's active list ("" for none).
 func (l *local) activeList() string {
 	l.mu.Lock()
@@ -241,12 +255,8 @@ func (l *local) activeList() string {
 
 // privacyIQ answers jabber:iq:privacy for the user's own lists.
 func (s *Service) privacyIQ(el, p *codec.Element, to jid.JID) {
-	from, err := jid.Parse(stanza.Attr(el, "from"))
-	if err != nil {
-		return
-	}
-	if from.Bare() != to.Bare() {
-		s.bounce(el, stanza.NewError("forbidden", "Query to another users is forbidden"))
+	from, ok := s.ownQuery(el, to)
+	if !ok {
 		return
 	}
 	if p.Name != "query" {
@@ -291,16 +301,7 @@ func (q *privacyQuery) element() *codec.Element {
 			order, _ := strconv.ParseUint(stanza.Attr(it, "order"), 10, 64)
 			e.Attrs = append(e.Attrs, [2]string{"order", strconv.FormatUint(order, 10)}, [2]string{"action", stanza.Attr(it, "action")})
 			d, _ := decodePrivacyItem(it)
-			if !d.MatchAll {
-				for _, f := range []struct {
-					on   bool
-					name string
-				}{{d.PresenceIn, "presence-in"}, {d.Message, "message"}, {d.PresenceOut, "presence-out"}, {d.IQ, "iq"}} {
-					if f.on {
-						e.Kids = append(e.Kids, &codec.Element{Name: f.name})
-					}
-				}
-			}
+			e.Kids = kindChildren(d)
 			list.Kids = append(list.Kids, e)
 		}
 		out.Kids = append(out.Kids, list)
@@ -440,17 +441,26 @@ func encodePrivacyItem(it storage.PrivacyItem) *codec.Element {
 		action = "deny"
 	}
 	e.Attrs = append(e.Attrs, [2]string{"order", it.Order}, [2]string{"action", action})
-	if !it.MatchAll {
-		for _, f := range []struct {
-			on   bool
-			name string
-		}{{it.PresenceIn, "presence-in"}, {it.Message, "message"}, {it.PresenceOut, "presence-out"}, {it.IQ, "iq"}} {
-			if f.on {
-				e.Kids = append(e.Kids, &codec.Element{Name: f.name})
-			}
+	e.Kids = kindChildren(it)
+	return e
+}
+
+// kindChildren are the kinds of stanza an item matches, as the codec
+// writes them (none when it matches every stanza).
+func kindChildren(it storage.PrivacyItem) []any {
+	var out []any
+	if it.MatchAll {
+		return out
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{it.PresenceIn, "presence-in"}, {it.Message, "message"}, {it.PresenceOut, "presence-out"}, {it.IQ, "iq"}} {
+		if f.on {
+			out = append(out, &codec.Element{Name: f.name})
 		}
 	}
-	return e
+	return out
 }
 
 func named(name, n string) *codec.Element {

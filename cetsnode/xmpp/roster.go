@@ -275,12 +275,7 @@ func decodeRosterQuery(p *codec.Element) (rosterQuery, *stanza.Error) {
 
 // rosterIQ is mod_roster's process_iq.
 func (s *Service) rosterIQ(el, p *codec.Element, to jid.JID) {
-	from, err := jid.Parse(stanza.Attr(el, "from"))
-	if err != nil {
-		return
-	}
-	if from.Bare() != to.Bare() {
-		s.bounce(el, stanza.NewError("forbidden", "Query to another users is forbidden"))
+	if _, ok := s.ownQuery(el, to); !ok {
 		return
 	}
 	q, serr := decodeRosterQuery(p)
