@@ -285,8 +285,11 @@ func (c *Conn) handleResume(el *codec.Element) error {
 		c.log.Info("cannot resume the session", "reason", re.Text)
 		return c.smFailed(ns, "item-not-found", re.Text, re.H)
 	}
-	// The old connection's session is ours: its counts and what it sent
-	// that was not acknowledged.
+	// The session is this connection's from now on: what is routed to it
+	// waits here (the connection is not routable yet) — then the old
+	// connection's counts and what it sent that was not acknowledged.
+	c.jid, c.user = old.jid, old.user
+	c.s.opt.Backend.Resumed(old, c)
 	old.wmu.Lock()
 	st := old.sm
 	old.sm.queue = nil
@@ -302,7 +305,6 @@ func (c *Conn) handleResume(el *codec.Element) error {
 	old.wmu.Unlock()
 	taken <- c
 	old.raw.Close()
-	c.jid, c.user = old.jid, old.user
 	c.bound.Store(true)
 	c.state = established
 	c.raw.SetReadDeadline(time.Time{})
@@ -311,7 +313,6 @@ func (c *Conn) handleResume(el *codec.Element) error {
 	c.sm = smState{ns: st.ns, id: st.id, timeout: st.timeout, in: st.in, out: st.out, req: st.out, queue: st.queue, resend: st.resend}
 	c.keepalive = time.AfterFunc(c.s.opt.Keepalive, c.sendKeepalive)
 	c.wmu.Unlock()
-	c.s.opt.Backend.Resumed(old, c)
 	if uint32(h) > st.out {
 		return &stream.Error{Condition: "undefined-condition", Text: "Client acknowledged more stanzas than sent by server"}
 	}
@@ -323,6 +324,8 @@ func (c *Conn) handleResume(el *codec.Element) error {
 	c.sm.queue = c.sm.queue[i:]
 	resent := append([]smItem(nil), c.sm.queue...)
 	in := c.sm.in
+	queued := c.queued
+	c.queued = nil
 	c.routable = true
 	c.wmu.Unlock()
 	c.log.Info("resumed the session", "resent", len(resent))
@@ -332,7 +335,16 @@ func (c *Conn) handleResume(el *codec.Element) error {
 	for _, it := range resent {
 		c.resend(it)
 	}
-	return c.write(codec.AppendElement(nil, smElement("r", ns)))
+	if err := c.write(codec.AppendElement(nil, smElement("r", ns))); err != nil {
+		return err
+	}
+	// What came while the session moved: sent (and counted) now.
+	for _, it := range queued {
+		if err := c.enqueue(it); err != nil {
+			c.s.opt.Backend.Undelivered(c, it.el)
+		}
+	}
+	return nil
 }
 
 // resend writes an unacknowledged stanza again, not queued again, with a
