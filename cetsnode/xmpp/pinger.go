@@ -26,9 +26,6 @@ type pinger struct {
 	stopped bool
 }
 
-// pings are the pings waiting for an answer, by id.
-var pings sync.Map // id → *local
-
 func (s *Service) pingsOn() bool { return s.opt.Config.Modules["mod_ping"] && s.opt.Config.Ping.Send }
 
 // startPing (re)arms a session's ping timer: at bind and at every
@@ -63,7 +60,7 @@ func (s *Service) stopPing(l *local) {
 		p.ack.Stop()
 	}
 	if p.waiting != "" {
-		pings.Delete(p.waiting)
+		s.pings.Delete(p.waiting)
 	}
 }
 
@@ -85,13 +82,13 @@ func (s *Service) sendPing(l *local) {
 		return
 	}
 	if p.waiting != "" {
-		pings.Delete(p.waiting)
+		s.pings.Delete(p.waiting)
 	}
 	if p.ack != nil {
 		p.ack.Stop()
 	}
 	p.waiting = id
-	pings.Store(id, l)
+	s.pings.Store(id, l)
 	p.ack = time.AfterFunc(cfg.AckTimeout, func() { s.pingTimeout(l, id) })
 	p.timer.Reset(cfg.Interval)
 	p.mu.Unlock()
@@ -106,7 +103,7 @@ func (s *Service) sendPing(l *local) {
 // error to the domain): true when it was one.
 func (s *Service) pingAnswer(el *codec.Element) bool {
 	id := stanza.Attr(el, "id")
-	v, ok := pings.LoadAndDelete(id)
+	v, ok := s.pings.LoadAndDelete(id)
 	if !ok {
 		return false
 	}
@@ -140,7 +137,7 @@ func (s *Service) pingTimeout(l *local, id string) {
 	}
 	p.waiting = ""
 	p.mu.Unlock()
-	pings.Delete(id)
+	s.pings.Delete(id)
 	if s.opt.Config.Ping.TimeoutAction != "kill" {
 		return
 	}

@@ -73,6 +73,7 @@ type Service struct {
 
 	serverIQs, userIQs map[string]iqHandler
 	privacy            privacyCache
+	pings              sync.Map // the server's pings waiting for an answer: id → *local
 	started            time.Time
 	stats              routeStats
 }
