@@ -208,9 +208,9 @@ func TestBlockingWithRealClients(t *testing.T) {
 	n1 := bed.StartNode(t, cluster, cfg)
 	n2 := bed.StartNode(t, cluster, cfg)
 	xmpptest.WaitClustered(t, 2, n1, n2)
-	a := xmpptest.Account{User: "user32", Password: "pw-user1"}
-	b := xmpptest.Account{User: "user38", Password: "pw-user1"}
-	// user32 is a roster test's too, but only for its roster.
+	// No other test uses user41's, user54's or user55's lists.
+	a := xmpptest.Account{User: "user41", Password: "pw-user1"}
+	b := xmpptest.Account{User: "user54", Password: "pw-user1"}
 	alice := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: n1.StartTLS, CA: bed.CA})
 	alice.Do("presence 0")
 	bob := xmpptest.StartChat(t, xmpptest.Login{Account: b, Addr: n2.DirectTLS, DirectTLS: true, CA: bed.CA})
@@ -233,7 +233,7 @@ func TestBlockingWithRealClients(t *testing.T) {
 	// through; a bigger one ends the stream with policy-violation, as
 	// ejabberd's): stored, read back whole, and the server stays
 	// responsive.
-	r, _, err := xmpptest.Session(n1.StartTLS, bed.CA, xmpptest.Account{User: "user39", Password: "pw-user1"}, "big")
+	r, _, err := xmpptest.Session(n1.StartTLS, bed.CA, xmpptest.Account{User: "user55", Password: "pw-user1"}, "big")
 	if err != nil {
 		t.Fatal(err)
 	}
