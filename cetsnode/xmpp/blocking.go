@@ -72,13 +72,13 @@ func (s *Service) blockingIQ(el, p *codec.Element, to jid.JID) {
 	defer cancel()
 	def, items, err := s.store.DefaultPrivacyList(ctx, from.Domain, from.Local)
 	if err != nil {
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	fail := func(err error) bool {
 		if err != nil {
 			s.log.Warn("changing the block list failed", "user", from.Bare().String(), "err", err)
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 		}
 		return err != nil
 	}

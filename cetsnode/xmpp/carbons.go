@@ -51,7 +51,7 @@ func (s *Service) carbonsIQ(el, p *codec.Element, to jid.JID) {
 	}
 	l := s.localSession(from)
 	if l == nil {
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	l.mu.Lock()
@@ -62,7 +62,7 @@ func (s *Service) carbonsIQ(el, p *codec.Element, to jid.JID) {
 	defer cancel()
 	if err := s.node.Sessions.Register(ctx, sess); err != nil {
 		s.log.Warn("updating a session's info failed", "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	s.reply(el)

@@ -94,3 +94,6 @@ func (s *Service) ping(el, p *codec.Element, to jid.JID) {
 	}
 	s.bounce(el, stanza.NewError("bad-request", "Ping query is incorrect"))
 }
+
+// errDatabase is ejabberd's answer when its database fails.
+func errDatabase() *stanza.Error { return stanza.NewError("internal-server-error", "Database failure") }

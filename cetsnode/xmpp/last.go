@@ -73,7 +73,7 @@ func (s *Service) userLast(el, p *codec.Element, to jid.JID) {
 	switch {
 	case err != nil:
 		s.log.Warn("reading last activity failed", "user", to.String(), "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 	case !ok:
 		s.bounce(el, stanza.NewError("service-unavailable", "No info about last activity found"))
 	default:

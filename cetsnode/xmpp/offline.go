@@ -143,7 +143,7 @@ func (s *Service) storeOffline(el *codec.Element, to jid.JID) (handled bool) {
 		return true
 	default:
 		s.log.Warn("storing an offline message failed", "user", to.Bare().String(), "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return true
 	}
 }

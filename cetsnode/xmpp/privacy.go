@@ -49,12 +49,27 @@ func (c *privacyCache) forget(user jid.JID) {
 }
 
 // privacyChanged forgets a user's lists here and on every other node.
-func (s *Service) privacyChanged(user jid.JID) {
-	s.privacy.forget(user)
+func (s *Service) privacyChanged(user jid.JID) { s.forgetEverywhere("privacy", user) }
+
+// forgetEverywhere drops what the nodes cache of a user's data of a kind
+// (privacy lists, the photo hash): here, and on the other nodes by a
+// message.
+func (s *Service) forgetEverywhere(kind string, user jid.JID) {
+	s.forget(kind, user)
 	for _, peer := range s.node.Sessions.T.Nodes() {
-		if err := s.node.Send(peer, ServiceName, term.Tuple{term.Atom("privacy_changed"), term.Binary(user.Bare().String())}); err != nil {
-			s.log.Info("telling another node of a privacy change failed", "node", peer, "err", err)
+		msg := term.Tuple{term.Atom("forget"), term.Atom(kind), term.Binary(user.Bare().String())}
+		if err := s.node.Send(peer, ServiceName, msg); err != nil {
+			s.log.Info("telling another node to forget a cached value failed", "node", peer, "kind", kind, "err", err)
 		}
+	}
+}
+
+func (s *Service) forget(kind string, user jid.JID) {
+	switch kind {
+	case "privacy":
+		s.privacy.forget(user)
+	case "photo":
+		s.photos.Delete(user.Bare().String())
 	}
 }
 
@@ -494,7 +509,7 @@ func (s *Service) privacyGet(el *codec.Element, user jid.JID, l *local, q *priva
 		defer cancel()
 		def, names, err := s.store.PrivacyLists(ctx, user.Domain, user.Local)
 		if err != nil {
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		active := ""
@@ -520,18 +535,7 @@ func (s *Service) privacySet(el *codec.Element, user jid.JID, l *local, q *priva
 				s.bounce(el, stanza.NewError("conflict", "Cannot remove active list"))
 				return
 			}
-			err := s.store.RemovePrivacyList(ctx, user.Domain, user.Local, list.name)
-			switch {
-			case errors.Is(err, storage.ErrDefaultList):
-				s.bounce(el, stanza.NewError("conflict", "Cannot remove default list"))
-			case errors.Is(err, storage.ErrNoList):
-				s.bounce(el, stanza.NewError("item-not-found", "No privacy list with this name found"))
-			case err != nil:
-				s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
-			default:
-				s.privacyChanged(user)
-				s.reply(el)
-			}
+			s.privacyDone(el, user, s.store.RemovePrivacyList(ctx, user.Domain, user.Local, list.name))
 			return
 		}
 		items := make([]storage.PrivacyItem, 0, len(list.items))
@@ -545,7 +549,7 @@ func (s *Service) privacySet(el *codec.Element, user jid.JID, l *local, q *priva
 		}
 		if err := s.store.SetPrivacyList(ctx, user.Domain, user.Local, list.name, items, false); err != nil {
 			s.log.Warn("storing a privacy list failed", "user", user.Bare().String(), "err", err)
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		s.privacyChanged(user)
@@ -566,18 +570,25 @@ func (s *Service) privacySet(el *codec.Element, user jid.JID, l *local, q *priva
 		}
 		s.reply(el)
 	case len(q.lists) == 0 && q.active == nil && q.def != nil:
-		err := s.store.SetDefaultPrivacyList(ctx, user.Domain, user.Local, *q.def)
-		switch {
-		case errors.Is(err, storage.ErrNoList):
-			s.bounce(el, stanza.NewError("item-not-found", "No privacy list with this name found"))
-		case err != nil:
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
-		default:
-			s.privacyChanged(user)
-			s.reply(el)
-		}
+		s.privacyDone(el, user, s.store.SetDefaultPrivacyList(ctx, user.Domain, user.Local, *q.def))
 	default:
 		s.bounce(el, stanza.NewError("bad-request", "The stanza MUST contain only one <active/> element, one <default/> element, or one <list/> element"))
+	}
+}
+
+// privacyDone answers a change of a user's lists: done, or ejabberd's
+// error for why not.
+func (s *Service) privacyDone(el *codec.Element, user jid.JID, err error) {
+	switch {
+	case errors.Is(err, storage.ErrDefaultList):
+		s.bounce(el, stanza.NewError("conflict", "Cannot remove default list"))
+	case errors.Is(err, storage.ErrNoList):
+		s.bounce(el, stanza.NewError("item-not-found", "No privacy list with this name found"))
+	case err != nil:
+		s.bounce(el, errDatabase())
+	default:
+		s.privacyChanged(user)
+		s.reply(el)
 	}
 }
 

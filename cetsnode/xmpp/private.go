@@ -51,7 +51,7 @@ func (s *Service) privateIQ(el, p *codec.Element, to jid.JID) {
 		}
 		if err := s.store.SetPrivateData(ctx, from.Domain, from.Local, data); err != nil {
 			s.log.Warn("storing private data failed", "user", from.Bare().String(), "err", err)
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		s.reply(el)
@@ -61,7 +61,7 @@ func (s *Service) privateIQ(el, p *codec.Element, to jid.JID) {
 	for _, it := range items {
 		x, found, err := s.store.PrivateData(ctx, from.Domain, from.Local, it.ns)
 		if err != nil {
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		if !found {

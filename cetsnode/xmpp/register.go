@@ -68,7 +68,7 @@ func (s *Service) registerIQ(el, p *codec.Element, to jid.JID) {
 		if !errors.Is(err, sasl.ErrNoUser) {
 			s.log.Warn("storing a new password failed", "user", from.Bare().String(), "err", err)
 		}
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	s.log.Info("password changed", "user", from.Bare().String(), "ip", s.ipOf(from))

@@ -322,7 +322,7 @@ func (s *Service) rosterGet(el *codec.Element, user jid.JID, q rosterQuery) {
 	items, err := s.roster(user)
 	if err != nil {
 		s.log.Warn("reading a roster failed", "user", user.String(), "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	if !s.opt.Config.Roster.Versioning || !q.verSet {
@@ -331,7 +331,7 @@ func (s *Service) rosterGet(el *codec.Element, user jid.JID, q rosterQuery) {
 	}
 	v, err := s.rosterVersion(user)
 	if err != nil {
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	if v == q.ver {
@@ -372,7 +372,7 @@ func (s *Service) rosterSet(el *codec.Element, user jid.JID, it rosterQueryItem)
 	})
 	if err != nil {
 		s.log.Warn("changing a roster failed", "user", user.String(), "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	s.reply(el)

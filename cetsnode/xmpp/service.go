@@ -73,6 +73,7 @@ type Service struct {
 
 	serverIQs, userIQs map[string]iqHandler
 	privacy            privacyCache
+	photos             sync.Map // bare JID → photoCached (mod_vcard_xupdate's hash)
 	pings              sync.Map // the server's pings waiting for an answer: id → *local
 	started            time.Time
 	stats              routeStats
@@ -315,12 +316,12 @@ func (s *Service) Deliver(from term.Atom, msg term.Term) {
 			s.resendPresence(cetsnode.Session{SID: sid, Node: s.node.Self()}, j)
 			return
 		}
-	case term.IsAtom(tu[0], "privacy_changed") && len(tu) == 2:
-		if u, ok := term.Text(tu[1]); ok {
-			if j, err := jid.Parse(u); err == nil {
-				s.privacy.forget(j)
-				return
-			}
+	case term.IsAtom(tu[0], "forget") && len(tu) == 3:
+		kind, ok1 := tu[1].(term.Atom)
+		u, ok2 := term.Text(tu[2])
+		if j, err := jid.Parse(u); ok1 && ok2 && err == nil {
+			s.forget(string(kind), j)
+			return
 		}
 	case term.IsAtom(tu[0], "update_presence") && len(tu) == 2:
 		if sid, ok := tu[1].(term.Tuple); ok {

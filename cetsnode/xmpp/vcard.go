@@ -228,7 +228,7 @@ func (s *Service) vcardIQ(el, p *codec.Element, to jid.JID) {
 	if stanza.Attr(el, "type") == "get" {
 		x, ok, err := s.store.VCard(ctx, to.Domain, to.Local)
 		if err != nil {
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		if !ok {
@@ -237,7 +237,7 @@ func (s *Service) vcardIQ(el, p *codec.Element, to jid.JID) {
 		}
 		v, perr := parseStored(x)
 		if perr != nil {
-			s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+			s.bounce(el, errDatabase())
 			return
 		}
 		s.reply(el, v)
@@ -255,11 +255,12 @@ func (s *Service) vcardIQ(el, p *codec.Element, to jid.JID) {
 	err = s.store.SetVCard(ctx, from.Domain, from.Local, string(codec.AppendElement(nil, v)), vcardSearch(from.Local, v))
 	if err != nil {
 		s.log.Warn("storing a vCard failed", "user", from.Bare().String(), "err", err)
-		s.bounce(el, stanza.NewError("internal-server-error", "Database failure"))
+		s.bounce(el, errDatabase())
 		return
 	}
 	s.reply(el)
 	if s.xupdateOn() {
+		s.forgetEverywhere("photo", from)
 		s.updatePresences(from.Bare())
 	}
 }
@@ -317,33 +318,53 @@ const (
 	photoByURL                     // no <x/>: the photo is elsewhere
 )
 
+// photoCached is a user's photo hash as last read.
+type photoCached struct {
+	hash  string
+	state photoState
+}
+
 // photoHash is mod_vcard_xupdate's hash of a user's vCard photo: the
-// SHA-1 of its BINVAL.
+// SHA-1 of its BINVAL. It is read once and kept (every available
+// presence carries it) until the user sets a vCard.
 func (s *Service) photoHash(user jid.JID) (string, photoState) {
+	key := user.Bare().String()
+	if v, ok := s.photos.Load(key); ok {
+		c := v.(photoCached)
+		return c.hash, c.state
+	}
+	hash, state, err := s.photoHashOf(user)
+	if err == nil {
+		s.photos.Store(key, photoCached{hash, state})
+	}
+	return hash, state
+}
+
+func (s *Service) photoHashOf(user jid.JID) (string, photoState, error) {
 	ctx, cancel := dbctx()
 	defer cancel()
 	x, found, err := s.store.VCard(ctx, user.Domain, user.Local)
 	if err != nil || !found {
-		return "", photoNoVCard
+		return "", photoNoVCard, err
 	}
 	v, err := parseStored(x)
 	if err != nil {
-		return "", photoNoVCard
+		return "", photoNoVCard, nil
 	}
 	ph := v.Child("PHOTO")
 	if ph == nil {
-		return "", photoSHA1
+		return "", photoSHA1, nil
 	}
 	if b := ph.Child("BINVAL"); b != nil {
 		if bin, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b.Text()), "")); err == nil && len(bin) > 0 {
 			sum := sha1.Sum(bin)
-			return hex.EncodeToString(sum[:]), photoSHA1
+			return hex.EncodeToString(sum[:]), photoSHA1, nil
 		}
 	}
 	if e := ph.Child("EXTVAL"); e != nil && e.Text() != "" {
-		return "", photoByURL
+		return "", photoByURL, nil
 	}
-	return "", photoSHA1
+	return "", photoSHA1, nil
 }
 
 // withPhotoHash is mod_vcard_xupdate's update of an available presence
