@@ -115,7 +115,7 @@ func TestNodeConfigFromEjabberd(t *testing.T) {
 		b, _ := os.ReadFile(out)
 		t.Errorf("read back as %+v\n%s", c, b)
 	}
-	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_pubsub is not implemented") || strings.Contains(w, "module mod_roster") ||
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "module mod_push is not implemented") || strings.Contains(w, "module mod_roster") || !c.PubSub.PEP ||
 		strings.Contains(w, "module mod_vcard") || !c.Modules["mod_vcard"] || !c.Modules["mod_mam"] {
 		t.Errorf("warnings:\n%s", w)
 	}

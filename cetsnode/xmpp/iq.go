@@ -44,6 +44,10 @@ func (s *Service) iqHandlers() {
 	if s.privateOn() {
 		s.userIQs[nsPrivate] = s.privateIQ
 	}
+	if s.pepOn() {
+		s.userIQs[nsPubsub] = s.pubsubIQ
+		s.userIQs[nsPubsubOwner] = s.pubsubOwnerIQ
+	}
 	if s.carbonsOn() {
 		s.userIQs[nsCarbons] = s.carbonsIQ
 	}

@@ -176,28 +176,40 @@ func (r *mamRequest) element() *codec.Element {
 		q.Kids = append(q.Kids, fp)
 	}
 	if f := r.form; f != nil {
-		x := &codec.Element{Name: "x", Attrs: [][2]string{{"type", f.typ}, {"xmlns", nsXData}}}
-		for _, fd := range f.fields {
-			fe := &codec.Element{Name: "field"}
-			for _, a := range [][2]string{{"var", fd.v}, {"type", fd.typ}, {"label", fd.label}} {
-				if a[1] != "" {
-					fe.Attrs = append(fe.Attrs, a)
-				}
-			}
-			if fd.required {
-				fe.Kids = append(fe.Kids, &codec.Element{Name: "required"})
-			}
-			if fd.desc != nil {
-				fe.Kids = append(fe.Kids, text("desc", *fd.desc))
-			}
-			for _, v := range fd.values {
-				fe.Kids = append(fe.Kids, text("value", v))
-			}
-			x.Kids = append(x.Kids, fe)
-		}
-		q.Kids = append(q.Kids, x)
+		q.Kids = append(q.Kids, f.element())
 	}
 	return q
+}
+
+// element writes a form as ejabberd's codec writes the decoded record.
+func (f *xform) element() *codec.Element {
+	text := func(name, v string) *codec.Element {
+		e := &codec.Element{Name: name}
+		if v != "" {
+			e.Kids = []any{v}
+		}
+		return e
+	}
+	x := &codec.Element{Name: "x", Attrs: [][2]string{{"type", f.typ}, {"xmlns", nsXData}}}
+	for _, fd := range f.fields {
+		fe := &codec.Element{Name: "field"}
+		for _, a := range [][2]string{{"var", fd.v}, {"type", fd.typ}, {"label", fd.label}} {
+			if a[1] != "" {
+				fe.Attrs = append(fe.Attrs, a)
+			}
+		}
+		if fd.required {
+			fe.Kids = append(fe.Kids, &codec.Element{Name: "required"})
+		}
+		if fd.desc != nil {
+			fe.Kids = append(fe.Kids, text("desc", *fd.desc))
+		}
+		for _, v := range fd.values {
+			fe.Kids = append(fe.Kids, text("value", v))
+		}
+		x.Kids = append(x.Kids, fe)
+	}
+	return x
 }
 
 // selection reads the form's fields (mam_query:decode, the form type

@@ -39,6 +39,12 @@ type local struct {
 	ping        pinger
 	// privacyActive is the session's active privacy list ("": none).
 	privacyActive string
+	// caps are the entity capabilities of the resources whose presence
+	// the session received (mod_caps' caps_resources), by full JID;
+	// lastPEP, the contacts that probed the user and wait for its last
+	// PEP items until their caps are known.
+	caps    map[string]capsRef
+	lastPEP map[string]bool
 }
 
 // Subscription states (RFC 6121 §2.1.2.5).
@@ -117,6 +123,7 @@ func (s *Service) selfPresence(l *local, el *codec.Element) {
 		s.storeLast(own, status)
 		s.broadcastUnavailable(l, el, true)
 	case "":
+		s.capsSent(l, el)
 		prio := priority(el)
 		s.setPresence(l, true, prio)
 		l.mu.Lock()
@@ -220,6 +227,7 @@ func (s *Service) presenceIn(l *local, el *codec.Element, via term.Atom) bool {
 		delete(l.seen, from.String())
 		l.mu.Unlock()
 	}
+	s.capsIn(l, el, from)
 	return true
 }
 
@@ -253,6 +261,7 @@ func (s *Service) probeReply(l *local, from jid.JID) {
 	reply.Attrs = reply.Attrs[:len(reply.Attrs)-1] // the stream's xmlns
 	if s.allowed(own, l.activeList(), reply, false) {
 		s.Route(reply)
+		s.pepProbed(l, from)
 	}
 }
 

@@ -54,6 +54,17 @@ func (s *Service) privateIQ(el, p *codec.Element, to jid.JID) {
 			s.bounce(el, errDatabase())
 			return
 		}
+		// With PEP, legacy bookmarks are published as well (mod_private's
+		// publish_data): its error is the answer.
+		for _, it := range items {
+			if it.ns == nsBookmarks && s.pepOn() {
+				opts := [][2]string{{"access_model", "whitelist"}, {"persist_items", "true"}}
+				if e := s.publishItem(from.Bare(), from, nsBookmarks, "current", []*codec.Element{it.el}, opts, false); e != nil {
+					s.bounce(el, e)
+					return
+				}
+			}
+		}
 		s.reply(el)
 		return
 	}

@@ -56,7 +56,7 @@ func runConversationWith(t *testing.T, dial dialer, users []xmpptest.Account, st
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got[who] = r.Settle(400*time.Millisecond, 3*time.Second)
+				got[who] = r.Settle(settleIdle, 3*time.Second)
 			}()
 		}
 		wg.Wait()
@@ -66,6 +66,9 @@ func runConversationWith(t *testing.T, dial dialer, users []xmpptest.Account, st
 	}
 	return out
 }
+
+// settleIdle is how long a conversation step waits for one more stanza.
+var settleIdle = 400 * time.Millisecond
 
 var (
 	stanzaRE = regexp.MustCompile(`<(iq|message|presence)[ >/]`)

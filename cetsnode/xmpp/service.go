@@ -75,6 +75,7 @@ type Service struct {
 	privacy            privacyCache
 	photos             sync.Map // bare JID → photoCached (mod_vcard_xupdate's hash)
 	pings              sync.Map // the server's pings waiting for an answer: id → *local
+	caps               capsCache
 	started            time.Time
 	stats              routeStats
 }
@@ -394,6 +395,9 @@ func (s *Service) Handle(c *c2s.Conn, el *codec.Element) {
 		if l != nil {
 			s.presenceOut(l, el)
 		}
+		return
+	}
+	if el.Name == "iq" && s.capsAnswer(el) {
 		return
 	}
 	if s.pingsOn() {

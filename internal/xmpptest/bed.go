@@ -130,6 +130,13 @@ func StartBed(opt BedOptions) (b *Bed, err error) {
 		return nil, fmt.Errorf("special accounts: %v %s", err, out)
 	}
 	b.Accounts = append(b.Accounts, special...)
+	// PEP as modern clients left it: published by ejabberd's own
+	// mod_pubsub, so that the export carries it as migrated data.
+	for _, u := range PEPUsers {
+		if out, err := b.Ejabberd.Eval(seedPEP(u)); err != nil || !strings.Contains(out, "ok") {
+			return nil, fmt.Errorf("PEP data of %s: %v %s", u, err, out)
+		}
+	}
 
 	var drop func()
 	if b.DBURL, drop, err = testenv.NewPostgresDB(); err != nil {
@@ -216,4 +223,43 @@ func (b *Bed) StartSQLEjabberdModules(t testing.TB, modules string) *testenv.Eja
 	}
 	t.Cleanup(e.Destroy)
 	return e
+}
+
+// PEPUsers have PEP nodes in the bed (see SeededPEP).
+var PEPUsers = []string{"user56", "user58"}
+
+// OMEMODevice is the OMEMO device id of every PEP user of the bed.
+const OMEMODevice = "31415"
+
+// SeededPEP are the PEP nodes each of PEPUsers has, with the one item
+// each holds (the item id, then the payload): an OMEMO device list and
+// bundle (open), an avatar (data and metadata), a nickname, and
+// XEP-0402 bookmarks (whitelist, as clients publish them).
+var SeededPEP = []struct{ Node, ID, Payload, Access string }{
+	{"eu.siacs.conversations.axolotl.devicelist", "current",
+		"<list xmlns='eu.siacs.conversations.axolotl'><device id='" + OMEMODevice + "'/><device id='2718'/></list>", "open"},
+	{"eu.siacs.conversations.axolotl.bundles:" + OMEMODevice, "current",
+		"<bundle xmlns='eu.siacs.conversations.axolotl'><signedPreKeyPublic signedPreKeyId='1'>BQyV3p6cNy5gmvdPZGI0cLOSqmhzKRoSGkT2xDGv8gg4</signedPreKeyPublic>" +
+			"<signedPreKeySignature>1VDU3yzWyt7K8i1MHbqL5gdVkT6qvJTgZbDg5cVHKLNm5d9ixYmIsqHcKv4qGGGkGu4EMshzv3z1qAxvBjnmBQ==</signedPreKeySignature>" +
+			"<identityKey>BaNnXDBUBbzJ2y3oJfbCmCUn0qNxQSSO85GJdT2UfmZW</identityKey><prekeys><preKeyPublic preKeyId='1'>BVx0n4/ci4gg8W4oLrAVJ0VTu9EjG3+jbM5DxB5SHJ9z</preKeyPublic>" +
+			"<preKeyPublic preKeyId='2'>BTdRkb2a4Sm0eHqyHaRM1ebvVjSKmeWHC51ffJMgVa4Q</preKeyPublic></prekeys></bundle>", "open"},
+	{"urn:xmpp:avatar:data", "9a8e2b8d1ca0d8ed2bd4c27c3f2b94b1e4b5e5d7",
+		"<data xmlns='urn:xmpp:avatar:data'>iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==</data>", "presence"},
+	{"urn:xmpp:avatar:metadata", "9a8e2b8d1ca0d8ed2bd4c27c3f2b94b1e4b5e5d7",
+		"<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='70' height='1' id='9a8e2b8d1ca0d8ed2bd4c27c3f2b94b1e4b5e5d7' type='image/png' width='1'/></metadata>", "presence"},
+	{"http://jabber.org/protocol/nick", "current", "<nick xmlns='http://jabber.org/protocol/nick'>Migrated Nick</nick>", "presence"},
+	{"urn:xmpp:bookmarks:1", "room2@conference.localhost",
+		"<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true' name='Room 2'><nick>pep</nick></conference>", "whitelist"},
+}
+
+// seedPEP is the Erlang expression that publishes SeededPEP for a user.
+func seedPEP(user string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "begin H = <<\"%s\">>, U = <<\"%s\">>, J = jid:make(U, H, <<\"seed\">>), ", Host, user)
+	for _, n := range SeededPEP {
+		fmt.Fprintf(&b, "{result, _} = mod_pubsub:publish_item({U, H, <<>>}, H, <<\"%s\">>, J, <<\"%s\">>, [fxml_stream:parse_element(<<\"%s\">>)], [{access_model, %s}], all), ",
+			n.Node, n.ID, n.Payload, n.Access)
+	}
+	b.WriteString("ok end")
+	return b.String()
 }

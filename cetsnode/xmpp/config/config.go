@@ -44,6 +44,7 @@ type Config struct {
 	Modules map[string]bool
 	// Roster are mod_roster's options.
 	Roster Roster
+	PubSub PubSub
 	// Offline are mod_offline's options.
 	Offline Offline
 	// MAM are mod_mam's options.
@@ -64,6 +65,11 @@ type Config struct {
 }
 
 // Roster are mod_roster's options (XEP-0237 roster versioning).
+// PubSub is what mod_pubsub serves: PEP (its pep plugin) or nothing.
+type PubSub struct {
+	PEP bool
+}
+
 type Roster struct {
 	Versioning     bool
 	StoreCurrentID bool
@@ -624,7 +630,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true, "mod_privacy": true, "mod_blocking": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true, "mod_privacy": true, "mod_blocking": true, "mod_caps": true, "mod_pubsub": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -723,6 +729,9 @@ func (p *parser) modules(v *yaml.Node) error {
 					}
 				}
 			}
+		}
+		if name == "mod_pubsub" {
+			p.pubsub(opts)
 		}
 		if name == "mod_stream_mgmt" {
 			if err := p.sm(opts); err != nil {
@@ -1046,4 +1055,32 @@ func boolValue(n *yaml.Node) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not true or false", n.Value)
+}
+
+// pubsub reads mod_pubsub's options: PEP is served when its plugins
+// include pep; the pubsub service of the other plugins is not.
+func (p *parser) pubsub(opts *yaml.Node) {
+	plugins := []string{"flat"}
+	if opts.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(opts.Content); j += 2 {
+			k, o := opts.Content[j].Value, opts.Content[j+1]
+			switch {
+			case moduleSilent[k]:
+			case k == "plugins" && o.Kind == yaml.SequenceNode:
+				plugins = nil
+				for _, c := range o.Content {
+					plugins = append(plugins, c.Value)
+				}
+			default:
+				p.warn("mod_pubsub %s is not implemented; ignored", k)
+			}
+		}
+	}
+	for _, pl := range plugins {
+		if pl == "pep" {
+			p.cfg.PubSub.PEP = true
+		} else {
+			p.warn("mod_pubsub plugin %s: the pubsub service (pubsub.HOST) is not implemented, only PEP; ignored", pl)
+		}
+	}
 }

@@ -35,7 +35,7 @@ func TestDebianDefault(t *testing.T) {
 		t.Errorf("disabled %v", c.Auth.DisabledMechanisms)
 	}
 	warned := strings.Join(c.Warnings, "\n")
-	for _, w := range []string{"module mod_pubsub is not implemented", "mod_vcard search: user directory search (XEP-0055) is not served", "listener ejabberd_http on port 5280 is not implemented"} {
+	for _, w := range []string{"mod_pubsub plugin flat: the pubsub service (pubsub.HOST) is not implemented", "mod_vcard search: user directory search (XEP-0055) is not served", "listener ejabberd_http on port 5280 is not implemented"} {
 		if !strings.Contains(warned, w) {
 			t.Errorf("no warning %q in\n%s", w, warned)
 		}

@@ -69,6 +69,9 @@ func Address(el *codec.Element, lang, to, from string) *codec.Element {
 // Error is a stanza error (RFC 6120 §8.3).
 type Error struct {
 	Type, Condition, Text string
+	// App is an application-specific condition (written first, as
+	// ejabberd's codec writes a pubsub error), or nil.
+	App *codec.Element
 }
 
 // errorTypes are the RFC 6120 §8.3.3 types ejabberd gives each condition.
@@ -93,9 +96,11 @@ func NewError(condition, text string) *Error {
 
 // Element is the <error/> element.
 func (e *Error) Element(lang string) *codec.Element {
-	el := &codec.Element{Name: "error", Attrs: [][2]string{{"type", e.Type}}, Kids: []any{
-		&codec.Element{Name: e.Condition, Attrs: [][2]string{{"xmlns", NSStanzas}}},
-	}}
+	el := &codec.Element{Name: "error", Attrs: [][2]string{{"type", e.Type}}}
+	if e.App != nil {
+		el.Kids = append(el.Kids, e.App)
+	}
+	el.Kids = append(el.Kids, &codec.Element{Name: e.Condition, Attrs: [][2]string{{"xmlns", NSStanzas}}})
 	if e.Text != "" {
 		el.Kids = append(el.Kids, &codec.Element{Name: "text", Attrs: [][2]string{{"xml:lang", lang}, {"xmlns", NSStanzas}}, Kids: []any{e.Text}})
 	}

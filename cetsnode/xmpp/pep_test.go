@@ -1,0 +1,236 @@
+package xmpp_test
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mimmigrate/mimmigrate/internal/testenv"
+	"github.com/mimmigrate/mimmigrate/internal/xmpptest"
+)
+
+// The caps every session of the PEP tests advertises: the features are
+// in caps_features (as a migrated cache or as ejabberd learnt them).
+const (
+	capsNode     = "http://mimmigrate.test/client"
+	capsPresence = "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" + capsNode + "' ver='V1notify='/></presence>"
+)
+
+var capsFeatures = []string{"http://jabber.org/protocol/caps", "eu.siacs.conversations.axolotl.devicelist+notify",
+	"urn:xmpp:avatar:metadata+notify", "http://jabber.org/protocol/nick+notify", "urn:xmpp:bookmarks:1+notify", "urn:example:pep+notify"}
+
+// pepReset puts a PEP test's users back as the bed made them: their
+// PEP nodes, private storage and spool, the caps cache, and roster items
+// that make them each other's contacts both ways.
+func pepReset(t *testing.T, owner, contact string) func() {
+	t.Helper()
+	db := testenv.DB(t, bed.DBURL).Pool
+	ctx := context.Background()
+	host := owner + "@" + xmpptest.Host
+	saved := map[string]string{}
+	queries := map[string]string{
+		"pubsub_node":        `SELECT * FROM pubsub_node WHERE host = $1`,
+		"pubsub_node_option": `SELECT o.* FROM pubsub_node_option o JOIN pubsub_node n USING (nodeid) WHERE n.host = $1`,
+		"pubsub_state":       `SELECT s.* FROM pubsub_state s JOIN pubsub_node n USING (nodeid) WHERE n.host = $1`,
+		"pubsub_item":        `SELECT i.* FROM pubsub_item i JOIN pubsub_node n USING (nodeid) WHERE n.host = $1`,
+		"private_storage":    `SELECT * FROM private_storage WHERE username = split_part($1, '@', 1)`,
+	}
+	for tbl, q := range queries {
+		var js string
+		if err := db.QueryRow(ctx, `SELECT coalesce(json_agg(t), '[]')::text FROM (`+q+`) t`, host).Scan(&js); err != nil {
+			t.Fatalf("%s: %v", tbl, err)
+		}
+		saved[tbl] = js
+	}
+	if !strings.Contains(saved["pubsub_item"], "axolotl") {
+		t.Fatalf("%s has no migrated OMEMO device list: %s", owner, saved["pubsub_item"])
+	}
+	return func() {
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := db.Exec(ctx, q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		exec(`DELETE FROM pubsub_node WHERE host = $1`, host)
+		exec(`DELETE FROM private_storage WHERE username = $1`, owner)
+		for _, tbl := range []string{"pubsub_node", "pubsub_node_option", "pubsub_state", "pubsub_item", "private_storage"} {
+			exec(`INSERT INTO `+tbl+` SELECT * FROM json_populate_recordset(NULL::`+tbl+`, $1::json)`, saved[tbl])
+		}
+		exec(`DELETE FROM spool WHERE username IN ($1, $2)`, owner, contact)
+		exec(`DELETE FROM caps_features WHERE node = $1`, capsNode)
+		for _, f := range capsFeatures {
+			exec(`INSERT INTO caps_features (node, subnode, feature) VALUES ($1, 'V1notify=', $2)`, capsNode, f)
+		}
+		// The ring of the bed's rosters gives the owner the contact
+		// (both), not the other way round.
+		exec(`DELETE FROM rosterusers WHERE username = $1 AND jid = $2`, contact, host)
+		exec(`INSERT INTO rosterusers (username, jid, nick, subscription, ask, askmessage, server, subscribe, type)
+			VALUES ($1, $2, 'Owner', 'B', 'N', '', 'N', '', 'item')`, contact, host)
+	}
+}
+
+var (
+	serverIQIDRE = regexp.MustCompile(`(<iq [^>]*?)id='[^']*'`)
+	rsmStampRE   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+)
+
+// pepNormalise: what differs between two runs (stamps, the ids of the
+// server's own queries).
+func pepNormalise(s string) string {
+	s = serverIQIDRE.ReplaceAllStringFunc(s, func(iq string) string {
+		if strings.Contains(iq, "type='get'") {
+			return serverIQIDRE.ReplaceAllString(iq, "${1}id='ID'")
+		}
+		return iq
+	})
+	return normalise(rsmStampRE.ReplaceAllString(s, "T"))
+}
+
+// PEP as ejabberd 23.01's mod_pubsub (pep plugin, SQL) and mod_caps
+// serve it, on the same exported database: the migrated OMEMO device
+// list, bundle, avatar, nickname and bookmarks sent at login to the
+// owner's resources and to a contact by their caps' +notify features;
+// publishing (publish-options and their preconditions, auto-create,
+// max_items), notifications, items, retraction, node creation and
+// deletion, the errors (a payload over the size limit, several items,
+// an empty item, a forbidden publisher, unknown options), mod_private's
+// legacy bookmarks kept in step with PEP, and the disco#info query for
+// caps the server does not know. Every stanza each session receives is
+// the same from ejabberd and from a Go node; then ejabberd (its caches
+// emptied) reads back what the Go node wrote.
+func TestPEPAsEjabberd(t *testing.T) {
+	needBed(t)
+	a := xmpptest.Account{User: "user56", Password: "pw-user1"}
+	b := xmpptest.Account{User: "user57", Password: "pw-user1"}
+	A := a.JID()
+	devices := func(id string) string {
+		return "<list xmlns='eu.siacs.conversations.axolotl'><device id='" + xmpptest.OMEMODevice + "'/><device id='" + id + "'/></list>"
+	}
+	pubopts := func(fields string) string {
+		return "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" + fields + "</x></publish-options>"
+	}
+	publish := func(id, node, items, opts string) string {
+		return "<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='" + node + "'>" + items + "</publish>" + opts + "</pubsub></iq>"
+	}
+	field := func(v, val string) string { return "<field var='pubsub#" + v + "'><value>" + val + "</value></field>" }
+	items := func(id, to, node, inner string) string {
+		if to != "" {
+			to = " to='" + to + "'"
+		}
+		return "<iq type='get' id='" + id + "'" + to + "><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='" + node + "'" + inner + "</pubsub></iq>"
+	}
+	big := strings.Repeat("x", 251000)
+	steps := []step{
+		{0, capsPresence},
+		{2, capsPresence},
+		{1, capsPresence},
+		{0, publish("p1", "eu.siacs.conversations.axolotl.devicelist", "<item id='current'>"+devices("99")+"</item>", pubopts(field("access_model", "open")))},
+		{0, items("i1", "", "eu.siacs.conversations.axolotl.devicelist", "/>")},
+		{1, items("i2", A, "eu.siacs.conversations.axolotl.devicelist", "/>")},
+		{1, items("i3", A, "urn:xmpp:bookmarks:1", "/>")},
+		{1, items("i4", A, "eu.siacs.conversations.axolotl.bundles:"+xmpptest.OMEMODevice, "><item id='current'/></items>")},
+		{0, publish("p2", "urn:example:pep", "<item id='i1'><entry xmlns='urn:example:pep'>one</entry></item>", "")},
+		{0, publish("p3", "urn:example:pep", "<item id='i2'><entry xmlns='urn:example:pep'>two</entry></item>", "")},
+		{0, items("i5", "", "urn:example:pep", "/>")},
+		{0, items("i6", "", "urn:example:pep", " max_items='1'/>")},
+		{0, "<iq type='set' id='r1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:example:pep' notify='true'><item id='i2'/></retract></pubsub></iq>"},
+		{0, "<iq type='set' id='r2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:example:pep'><item id='i9'/></retract></pubsub></iq>"},
+		{0, publish("p4", "eu.siacs.conversations.axolotl.devicelist", "<item id='current'>"+devices("98")+"</item>", pubopts(field("access_model", "whitelist")))},
+		{0, publish("p5", "urn:xmpp:bookmarks:1", "<item id='room3@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Room 3'/></item>",
+			pubopts(field("persist_items", "true")+field("max_items", "max")+field("access_model", "whitelist")))},
+		{0, publish("p6", "urn:example:pep", "<item id='big'><entry xmlns='urn:example:pep'>"+big+"</entry></item>", "")},
+		{0, publish("p7", "urn:example:pep", "<item id='x1'><a xmlns='urn:example:pep'/></item><item id='x2'><b xmlns='urn:example:pep'/></item>", "")},
+		{0, publish("p8", "urn:example:pep", "<item id='x3'/>", "")},
+		{1, "<iq type='set' id='p9' to='" + A + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Hijack</nick></item></publish></pubsub></iq>"},
+		{1, "<iq type='set' id='r3' to='" + A + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='eu.siacs.conversations.axolotl.devicelist'><item id='current'/></retract></pubsub></iq>"},
+		{0, "<iq type='set' id='v1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='room4@conference.localhost' autojoin='true' name='Room 4'/></storage></query></iq>"},
+		{0, items("i7", "", "storage:bookmarks", "/>")},
+		{0, publish("p10", "storage:bookmarks", "<item id='current'><storage xmlns='storage:bookmarks'><conference jid='room5@conference.localhost' name='Room 5'/></storage></item>", "")},
+		{0, "<iq type='get' id='v2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>"},
+		{0, "<iq type='set' id='c1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='urn:example:created'/></pubsub></iq>"},
+		{0, "<iq type='set' id='c2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='urn:example:created'/></pubsub></iq>"},
+		{0, publish("p11", "urn:example:created", "<item id='c'><x xmlns='urn:example:c'/></item>", "")},
+		{1, "<iq type='set' id='d1' to='" + A + "'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='urn:example:created'/></pubsub></iq>"},
+		{0, "<iq type='set' id='d2'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='urn:example:created'/></pubsub></iq>"},
+		{0, items("i8", "", "urn:example:created", "/>")},
+		{0, publish("p12", "http://jabber.org/protocol/nick", "<item id='current'><nick xmlns='http://jabber.org/protocol/nick'>New Nick</nick></item>", "")},
+		{0, "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" + capsNode + "' ver='Unknown='/></presence>"},
+	}
+	// ejabberd's first PEP queries can take longer than a step's usual
+	// wait.
+	defer func(d time.Duration) { settleIdle = d }(settleIdle)
+	settleIdle = time.Second
+	reset := pepReset(t, a.User, b.User)
+	reset()
+	e := bed.StartSQLEjabberd(t)
+	dialEj := dialEjabberd(t, e)
+	users := []xmpptest.Account{a, b, a}
+	warmUp(t, dialEj, a, b)
+	ej := runConversationWith(t, dialEj, users, steps, pepNormalise)
+	ejRows := pepRows(t, A)
+	reset()
+	n := bed.StartNode(t, "pep"+testenv.RandomID(5), withRoster+"  mod_caps: {}\n  mod_private: {}\n  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n")
+	dialGo := dialNode(t, n)
+	warmUp(t, dialGo, a, b)
+	ours := runConversationWith(t, dialGo, users, steps, pepNormalise)
+	sameAsEjabberd(t, ej, ours)
+	all := strings.Join(ej, "\n")
+	for _, want := range []string{"<event xmlns='" + "http://jabber.org/protocol/pubsub#event'><items node='eu.siacs.conversations.axolotl.devicelist'><item id='current'><list xmlns='eu.siacs.conversations.axolotl'><device id='" + xmpptest.OMEMODevice + "'/><device id='2718'/>",
+		"step 2, user 1: <message to='user57@localhost/b' from='user56@localhost' type='headline'><event",
+		"<payload-too-big ", "<precondition-not-met ", "<closed-node ", "<bundle xmlns='eu.siacs.conversations.axolotl'>",
+		"<query node='" + capsNode + "#Unknown=' xmlns='http://jabber.org/protocol/disco#info'/>", "<conference jid='room5@conference.localhost' name='Room 5'/></storage></query>"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the conversation has no %s: it tests less than it says", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("ejabberd's conversation:\n%s", all)
+		return
+	}
+	// What the Go node stored is what ejabberd stored: the options of
+	// the nodes it created, the items with their publishers.
+	if ours := pepRows(t, A); ours != ejRows {
+		t.Errorf("PEP rows after ejabberd's run:\n%s\nafter the Go node's:\n%s", ejRows, ours)
+	}
+	// ejabberd (its caches emptied) reads what the Go node wrote.
+	if out, err := e.Eval(`[ets_cache:clear(C) || C <- [private_cache, caps_features_cache]], ok`); err != nil {
+		t.Fatalf("emptying ejabberd's caches: %v %s", err, out)
+	}
+	readBack := []step{
+		{0, items("b1", "", "eu.siacs.conversations.axolotl.devicelist", "/>")},
+		{0, items("b2", "", "http://jabber.org/protocol/nick", "/>")},
+		{0, items("b3", "", "storage:bookmarks", "/>")},
+		{0, items("b4", "", "urn:example:pep", "/>")},
+		{1, items("b5", A, "urn:xmpp:avatar:metadata", "/>")},
+		{0, "<iq type='get' id='b6'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>"},
+	}
+	ejBack := runConversationWith(t, again(dialEj), users[:2], readBack, pepNormalise)
+	ourBack := runConversationWith(t, again(dialGo), users[:2], readBack, pepNormalise)
+	for i := range ejBack {
+		if ejBack[i] != ourBack[i] {
+			t.Errorf("ejabberd reads: %s\nours:          %s", ejBack[i], ourBack[i])
+		}
+	}
+	if back := strings.Join(ejBack, "\n"); !strings.Contains(back, "New Nick") || !strings.Contains(back, "device id='99'") || !strings.Contains(back, "Room 5") {
+		t.Errorf("ejabberd did not read back what the Go node wrote:\n%s", back)
+	}
+	t.Logf("%d steps, %d bytes received, the same", len(steps), len(all))
+}
+
+// pepRows are a PEP owner's nodes as stored: options and items (times
+// left out).
+func pepRows(t *testing.T, owner string) string {
+	t.Helper()
+	var out string
+	err := testenv.DB(t, bed.DBURL).Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(line, E'\n' ORDER BY line), '') FROM (
+		SELECT n.node || ' option ' || o.name || '=' || o.val AS line FROM pubsub_node n JOIN pubsub_node_option o USING (nodeid) WHERE n.host = $1
+		UNION ALL SELECT n.node || ' state ' || s.jid || ' ' || s.affiliation || ' ' || s.subscriptions FROM pubsub_node n JOIN pubsub_state s USING (nodeid) WHERE n.host = $1
+		UNION ALL SELECT n.node || ' item ' || i.itemid || ' by ' || i.publisher || ': ' || i.payload FROM pubsub_node n JOIN pubsub_item i USING (nodeid) WHERE n.host = $1) t`, owner).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
