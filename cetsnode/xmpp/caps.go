@@ -136,6 +136,7 @@ func (s *Service) featureRequest(user jid.JID, c capsRef, subs []string) {
 		}
 		s.caps.asked.Store(key, time.Now())
 		id := randomID()
+		s.log.Debug("caps: asking a client for its features", "user", user.String(), "node", c.node+"#"+sub)
 		s.caps.requests.Store(id, &capsQuery{user: user, caps: c, subs: subs[i:], expires: time.Now().Add(capsRequestLife)})
 		s.Route(&codec.Element{Name: "iq", Attrs: [][2]string{{"to", user.String()}, {"from", user.String()}, {"type", "get"}, {"id", id}},
 			Kids: []any{&codec.Element{Name: "query", Attrs: [][2]string{{"node", c.node + "#" + sub}, {"xmlns", nsDiscoInfo}}}}})
@@ -158,7 +159,11 @@ func (s *Service) capsAnswer(el *codec.Element) bool {
 	if time.Now().After(q.expires) {
 		return true
 	}
-	if info := child(el, "query", nsDiscoInfo); typ == "result" && info != nil && capsHashOK(q.caps, info) {
+	info := child(el, "query", nsDiscoInfo)
+	if typ == "result" && info != nil && !capsHashOK(q.caps, info) {
+		s.log.Info("caps: a client's features do not match their hash; not kept", "node", q.caps.node, "ver", q.caps.ver, "hash", q.caps.hash)
+	}
+	if typ == "result" && info != nil && capsHashOK(q.caps, info) {
 		var features []string
 		for _, k := range info.Kids {
 			if c, ok := k.(*codec.Element); ok && c.Name == "feature" {
@@ -200,9 +205,17 @@ func capsHashOK(c capsRef, info *codec.Element) bool {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)) == c.ver
 }
 
-// capsString is the string XEP-0115 hashes.
+// capsString is the string XEP-0115 hashes, sorted as mod_caps sorts:
+// identities by category, type, language and name; features; forms by
+// FORM_TYPE, their fields by name and values.
 func capsString(info *codec.Element) string {
-	var ids, feats, forms []string
+	var ids [][4]string
+	var feats []string
+	type form struct {
+		typ    string
+		fields [][]string // name, then the values
+	}
+	var forms []form
 	for _, k := range info.Kids {
 		c, ok := k.(*codec.Element)
 		if !ok {
@@ -210,36 +223,52 @@ func capsString(info *codec.Element) string {
 		}
 		switch {
 		case c.Name == "identity":
-			ids = append(ids, stanza.Attr(c, "category")+"/"+stanza.Attr(c, "type")+"/"+stanza.Attr(c, "xml:lang")+"/"+stanza.Attr(c, "name")+"<")
+			ids = append(ids, [4]string{stanza.Attr(c, "category"), stanza.Attr(c, "type"), stanza.Attr(c, "xml:lang"), stanza.Attr(c, "name")})
 		case c.Name == "feature":
-			feats = append(feats, stanza.Attr(c, "var")+"<")
+			feats = append(feats, stanza.Attr(c, "var"))
 		case c.Name == "x" && stanza.NS(c) == nsXData && stanza.Attr(c, "type") == "result":
-			f := parseXForm(c)
-			formType := ""
-			var fields []string
-			for _, fd := range f.fields {
+			var f form
+			for _, fd := range parseXForm(c).fields {
 				if fd.v == "FORM_TYPE" {
 					if len(fd.values) > 0 {
-						formType = fd.values[0]
+						f.typ = fd.values[0]
 					}
 					continue
 				}
-				vals := make([]string, len(fd.values))
-				for i, v := range fd.values {
-					vals[i] = v + "<"
-				}
+				vals := slices.Clone(fd.values)
 				sort.Strings(vals)
-				fields = append(fields, fd.v+"<"+strings.Join(vals, ""))
+				f.fields = append(f.fields, append([]string{fd.v}, vals...))
 			}
-			sort.Strings(fields)
-			forms = append(forms, formType+"<"+strings.Join(fields, ""))
+			sort.Slice(f.fields, func(i, j int) bool { return slices.Compare(f.fields[i], f.fields[j]) < 0 })
+			forms = append(forms, f)
 		}
 	}
-	sort.Strings(ids)
+	sort.Slice(ids, func(i, j int) bool { return slices.Compare(ids[i][:], ids[j][:]) < 0 })
 	sort.Strings(feats)
 	feats = slices.Compact(feats)
-	sort.Strings(forms)
-	return strings.Join(ids, "") + strings.Join(feats, "") + strings.Join(forms, "")
+	sort.Slice(forms, func(i, j int) bool {
+		if forms[i].typ != forms[j].typ {
+			return forms[i].typ < forms[j].typ
+		}
+		return slices.CompareFunc(forms[i].fields, forms[j].fields, slices.Compare) < 0
+	})
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(strings.Join(id[:], "/") + "<")
+	}
+	for _, f := range feats {
+		b.WriteString(f + "<")
+	}
+	for _, f := range forms {
+		b.WriteString(f.typ + "<")
+		for _, fd := range f.fields {
+			b.WriteString(fd[0] + "<")
+			for _, v := range fd[1:] {
+				b.WriteString(v + "<")
+			}
+		}
+	}
+	return b.String()
 }
 
 // capsIn: a presence reached a session (mod_caps' c2s_presence_in): the

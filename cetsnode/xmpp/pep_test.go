@@ -234,3 +234,74 @@ func pepRows(t *testing.T, owner string) string {
 	}
 	return out
 }
+
+// Real clients (slixmpp's caps, PEP, avatar and nickname plugins) on
+// two Go nodes: a user's first client makes the server learn its caps
+// (the disco#info query, answered and checked); the user's next client
+// and a contact on the other node get the migrated OMEMO device list,
+// avatar and nickname at login; the contact reads the device list and
+// bundle; a new device list (publish-options access model open) and a
+// new nickname reach the contact on the other node; the XEP-0402
+// bookmarks stay closed to it.
+func TestPEPWithRealClients(t *testing.T) {
+	needBed(t)
+	a := xmpptest.Account{User: "user58", Password: "pw-user1"}
+	b := xmpptest.Account{User: "user59", Password: "pw-user1"}
+	reset := pepReset(t, a.User, b.User)
+	reset()
+	t.Cleanup(reset)
+	cluster := "pr" + testenv.RandomID(5)
+	cfg := withRoster + "  mod_caps: {}\n  mod_private: {}\n  mod_pubsub:\n    plugins:\n      - pep\n"
+	n1 := bed.StartNode(t, cluster, cfg)
+	n2 := bed.StartNode(t, cluster, cfg)
+	xmpptest.WaitClustered(t, 2, n1, n2)
+	db := testenv.DB(t, bed.DBURL).Pool
+	if _, err := db.Exec(context.Background(), `DELETE FROM caps_features WHERE node = 'http://slixmpp.com/ver/' || $1 OR node LIKE 'https://slixmpp.com%' OR node LIKE 'http://slixmpp%'`, ""); err != nil {
+		t.Fatal(err)
+	}
+	alice := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: n1.StartTLS, CA: bed.CA, PEP: true})
+	alice.Do("presence 0")
+	// The server does not know slixmpp's caps: it asks, checks the hash
+	// and stores the features.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow(context.Background(), `SELECT count(*) FROM caps_features WHERE feature = 'eu.siacs.conversations.axolotl.devicelist+notify' AND node <> $1`, capsNode).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not learn slixmpp's caps (disco#info query, hash check, caps_features)")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	alice2 := xmpptest.StartChat(t, xmpptest.Login{Account: a, Addr: n2.DirectTLS, DirectTLS: true, CA: bed.CA, PEP: true})
+	alice2.Do("presence 0")
+	for _, c := range []*xmpptest.Chat{alice2} {
+		c.Expect("^PEP user58@localhost eu.siacs.conversations.axolotl.devicelist current "+xmpptest.OMEMODevice+",2718$", 10*time.Second)
+		// In the order of the nodes.
+		c.Expect("^PEP user58@localhost urn:xmpp:avatar:metadata 9a8e2b8d1ca0d8ed2bd4c27c3f2b94b1e4b5e5d7 -$", 10*time.Second)
+		c.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Migrated Nick$", 10*time.Second)
+	}
+	bob := xmpptest.StartChat(t, xmpptest.Login{Account: b, Addr: n2.StartTLS, CA: bed.CA, PEP: true})
+	bob.Do("presence 0")
+	bob.Expect("^PEP user58@localhost eu.siacs.conversations.axolotl.devicelist current "+xmpptest.OMEMODevice+",2718$", 10*time.Second)
+	bob.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Migrated Nick$", 10*time.Second)
+	bob.Do("pepitems %s eu.siacs.conversations.axolotl.devicelist", a.JID())
+	bob.Expect("^ITEM eu.siacs.conversations.axolotl.devicelist current "+xmpptest.OMEMODevice+",2718$", 10*time.Second)
+	bob.Expect("^ITEMSEND 1$", 10*time.Second)
+	bob.Do("pepitems %s eu.siacs.conversations.axolotl.bundles:%s", a.JID(), xmpptest.OMEMODevice)
+	bob.Expect("^ITEM eu.siacs.conversations.axolotl.bundles:"+xmpptest.OMEMODevice+" current \\{eu.siacs.conversations.axolotl\\}bundle$", 10*time.Second)
+	bob.Do("pepitems %s urn:xmpp:bookmarks:1", a.JID())
+	bob.Expect("^ITEMSEND not-allowed$", 10*time.Second)
+	alice.Do("pepdevices %s 4242", xmpptest.OMEMODevice)
+	alice.Expect("^PUBLISHED eu.siacs.conversations.axolotl.devicelist$", 10*time.Second)
+	bob.Expect("^PEP user58@localhost eu.siacs.conversations.axolotl.devicelist current "+xmpptest.OMEMODevice+",4242$", 10*time.Second)
+	alice2.Expect("^PEP user58@localhost eu.siacs.conversations.axolotl.devicelist current "+xmpptest.OMEMODevice+",4242$", 10*time.Second)
+	alice2.Do("nick Renamed Alice")
+	alice2.Expect("^PUBLISHED nick$", 10*time.Second)
+	bob.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Renamed Alice$", 10*time.Second)
+	alice.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Renamed Alice$", 10*time.Second)
+}

@@ -45,6 +45,9 @@ func StartChat(t testing.TB, l Login) *Chat {
 	if l.DirectTLS {
 		args = append(args, "--direct-tls")
 	}
+	if l.PEP {
+		args = append(args, "--pep")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	c := &Chat{cmd: exec.CommandContext(ctx, "/usr/bin/python3", args...), lines: make(chan string, 1000), t: t}
 	c.cmd.Stderr = os.Stderr

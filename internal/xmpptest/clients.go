@@ -32,6 +32,9 @@ type Login struct {
 	// Mechanism forces a SASL mechanism (when the client can be told).
 	Mechanism string
 	CA        *CA
+	// PEP: the slixmpp chat client advertises entity capabilities and
+	// asks for the PEP nodes of OMEMO, avatars and nicknames (+notify).
+	PEP bool
 }
 
 // Result is what a client said: OK <JID>, or FAIL <why>.

@@ -22,6 +22,10 @@ it receives, one event per line:
                                 CARBON sent|received <from> <to> <body> <stanza id|->
   mam <after id|-> <page size>  MAM <id> <from> <body> (the whole archive
                                 after the id, page by page), MAMEND <n>
+  pepitems <jid> <node>         ITEM <node> <id> <OMEMO devices|payload tag>..., ITEMSEND <n>|<error>
+  pepdevices <id...>            PUBLISHED <node>|<error> (OMEMO device list, access model open)
+  nick <nick...>                PUBLISHED nick|<error>
+  (with --pep: caps and +notify)  PEP <from> <node> <item id> <OMEMO devices|text>
   quit                          SID <by> <id> (a received message's
                                 stanza id), FAIL <why>
 Subscription requests are not answered by themselves.
@@ -31,6 +35,7 @@ import asyncio
 import ssl
 import sys
 import threading
+import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -41,7 +46,12 @@ p.add_argument('--password', required=True)
 p.add_argument('--addr', required=True, help='host:port')
 p.add_argument('--direct-tls', action='store_true')
 p.add_argument('--ca', required=True)
+p.add_argument('--pep', action='store_true', help='caps with +notify for OMEMO, avatars, nicknames')
 a = p.parse_args()
+
+
+OMEMO_NS = 'eu.siacs.conversations.axolotl'
+OMEMO_DEVICES = OMEMO_NS + '.devicelist'
 
 
 def say(*words):
@@ -67,6 +77,10 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler('sm_enabled', lambda e: say('SM', 'enabled', e['resume'] or '-'))
         self.add_event_handler('stanza_acked', lambda st: say('ACKED', st.name))
         self.register_plugin('xep_0359')
+        if a.pep:
+            for x in ('xep_0030', 'xep_0115', 'xep_0060', 'xep_0163', 'xep_0084', 'xep_0172'):
+                self.register_plugin(x)
+            self.add_event_handler('pubsub_publish', self.on_pep)
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _: self.fail('auth'))
         self.add_event_handler('connection_failed', lambda e: self.fail('connection: %s' % e))
@@ -82,6 +96,9 @@ class Client(slixmpp.ClientXMPP):
         self.disconnect()
 
     async def on_start(self, _):
+        if a.pep:
+            self.plugin['xep_0163'].add_interest(OMEMO_DEVICES)
+            await self.plugin['xep_0115'].update_caps(broadcast=False)
         say('READY', self.boundjid)
 
     def on_message(self, m):
@@ -96,6 +113,15 @@ class Client(slixmpp.ClientXMPP):
                 say('SID', m['stanza_id']['by'], m['stanza_id']['id'])
             if m['delay']['stamp'] is not None:
                 say('DELAYED', m['from'], m['delay']['from'] or '-', m['delay']['text'] or '-', m['body'])
+
+    def on_pep(self, m):
+        items = m['pubsub_event']['items']
+        node = items['node']
+        for it in list(items.iterables):
+            payload = it.get_payload()
+            text = ''.join(payload.itertext()) if payload is not None else ''
+            ids = ','.join(d.get('id') for d in payload.iter('{%s}device' % OMEMO_NS)) if payload is not None else ''
+            say('PEP', m['from'], node, it['id'], ids or text or '-')
 
     def on_carbon(self, direction, m):
         say('CARBON', direction, m['from'], m['to'], m['body'], m['stanza_id']['id'] or '-')
@@ -180,6 +206,36 @@ class Client(slixmpp.ClientXMPP):
             for j in items:
                 say('BLOCKED', j)
             say('BLOCKEDEND', len(items))
+        elif w[0] == 'pepitems':
+            try:
+                iq = await self.plugin['xep_0060'].get_items(w[1], w[2], timeout=10)
+                n = 0
+                for it in list(iq['pubsub']['items'].iterables):
+                    payload = it.get_payload()
+                    ids = ','.join(d.get('id') for d in payload.iter('{%s}device' % OMEMO_NS)) if payload is not None else ''
+                    say('ITEM', w[2], it['id'], ids or (payload.tag if payload is not None else '-'))
+                    n += 1
+                say('ITEMSEND', n)
+            except IqError as e:
+                say('ITEMSEND', e.iq['error']['condition'])
+        elif w[0] == 'pepdevices':
+            lst = ET.Element('{%s}list' % OMEMO_NS)
+            for d in w[1:]:
+                ET.SubElement(lst, '{%s}device' % OMEMO_NS, id=d)
+            form = self.plugin['xep_0004'].make_form(ftype='submit')
+            form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/pubsub#publish-options')
+            form.add_field(var='pubsub#access_model', value='open')
+            try:
+                await self.plugin['xep_0060'].publish(None, OMEMO_DEVICES, id='current', payload=lst, options=form, timeout=10)
+                say('PUBLISHED', OMEMO_DEVICES)
+            except IqError as e:
+                say('PUBLISHED', e.iq['error']['condition'])
+        elif w[0] == 'nick':
+            try:
+                await self.plugin['xep_0172'].publish_nick(' '.join(w[1:]), timeout=10)
+                say('PUBLISHED', 'nick')
+            except IqError as e:
+                say('PUBLISHED', e.iq['error']['condition'])
         elif w[0] == 'csi':
             if w[1] == 'active':
                 self.plugin['xep_0352'].send_active()
