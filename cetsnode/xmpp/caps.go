@@ -184,8 +184,21 @@ func (s *Service) capsAnswer(el *codec.Element) bool {
 // capsHashOK checks a disco#info answer against the caps' version
 // (XEP-0115 §5), for the hashes mod_caps checks.
 func capsHashOK(c capsRef, info *codec.Element) bool {
+	h := capsHasher(c.hash)
+	if h == nil {
+		return true
+	}
+	h.Write([]byte(capsString(info)))
+	return b64(h.Sum(nil)) == c.ver
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// capsHasher is the hash a caps' hash attribute names (nil for one
+// mod_caps does not check).
+func capsHasher(name string) hash.Hash {
 	var h hash.Hash
-	switch c.hash {
+	switch name {
 	case "md5":
 		h = md5.New()
 	case "sha-1":
@@ -198,11 +211,8 @@ func capsHashOK(c capsRef, info *codec.Element) bool {
 		h = sha512.New384()
 	case "sha-512":
 		h = sha512.New()
-	default:
-		return true
 	}
-	h.Write([]byte(capsString(info)))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil)) == c.ver
+	return h
 }
 
 // capsString is the string XEP-0115 hashes, sorted as mod_caps sorts:

@@ -48,6 +48,18 @@ func (s *Service) iqHandlers() {
 		s.userIQs[nsPubsub] = s.pubsubIQ
 		s.userIQs[nsPubsubOwner] = s.pubsubOwnerIQ
 	}
+	if s.discoOn() {
+		s.serverIQs[nsDiscoInfo] = s.serverDiscoInfo
+		s.serverIQs[nsDiscoItems] = s.serverDiscoItems
+		s.userIQs[nsDiscoInfo] = s.userDiscoInfo
+		s.userIQs[nsDiscoItems] = s.userDiscoItems
+	}
+	if s.opt.Config.Modules["mod_version"] {
+		s.serverIQs[nsVersion] = s.versionIQ
+	}
+	if s.opt.Config.Modules["mod_time"] {
+		s.serverIQs[nsTime] = s.timeIQ
+	}
 	if s.carbonsOn() {
 		s.userIQs[nsCarbons] = s.carbonsIQ
 	}

@@ -76,6 +76,8 @@ type Service struct {
 	photos             sync.Map // bare JID → photoCached (mod_vcard_xupdate's hash)
 	pings              sync.Map // the server's pings waiting for an answer: id → *local
 	caps               capsCache
+	capsVerOnce        sync.Once
+	capsVer            string
 	started            time.Time
 	stats              routeStats
 }
@@ -380,6 +382,9 @@ func (s *Service) Features(c *c2s.Conn) []*codec.Element {
 	}
 	if s.csiOn() {
 		out = append(out, &codec.Element{Name: "csi", Attrs: [][2]string{{"xmlns", nsCSI}}})
+	}
+	if s.capsOn() && s.discoOn() {
+		out = append(out, s.serverCaps())
 	}
 	return out
 }

@@ -28,6 +28,9 @@ type Config struct {
 	Certfiles []string // after glob expansion
 	Listeners []Listener
 	Language  string
+	// DiscoName is the server's name in service discovery (mod_disco's
+	// name).
+	DiscoName string
 	Auth      Auth
 	SQL       SQL
 	// ResourceConflict is what binding a resource already bound does:
@@ -630,7 +633,7 @@ func ruleNumber(n *yaml.Node) (int, bool, error) {
 }
 
 // Modules this service implements (with what ejabberd.yml sets for them).
-var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true, "mod_privacy": true, "mod_blocking": true, "mod_caps": true, "mod_pubsub": true}
+var implemented = map[string]bool{"mod_fail2ban": true, "mod_ping": true, "mod_roster": true, "mod_last": true, "mod_offline": true, "mod_register": true, "mod_mam": true, "mod_carboncopy": true, "mod_stream_mgmt": true, "mod_client_state": true, "mod_vcard": true, "mod_vcard_xupdate": true, "mod_private": true, "mod_privacy": true, "mod_blocking": true, "mod_caps": true, "mod_pubsub": true, "mod_disco": true, "mod_version": true, "mod_time": true}
 
 // moduleSilent are module options with no meaning here (caches, the
 // database a module would use: everything is in SQL).
@@ -732,6 +735,18 @@ func (p *parser) modules(v *yaml.Node) error {
 		}
 		if name == "mod_pubsub" {
 			p.pubsub(opts)
+		}
+		if name == "mod_disco" {
+			p.cfg.DiscoName = "mimmigrate"
+			if opts.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(opts.Content); j += 2 {
+					if k := opts.Content[j].Value; k == "name" {
+						p.cfg.DiscoName = opts.Content[j+1].Value
+					} else if !moduleSilent[k] {
+						p.warn("mod_disco %s is not implemented; ignored", k)
+					}
+				}
+			}
 		}
 		if name == "mod_stream_mgmt" {
 			if err := p.sm(opts); err != nil {

@@ -129,7 +129,7 @@ func FromEjabberd(ctx context.Context, c Caller, source string) (yml []byte, not
 	names := texts(modules)
 	sort.Strings(names)
 	for _, m := range names {
-		if m != "mod_fail2ban" && m != "mod_roster" {
+		if m != "mod_fail2ban" && m != "mod_roster" && m != "mod_pubsub" {
 			mods.add(m, &mapping{})
 			continue
 		}
@@ -147,6 +147,17 @@ func FromEjabberd(ctx context.Context, c Caller, source string) (yml []byte, not
 						opts.add(k, int(time.Duration(n)*time.Millisecond/time.Second))
 					case (k == "versioning" || k == "store_current_id") && isBool:
 						opts.add(k, b)
+					case k == "plugins":
+						// mod_pubsub: PEP is served when pep is there.
+						if l, ok := p.Value.(term.List); ok {
+							var plugins []string
+							for _, x := range l {
+								if t, ok := term.Text(x); ok {
+									plugins = append(plugins, t)
+								}
+							}
+							opts.add(k, plugins)
+						}
 					}
 				}
 			}
