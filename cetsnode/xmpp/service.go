@@ -156,6 +156,16 @@ func (s *Service) Serve() error {
 		return fmt.Errorf("the service has not started")
 	}
 	for _, l := range s.opt.Config.Listeners {
+		if l.WebSocket != "" {
+			addr, err := s.c2s.ListenWebSocket(l)
+			if err != nil {
+				s.c2s.Close()
+				return fmt.Errorf("WebSocket listener %s: %w", l.Addr(), err)
+			}
+			s.log.Info("WebSocket listening", "addr", addr.String(), "path", l.WebSocket, "tls", l.TLS)
+			s.addrs = append(s.addrs, addr)
+			continue
+		}
 		addr, err := s.c2s.Listen(l)
 		if err != nil {
 			s.c2s.Close()

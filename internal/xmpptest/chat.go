@@ -48,9 +48,18 @@ func StartChat(t testing.TB, l Login) *Chat {
 	if l.PEP {
 		args = append(args, "--pep")
 	}
+	return startChat(t, "/usr/bin/python3", args, nil)
+}
+
+// startChat runs a line-driven client and waits for its READY line.
+func startChat(t testing.TB, prog string, args, env []string) *Chat {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	c := &Chat{cmd: exec.CommandContext(ctx, "/usr/bin/python3", args...), lines: make(chan string, 1000), t: t}
+	c := &Chat{cmd: exec.CommandContext(ctx, prog, args...), lines: make(chan string, 1000), t: t}
 	c.cmd.Stderr = os.Stderr
+	if env != nil {
+		c.cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -146,4 +155,26 @@ func (c *Chat) said() string {
 // testdata/slixchat.py) into dir and returns its path.
 func WriteChatScript(dir string) (string, error) {
 	return writeScript(dir, "slixchat.py", slixChatScript)
+}
+
+//go:embed testdata/stanzachat.js
+var stanzaChatScript []byte
+
+// StartStanza logs the stanza (npm) client in over WebSocket (url
+// wss://…/ws) and waits for its session; it takes the commands and says
+// the events of slixchat.py that testdata/stanzachat.js lists.
+func StartStanza(t testing.TB, url string, a Account, ca *CA) *Chat {
+	t.Helper()
+	mods, err := NodeModules()
+	if err != nil {
+		t.Skip(err)
+	}
+	if _, err := os.Stat(mods + "/stanza/package.json"); err != nil {
+		t.Skip("the stanza npm client is not installed (.ci/setup installs it)")
+	}
+	script, err := writeScript(t.TempDir(), "stanzachat.js", stanzaChatScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startChat(t, "node", []string{script, url, a.JID(), a.Password}, []string{"NODE_PATH=" + mods, "NODE_EXTRA_CA_CERTS=" + ca.CertFile})
 }

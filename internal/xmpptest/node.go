@@ -25,8 +25,10 @@ type Node struct {
 	XMPP *xmpp.Service
 	// StartTLS and DirectTLS are the c2s listeners' addresses.
 	StartTLS, DirectTLS string
-	Config              string // the ejabberd.yml it was started with
-	Log                 *LogBuffer
+	// WebSocket is the URL of XMPP over WebSocket (wss://…/ws).
+	WebSocket string
+	Config    string // the ejabberd.yml it was started with
+	Log       *LogBuffer
 }
 
 // Config is an ejabberd.yml for the bed: its host and certificate, a c2s
@@ -38,6 +40,12 @@ func (b *Bed) Config(startTLSPort, directTLSPort int, extra string) string {
 
 // ConfigOn is Config with the listeners on ip.
 func (b *Bed) ConfigOn(ip string, startTLSPort, directTLSPort int, extra string) string {
+	return b.configWS(ip, startTLSPort, directTLSPort, 0, extra)
+}
+
+// configWS is ConfigOn with, when wsPort is not 0, an ejabberd_http
+// listener (TLS) serving WebSocket on /ws (and BOSH, which is not served).
+func (b *Bed) configWS(ip string, startTLSPort, directTLSPort, wsPort int, extra string) string {
 	yml := fmt.Sprintf(`hosts:
   - %[1]s
 certfiles:
@@ -60,6 +68,17 @@ listen:
     max_stanza_size: 262144
     tls: true
 `, Host, b.CA.ServerPEM, startTLSPort, directTLSPort, ip)
+	if wsPort != 0 {
+		yml += fmt.Sprintf(`  -
+    port: %d
+    ip: "%s"
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      /ws: ejabberd_http_ws
+      /bosh: mod_bosh
+`, wsPort, ip)
+	}
 	if !strings.Contains(extra, "modules:") {
 		extra += "modules:\n  mod_fail2ban: {}\n"
 	}
@@ -77,7 +96,7 @@ func (b *Bed) StartNode(t testing.TB, cluster, extra string) *Node {
 // StartNodeOn is StartNode with the listeners on ip.
 func (b *Bed) StartNodeOn(t testing.TB, ip, cluster, extra string) *Node {
 	t.Helper()
-	yml := b.ConfigOn(ip, testenv.FreePort(t), testenv.FreePort(t), extra)
+	yml := b.configWS(ip, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), extra)
 	path := filepath.Join(t.TempDir(), "ejabberd.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -115,7 +134,8 @@ func (b *Bed) StartNodeOn(t testing.TB, ip, cluster, extra string) *Node {
 		}
 	})
 	addrs := svc.Addrs()
-	return &Node{Node: n, XMPP: svc, StartTLS: addrs[0].String(), DirectTLS: addrs[1].String(), Config: path, Log: logs}
+	return &Node{Node: n, XMPP: svc, StartTLS: addrs[0].String(), DirectTLS: addrs[1].String(), WebSocket: "wss://" + addrs[2].String() + "/ws",
+		Config: path, Log: logs}
 }
 
 // LogBuffer collects a node's log lines (safe for its goroutines).

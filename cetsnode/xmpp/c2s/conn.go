@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,19 +39,22 @@ type StanzaError = stanza.Error
 
 // Conn is one client connection.
 type Conn struct {
-	s        *Service
-	raw      net.Conn // the TCP connection
-	nc       net.Conn // raw, or TLS over it
-	tlsConn  *tls.Conn
-	served   func() *tls.Certificate
-	br       *bufio.Reader
-	rd       *stream.Reader
-	ip       netip.Addr
-	listener config.Listener
-	log      *slog.Logger
-	started  time.Time
-	sid      uint64
-	done     chan struct{}
+	s       *Service
+	raw     net.Conn // the TCP connection
+	nc      net.Conn // raw, or TLS over it
+	tlsConn *tls.Conn
+	// ws: XMPP over WebSocket (no STARTTLS); secure: over the HTTP
+	// listener's TLS.
+	ws, secure bool
+	served     func() *tls.Certificate
+	br         *bufio.Reader
+	rd         *stream.Reader
+	ip         netip.Addr
+	listener   config.Listener
+	log        *slog.Logger
+	started    time.Time
+	sid        uint64
+	done       chan struct{}
 
 	// Written by the reader goroutine; read by others only once bound.
 	state    state
@@ -122,7 +126,10 @@ func (c *Conn) Lang() string { return c.lang }
 func (c *Conn) Started() time.Time { return c.started }
 
 // Encrypted reports whether the stream runs over TLS.
-func (c *Conn) Encrypted() bool { return c.tlsConn != nil }
+func (c *Conn) Encrypted() bool { return c.tlsConn != nil || c.secure }
+
+// WebSocket reports whether the client came over WebSocket (RFC 7395).
+func (c *Conn) WebSocket() bool { return c.ws }
 
 // Mechanism is the SASL mechanism the client authenticated with.
 func (c *Conn) Mechanism() string { return c.mech }
@@ -533,13 +540,18 @@ func (c *Conn) streamStart(h stream.Header) error {
 			Kids: []any{&codec.Element{Name: "required"}}})
 		c.state = waitStartTLS
 	default:
-		c.offered = c.s.opt.Policy.Mechanisms(c.tlsConn != nil)
+		c.offered = c.s.opt.Policy.Mechanisms(c.tlsConn != nil || c.secure)
+		if c.ws {
+			// A WebSocket client (a browser) has no access to the TLS
+			// channel: no channel binding, as ejabberd_http_ws offers.
+			c.offered = slices.DeleteFunc(slices.Clone(c.offered), func(m string) bool { return strings.HasSuffix(m, "-PLUS") })
+		}
 		mechs := &codec.Element{Name: "mechanisms", Attrs: [][2]string{{"xmlns", stream.NSSASL}}}
 		for _, m := range c.offered {
 			mechs.Kids = append(mechs.Kids, &codec.Element{Name: "mechanism", Kids: []any{m}})
 		}
 		features.Kids = append(features.Kids, mechs)
-		if c.tlsConn == nil {
+		if c.tlsConn == nil && !c.ws {
 			features.Kids = append(features.Kids, &codec.Element{Name: "starttls", Attrs: [][2]string{{"xmlns", stream.NSTLS}}})
 		} else if cbs := sasl.ChannelBindings(c.tlsInfo()); len(cbs) > 0 {
 			// XEP-0440: the channel-binding types -PLUS can use here.
@@ -609,7 +621,7 @@ func (c *Conn) element(el *codec.Element) (restart bool, err error) {
 }
 
 func (c *Conn) handleStartTLS() (bool, error) {
-	if c.tlsConn != nil || (c.state != waitStartTLS && c.state != waitSASL) {
+	if c.tlsConn != nil || c.ws || (c.state != waitStartTLS && c.state != waitSASL) {
 		c.write([]byte("<failure xmlns='" + stream.NSTLS + "'/>"))
 		return false, stream.ErrEnd
 	}

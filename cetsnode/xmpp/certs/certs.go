@@ -188,15 +188,21 @@ func (s *Store) TLSConfig(host string) (cfg *tls.Config, served func() *tls.Cert
 	cfg = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			chosen = s.For(hello.ServerName)
-			if chosen == nil {
-				chosen = s.For(host)
-			}
-			if chosen == nil {
-				chosen = s.first
-			}
+			chosen = s.Chosen(hello.ServerName, host)
 			return chosen, nil
 		},
 	}
 	return cfg, func() *tls.Certificate { return chosen }
+}
+
+// Chosen is the certificate a handshake naming serverName is given: the
+// one for that name, else the host's, else the first loaded.
+func (s *Store) Chosen(serverName, host string) *tls.Certificate {
+	if c := s.For(serverName); c != nil {
+		return c
+	}
+	if c := s.For(host); c != nil {
+		return c
+	}
+	return s.first
 }

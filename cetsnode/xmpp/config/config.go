@@ -133,6 +133,9 @@ type Listener struct {
 	// them (c2s_ciphers, protocol_options).
 	Ciphers         string
 	ProtocolOptions []string
+	// WebSocket is the path an ejabberd_http listener serves XMPP over
+	// WebSocket on (its request handler ejabberd_http_ws); "" for c2s.
+	WebSocket string
 }
 
 // Addr is the listener's address for net.Listen.
@@ -473,11 +476,33 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 				return refuse("port %q is not a TCP port", n.Value)
 			}
 		}
-		if module != "ejabberd_c2s" {
-			p.warn("listener %s on port %d is not implemented; only ejabberd_c2s is served", module, port)
+		wsPath := ""
+		if module == "ejabberd_http" {
+			// XMPP over WebSocket on the path of ejabberd_http_ws; the
+			// other request handlers are not served (404).
+			var others []string
+			if rh := opts["request_handlers"]; rh != nil && rh.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(rh.Content); i += 2 {
+					path, mod := rh.Content[i].Value, rh.Content[i+1].Value
+					if mod == "ejabberd_http_ws" && wsPath == "" {
+						wsPath = path
+					} else {
+						others = append(others, path+" ("+mod+")")
+					}
+				}
+			}
+			if wsPath == "" {
+				p.warn("listener ejabberd_http on port %d has no WebSocket handler (ejabberd_http_ws); not opened (its handlers %s are not implemented)", port, strings.Join(others, ", "))
+				continue
+			}
+			for _, o := range others {
+				p.warn("listener ejabberd_http on port %d: request handler %s is not implemented; answered 404", port, o)
+			}
+		} else if module != "ejabberd_c2s" {
+			p.warn("listener %s on port %d is not implemented; only ejabberd_c2s and ejabberd_http's WebSocket are served", module, port)
 			continue
 		}
-		ln := Listener{Port: port, IP: "::", StartTLSRequired: true, MaxStanzaSize: 262144, MaxFSMQueue: DefaultMaxFSMQueue}
+		ln := Listener{Port: port, IP: "::", StartTLSRequired: true, MaxStanzaSize: 262144, MaxFSMQueue: DefaultMaxFSMQueue, WebSocket: wsPath}
 		if q := all["max_fsm_queue"]; q != nil {
 			n, err := intValue(q)
 			if err != nil || n <= 0 {
@@ -501,6 +526,10 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 			o := opts[k]
 			switch k {
 			case "port", "module":
+			case "request_handlers":
+				if wsPath == "" {
+					p.warn("listener on port %d: option %s is not implemented; ignored", port, k)
+				}
 			case "ip":
 				ln.IP = o.Value
 			case "tls":
@@ -540,6 +569,14 @@ func (p *parser) listen(v *yaml.Node, all map[string]*yaml.Node) error {
 			default:
 				p.warn("listener on port %d: option %s is not implemented; ignored", port, k)
 			}
+		}
+		if wsPath != "" {
+			ln.StartTLSRequired = false
+			if !ln.TLS && !loopback(ln.IP) {
+				p.warn("listener ejabberd_http on port %d serves WebSocket without tls: clients' passwords cross the network in clear unless a TLS proxy is in front", port)
+			}
+			p.cfg.Listeners = append(p.cfg.Listeners, ln)
+			continue
 		}
 		if !ln.TLS && !starttls {
 			if !loopback(ln.IP) {

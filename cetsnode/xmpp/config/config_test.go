@@ -24,8 +24,9 @@ func TestDebianDefault(t *testing.T) {
 	if !slices.Equal(c.Hosts, []string{"localhost"}) || c.Auth.PasswordFormat != "scram" || c.MaxUserSessions != 10 {
 		t.Errorf("hosts %v, password format %s, max sessions %d", c.Hosts, c.Auth.PasswordFormat, c.MaxUserSessions)
 	}
-	if len(c.Listeners) != 2 || c.Listeners[0].Port != 5222 || !c.Listeners[0].StartTLSRequired || c.Listeners[0].TLS ||
-		c.Listeners[1].Port != 5223 || !c.Listeners[1].TLS || c.Listeners[0].MaxStanzaSize != 262144 {
+	if len(c.Listeners) != 3 || c.Listeners[0].Port != 5222 || !c.Listeners[0].StartTLSRequired || c.Listeners[0].TLS ||
+		c.Listeners[1].Port != 5223 || !c.Listeners[1].TLS || c.Listeners[0].MaxStanzaSize != 262144 ||
+		c.Listeners[2].Port != 5443 || !c.Listeners[2].TLS || c.Listeners[2].WebSocket != "/ws" || c.Listeners[1].WebSocket != "" {
 		t.Errorf("listeners %+v", c.Listeners)
 	}
 	if !slices.Contains(c.Listeners[0].ProtocolOptions, "no_tlsv1_1") || c.Listeners[0].Ciphers == "" {
@@ -35,7 +36,7 @@ func TestDebianDefault(t *testing.T) {
 		t.Errorf("disabled %v", c.Auth.DisabledMechanisms)
 	}
 	warned := strings.Join(c.Warnings, "\n")
-	for _, w := range []string{"mod_pubsub plugin flat: the pubsub service (pubsub.HOST) is not implemented", "mod_vcard search: user directory search (XEP-0055) is not served", "listener ejabberd_http on port 5280 is not implemented"} {
+	for _, w := range []string{"mod_pubsub plugin flat: the pubsub service (pubsub.HOST) is not implemented", "mod_vcard search: user directory search (XEP-0055) is not served", "listener ejabberd_http on port 5280 has no WebSocket handler (ejabberd_http_ws); not opened", "listener ejabberd_http on port 5443: request handler /bosh (mod_bosh) is not implemented; answered 404"} {
 		if !strings.Contains(warned, w) {
 			t.Errorf("no warning %q in\n%s", w, warned)
 		}
