@@ -23,31 +23,31 @@ import (
 func TestWebSocketWithStanza(t *testing.T) {
 	needBed(t)
 	cluster := "ws" + testenv.RandomID(5)
-	cfg := withRoster + "  mod_mam: {}\n  mod_caps: {}\n  mod_pubsub:\n    plugins:\n      - pep\n"
+	cfg := withRoster + "  mod_mam:\n    default: always\n  mod_caps: {}\n  mod_pubsub:\n    plugins:\n      - pep\n"
 	n1 := bed.StartNode(t, cluster, cfg)
 	n2 := bed.StartNode(t, cluster, cfg)
 	xmpptest.WaitClustered(t, 2, n1, n2)
 	if !strings.Contains(n1.Log.String(), "request handler /bosh (mod_bosh) is not implemented") && !strings.Contains(n1.Log.String(), "WebSocket listening") {
 		t.Errorf("the node did not say what its HTTP listener serves:\n%s", n1.Log.String())
 	}
-	alice := xmpptest.Account{User: "user1", Password: "pw-user1"}
-	bob := xmpptest.Account{User: "user2", Password: "pw-user2"}
+	alice := xmpptest.Account{User: "user3", Password: "pw-user3"}
+	bob := xmpptest.Account{User: "user4", Password: "pw-user4"}
 	ws := xmpptest.StartStanza(t, n1.WebSocket, alice, bed.CA)
 	ws.Do("roster")
-	ws.Expect("^ROSTER user2@localhost both$", 10*time.Second)
+	ws.Expect("^ROSTER user4@localhost both$", 10*time.Second)
 	ws.Expect("^ROSTEREND [1-9]", 10*time.Second)
 	ws.Do("presence")
 	tcp := xmpptest.StartChat(t, xmpptest.Login{Account: bob, Addr: n2.StartTLS, CA: bed.CA})
 	tcp.Do("presence 0")
 	tcp.Do("msg %s chat hello over tcp", ws.JID)
-	ws.Expect("^MSG user2@localhost/\\S+ chat hello over tcp$", 10*time.Second)
+	ws.Expect("^MSG user4@localhost/\\S+ chat hello over tcp$", 10*time.Second)
 	ws.Do("msg %s hello over websocket", tcp.JID)
-	tcp.Expect("^MSG user1@localhost/\\S+ chat hello over websocket$", 10*time.Second)
+	tcp.Expect("^MSG user3@localhost/\\S+ chat hello over websocket$", 10*time.Second)
 	ws.Do("mam 50")
-	ws.Expect("^MAM \\d+ user1@localhost/\\S+ hello over websocket$", 10*time.Second)
+	ws.Expect("^MAM \\d+ user3@localhost/\\S+ hello over websocket$", 10*time.Second)
 	ws.Expect("^MAMEND [1-9]", 10*time.Second)
 	ws.Do("pepitems user56@localhost eu.siacs.conversations.axolotl.devicelist")
-	ws.Expect("^ITEM eu.siacs.conversations.axolotl.devicelist current$", 10*time.Second)
+	ws.Expect("^ITEM eu.siacs.conversations.axolotl.devicelist current ", 10*time.Second)
 	ws.Expect("^ITEMSEND 1$", 10*time.Second)
 
 	pem, err := os.ReadFile(bed.CA.CertFile)
@@ -145,7 +145,7 @@ func TestWebSocketBadInput(t *testing.T) {
 		}
 	}
 	// The node still serves a client.
-	ws := xmpptest.StartStanza(t, n.WebSocket, xmpptest.Account{User: "user3", Password: "pw-user3"}, bed.CA)
+	ws := xmpptest.StartStanza(t, n.WebSocket, xmpptest.Account{User: "user5", Password: "pw-user5"}, bed.CA)
 	ws.Do("roster")
 	ws.Expect("^ROSTEREND [1-9]", 10*time.Second)
 }

@@ -25,6 +25,7 @@ type Ejabberd struct {
 	Base    string // holds conf/, spool/, logs/
 	Host    string // the XMPP virtual host
 	C2SPort int
+	WSPort  int // the WebSocket listener's port, with EjabberdOptions.WebSocket
 	opt     EjabberdOptions
 }
 
@@ -49,6 +50,9 @@ type EjabberdOptions struct {
 	// NoFile raises the node's open-file limit (Debian's default of
 	// 1,024 stops it at about 1,000 connections).
 	NoFile int
+	// WebSocket adds an ejabberd_http listener (no TLS) serving XMPP over
+	// WebSocket on /ws (Ejabberd.WSPort).
+	WebSocket bool
 }
 
 // EjabberdAvailable says why private ejabberd nodes cannot run here, or "".
@@ -121,8 +125,11 @@ const DefaultModules = `modules:
   mod_vcard: {}
 `
 
-func ejabberdConfig(opt EjabberdOptions, port int) string {
+func ejabberdConfig(opt EjabberdOptions, port, wsPort int) string {
 	yml := fmt.Sprintf(ejabberdYML, opt.Host, port)
+	if wsPort != 0 {
+		yml = strings.Replace(yml, "auth_method:", fmt.Sprintf("  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    request_handlers:\n      /ws: ejabberd_http_ws\nauth_method:", wsPort), 1)
+	}
 	if opt.Modules != "" {
 		yml = yml[:strings.Index(yml, "modules:\n")] + opt.Modules
 	}
@@ -164,13 +171,18 @@ func StartEjabberd(opt EjabberdOptions) (*Ejabberd, error) {
 		opt.Name = opt.Prefix + "-" + RandomID(6) + "@localhost"
 	}
 	e := &Ejabberd{Name: opt.Name, Cookie: opt.Cookie, Base: base, Host: opt.Host, C2SPort: port, opt: opt}
+	if opt.WebSocket {
+		if e.WSPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range []string{"conf", "spool", "logs"} {
 		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
 	files := map[string]string{
-		"conf/ejabberd.yml": ejabberdConfig(opt, port),
+		"conf/ejabberd.yml": ejabberdConfig(opt, port, e.WSPort),
 		"conf/ejabberdctl.cfg": "EJABBERD_CONFIG_PATH=" + filepath.Join(base, "conf", "ejabberd.yml") + "\n" +
 			"ERL_OPTIONS=\"" + TimeWarpFlags + "\"\n",
 		"conf/vm.args": "-setcookie " + opt.Cookie + "\n",

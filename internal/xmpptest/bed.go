@@ -98,7 +98,7 @@ func StartBed(opt BedOptions) (b *Bed, err error) {
 	if out, err := exec.Command("go", "build", "-o", b.Bin, "github.com/mimmigrate/mimmigrate/cmd/mimmigrate").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	b.Ejabberd, err = testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbed", Host: Host})
+	b.Ejabberd, err = testenv.StartEjabberd(testenv.EjabberdOptions{Prefix: "xbed", Host: Host, WebSocket: true})
 	if err != nil {
 		return nil, err
 	}
@@ -225,8 +225,10 @@ func (b *Bed) StartSQLEjabberdModules(t testing.TB, modules string) *testenv.Eja
 	return e
 }
 
-// PEPUsers have PEP nodes in the bed (see SeededPEP).
-var PEPUsers = []string{"user56", "user58"}
+// PEPUsers have PEP nodes in the bed (see SeededPEP); user1 also has an
+// archive, a vCard, legacy bookmarks and a blocked JID (the cutover day
+// test's user).
+var PEPUsers = []string{"user1", "user56", "user58"}
 
 // OMEMODevice is the OMEMO device id of every PEP user of the bed.
 const OMEMODevice = "31415"

@@ -137,6 +137,30 @@ func (c *Chat) expect(re string, timeout time.Duration) ([]string, error) {
 	}
 }
 
+// Run sends a command and returns the lines said up to the one matching
+// end (included).
+func (c *Chat) Run(end string, timeout time.Duration, format string, args ...any) []string {
+	c.t.Helper()
+	c.Do(format, args...)
+	rx := regexp.MustCompile(end)
+	deadline := time.After(timeout)
+	var out []string
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				c.t.Fatalf("%s: the client ended waiting for %q; it said:\n%s", c.JID, end, c.said())
+			}
+			out = append(out, l)
+			if rx.MatchString(l) {
+				return out
+			}
+		case <-deadline:
+			c.t.Fatalf("%s: no %q within %v; it said:\n%s", c.JID, end, timeout, c.said())
+		}
+	}
+}
+
 // Quiet checks that no line matching re comes within d.
 func (c *Chat) Quiet(re string, d time.Duration) {
 	c.t.Helper()

@@ -6,6 +6,8 @@
 //   roster                   ROSTER <jid> <subscription>..., ROSTEREND <n>
 //   mam <max>                MAM <id> <from> <body>..., MAMEND <n>
 //   pepitems <jid> <node>    ITEM <node> <id>..., ITEMSEND <n>|<error>
+//   blocked                  BLOCKED <jid>..., BLOCKEDEND <n>
+//   vcard <jid>              VCARD <full name>|<error>
 //   quit                     PRES <from> <type>, FAIL <why>
 const readline = require('readline');
 const XMPP = require('stanza');
@@ -43,10 +45,24 @@ const commands = {
     try {
       const res = await client.getItems(to, node);
       const items = res.items || [];
-      for (const it of items) say('ITEM', node, it.id);
+      for (const it of items) say('ITEM', node, it.id, JSON.stringify(it.content || {}));
       say('ITEMSEND', items.length);
     } catch (e) {
       say('ITEMSEND', (e.error && e.error.condition) || 'error');
+    }
+  },
+  blocked: async () => {
+    const r = await client.getBlocked();
+    const jids = (r.jids || []).map(String).sort();
+    for (const j of jids) say('BLOCKED', j);
+    say('BLOCKEDEND', jids.length);
+  },
+  vcard: async (jid) => {
+    try {
+      const v = await client.getVCard(jid);
+      say('VCARD', v.fullName || '-');
+    } catch (e) {
+      say('VCARD', (e.error && e.error.condition) || 'error');
     }
   },
   quit: () => client.disconnect(),
