@@ -173,20 +173,29 @@ func (s *Service) discoSubscribed(from, to jid.JID) bool {
 	return ok && (it.Subscription != subNone || it.Ask == "subscribe" || it.Ask == "out" || it.Ask == "both")
 }
 
-func (s *Service) userDiscoInfo(el, q *codec.Element, to jid.JID) {
+// userDiscoAllowed answers the errors of a query to an account (mod_disco's
+// process_sm_iq_*): a set, an asker without a subscription, a node.
+func (s *Service) userDiscoAllowed(el, q *codec.Element, to jid.JID) (jid.JID, bool) {
 	from, err := jid.Parse(stanza.Attr(el, "from"))
 	if err != nil {
-		return
+		return from, false
 	}
 	switch {
 	case stanza.Attr(el, "type") == "set":
 		s.discoFail(el, q, notAllowedSet())
-		return
 	case !s.discoSubscribed(from, to):
 		s.discoFail(el, q, stanza.NewError("subscription-required", "Not subscribed"))
-		return
 	case stanza.Attr(q, "node") != "":
 		s.discoFail(el, q, stanza.NewError("item-not-found", ""))
+	default:
+		return from, true
+	}
+	return from, false
+}
+
+func (s *Service) userDiscoInfo(el, q *codec.Element, to jid.JID) {
+	from, ok := s.userDiscoAllowed(el, q, to)
+	if !ok {
 		return
 	}
 	out := &codec.Element{Name: "query", Attrs: [][2]string{{"xmlns", nsDiscoInfo}}}
@@ -228,19 +237,8 @@ func (s *Service) userDiscoInfo(el, q *codec.Element, to jid.JID) {
 }
 
 func (s *Service) userDiscoItems(el, q *codec.Element, to jid.JID) {
-	from, err := jid.Parse(stanza.Attr(el, "from"))
-	if err != nil {
-		return
-	}
-	switch {
-	case stanza.Attr(el, "type") == "set":
-		s.discoFail(el, q, notAllowedSet())
-		return
-	case !s.discoSubscribed(from, to):
-		s.discoFail(el, q, stanza.NewError("subscription-required", "Not subscribed"))
-		return
-	case stanza.Attr(q, "node") != "":
-		s.discoFail(el, q, stanza.NewError("item-not-found", ""))
+	from, ok := s.userDiscoAllowed(el, q, to)
+	if !ok {
 		return
 	}
 	out := &codec.Element{Name: "query", Attrs: [][2]string{{"xmlns", nsDiscoItems}}}

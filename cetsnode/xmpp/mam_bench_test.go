@@ -124,11 +124,17 @@ func BenchmarkMAMVersusEjabberd(b *testing.B) {
 			}
 		}
 	}
+	reportLatency(b, fmt.Sprintf("MAM, a page of 50 of %d archived messages, %d queries each", archived, 3*queries), lat)
+}
+
+// reportLatency logs and reports the p50 and p99 of two servers'
+// latencies (ejabberd's first) and their ratios.
+func reportLatency(b *testing.B, title string, lat [][]time.Duration) {
 	p := func(si, q int) time.Duration { return percentile(lat[si], q) }
 	e50, e99, g50, g99 := p(0, 50), p(0, 99), p(1, 50), p(1, 99)
-	report := fmt.Sprintf(`MAM, a page of 50 of %d archived messages, %d queries each (ejabberd 23.01 | mimmigrate | ratio)
+	report := fmt.Sprintf(`%s (ejabberd 23.01 | mimmigrate | ratio)
   p50   %8s | %8s | %.2f×
-  p99   %8s | %8s | %.2f×`, archived, 3*queries,
+  p99   %8s | %8s | %.2f×`, title,
 		e50.Round(10*time.Microsecond), g50.Round(10*time.Microsecond), float64(g50)/float64(e50),
 		e99.Round(10*time.Microsecond), g99.Round(10*time.Microsecond), float64(g99)/float64(e99))
 	b.Log("\n" + report)

@@ -136,15 +136,5 @@ func BenchmarkLoginToReadyVersusEjabberd(b *testing.B) {
 			lat[si] = append(lat[si], d)
 		}
 	}
-	p := func(si, q int) time.Duration { return percentile(lat[si], q) }
-	e50, e99, g50, g99 := p(0, 50), p(0, 99), p(1, 50), p(1, 99)
-	report := fmt.Sprintf(`login to ready (TLS, SCRAM-SHA-1, bind, SM, carbons, roster, MAM page of 50, presence with caps, own OMEMO device list), %d logins each (ejabberd 23.01 | mimmigrate | ratio)
-  p50   %8s | %8s | %.2f×
-  p99   %8s | %8s | %.2f×`, logins,
-		e50.Round(10*time.Microsecond), g50.Round(10*time.Microsecond), float64(g50)/float64(e50),
-		e99.Round(10*time.Microsecond), g99.Round(10*time.Microsecond), float64(g99)/float64(e99))
-	b.Log("\n" + report)
-	fmt.Println(report)
-	b.ReportMetric(float64(g50)/float64(e50), "p50-ratio")
-	b.ReportMetric(float64(g99)/float64(e99), "p99-ratio")
+	reportLatency(b, fmt.Sprintf("login to ready (TLS, SCRAM-SHA-1, bind, SM, carbons, roster, MAM page of 50, presence with caps, own OMEMO device list), %d logins each", logins), lat)
 }

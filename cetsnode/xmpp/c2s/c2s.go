@@ -175,22 +175,34 @@ func New(opt Options) *Service {
 // Listen opens a listener and serves it until Close. It returns the
 // address listened on (useful with port 0).
 func (s *Service) Listen(l config.Listener) (net.Addr, error) {
+	ln, err := s.listen(l, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.accept(ln, l)
+	return ln.Addr(), nil
+}
+
+// listen opens a listener (wrapped, when wrap is given) that Close
+// closes.
+func (s *Service) listen(l config.Listener, wrap func(net.Listener) net.Listener) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
 	ln, err := lc.Listen(context.Background(), "tcp", l.Addr())
 	if err != nil {
 		return nil, err
 	}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		ln.Close()
 		return nil, errors.New("the service is closed")
 	}
 	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go s.accept(ln, l)
-	return ln.Addr(), nil
+	return ln, nil
 }
 
 // accept serves a listener. When the process runs out of file

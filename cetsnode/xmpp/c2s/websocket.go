@@ -3,7 +3,6 @@ package c2s
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
@@ -39,25 +38,17 @@ const (
 // ListenWebSocket opens an ejabberd_http listener: its WebSocket path
 // serves XMPP; any other request is answered 404.
 func (s *Service) ListenWebSocket(l config.Listener) (net.Addr, error) {
-	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
-	ln, err := lc.Listen(context.Background(), "tcp", l.Addr())
-	if err != nil {
-		return nil, err
-	}
+	var wrap func(net.Listener) net.Listener
 	if l.TLS {
 		cfg, _ := s.opt.Certs.TLSConfig(s.opt.Hosts[0])
 		cfg = cfg.Clone()
 		cfg.NextProtos = []string{"http/1.1"}
-		ln = tls.NewListener(ln, cfg)
+		wrap = func(ln net.Listener) net.Listener { return tls.NewListener(ln, cfg) }
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return nil, errors.New("the service is closed")
+	ln, err := s.listen(l, wrap)
+	if err != nil {
+		return nil, err
 	}
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveWebSocket(w, r, l) }),
 		ReadHeaderTimeout: 10 * time.Second,

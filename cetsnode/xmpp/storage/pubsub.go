@@ -174,20 +174,16 @@ func (s *Store) PubSubItems(ctx context.Context, nidx int64, limit int) ([]PubSu
 
 // LastPubSubItem is the item last modified (ok false when there is none).
 func (s *Store) LastPubSubItem(ctx context.Context, nidx int64) (PubSubItem, bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+itemCols+` FROM pubsub_item WHERE nodeid = $1 ORDER BY modification DESC LIMIT 1`, nidx)
-	if err != nil {
-		return PubSubItem{}, false, err
-	}
-	items, err := scanItems(rows)
-	if err != nil || len(items) == 0 {
-		return PubSubItem{}, false, err
-	}
-	return items[0], true, nil
+	return s.oneItem(ctx, `WHERE nodeid = $1 ORDER BY modification DESC LIMIT 1`, nidx)
 }
 
 // PubSubItem reads one item.
 func (s *Store) PubSubItem(ctx context.Context, nidx int64, id string) (PubSubItem, bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+itemCols+` FROM pubsub_item WHERE nodeid = $1 AND itemid = $2`, nidx, id)
+	return s.oneItem(ctx, `WHERE nodeid = $1 AND itemid = $2`, nidx, id)
+}
+
+func (s *Store) oneItem(ctx context.Context, where string, args ...any) (PubSubItem, bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+itemCols+` FROM pubsub_item `+where, args...)
 	if err != nil {
 		return PubSubItem{}, false, err
 	}
