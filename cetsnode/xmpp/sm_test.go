@@ -376,3 +376,62 @@ func TestSMAndCSIWithRealClients(t *testing.T) {
 	alice.Do("csi active")
 	alice.Expect("^PRES "+q(bob.JID)+" available", 10*time.Second)
 }
+
+// A client that was connected to the legacy ejabberd when the cutover
+// came reconnects to a Go node and asks to resume its old session with
+// the id ejabberd gave it: it gets <failed/> (the session is not in the
+// Go cluster), binds a new session on the same stream and is served.
+func TestResumeIDFromBeforeTheCutover(t *testing.T) {
+	needBed(t)
+	a := xmpptest.Account{User: "user46", Password: "pw-user1"}
+	e := bed.StartSQLEjabberdWith(t, "  mod_stream_mgmt: {}\n")
+	legacy, err := xmpptest.DialRaw(fmt.Sprintf("127.0.0.1:%d", e.C2SPort), false, bed.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := legacy.Plain(a.User, a.Password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := legacy.Bind("phone"); err != nil {
+		t.Fatal(err)
+	}
+	legacy.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	got, err := legacy.Expect("<enabled ", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`<enabled [^>]*id='([^']+)'`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("ejabberd gave no resumption id: %s", got)
+	}
+	legacy.Close() // the cutover: the legacy node's connections end
+	n := bed.StartNode(t, "rc"+testenv.RandomID(5), withSM+"  mod_ping: {}\n")
+	r, err := xmpptest.DialRaw(n.StartTLS, false, bed.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.StartTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Plain(a.User, a.Password); err != nil {
+		t.Fatal(err)
+	}
+	r.Send(xmpptest.Header)
+	if _, err := r.Expect("</stream:features>", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='2'/>")
+	failed, err := r.Expect("</failed>", 5*time.Second)
+	if err != nil || !strings.Contains(failed, "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>") {
+		t.Fatalf("resuming ejabberd's session on a Go node: %s %v", failed, err)
+	}
+	r.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	if got, err := r.Expect("</iq>", 5*time.Second); err != nil || !strings.Contains(got, "type='result'") {
+		t.Fatalf("binding after the failed resumption: %s %v", got, err)
+	}
+	r.Send("<iq type='get' id='p' to='" + xmpptest.Host + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got, err := r.Expect("id='p'", 5*time.Second); err != nil || !strings.Contains(got, "type='result'") {
+		t.Fatalf("a ping after the failed resumption: %s %v", got, err)
+	}
+}
