@@ -159,14 +159,27 @@ func (s *Service) pubsubOwnerIQ(el, p *codec.Element, to jid.JID) {
 	if err != nil {
 		return
 	}
+	fail := func(e *stanza.Error) {
+		reply := stanza.ErrorReply(el, e, stanza.Attr(el, "xml:lang"))
+		reply.Kids = append([]any{canonicalPubsub(p)}, reply.Kids[len(reply.Kids)-1])
+		s.Route(reply)
+	}
+	if conf := p.Child("configure"); p.Name == "pubsub" && conf != nil {
+		res, e := s.pepConfigure(el, conf, to, from)
+		switch {
+		case e != nil:
+			fail(e)
+		case res != nil:
+			s.reply(el, res)
+		default:
+			s.reply(el)
+		}
+		return
+	}
 	del := p.Child("delete")
 	if p.Name != "pubsub" || del == nil || stanza.Attr(el, "type") != "set" {
 		s.bounce(el, stanza.NewError("feature-not-implemented", ""))
 		return
-	}
-	fail := func(e *stanza.Error) {
-		reply := stanza.ErrorReply(el, e, stanza.Attr(el, "xml:lang"))
-		s.Route(reply)
 	}
 	node := stanza.Attr(del, "node")
 	if node == "" {
@@ -220,12 +233,19 @@ func formOptions(x *codec.Element, formType string, allowed map[string]func(stri
 	var out [][2]string
 	for _, f := range parseXForm(x).fields {
 		if f.v == "FORM_TYPE" {
+			if len(f.values) == 1 && f.values[0] != formType {
+				return nil, stanza.NewError("resource-constraint", fmt.Sprintf("FORM_TYPE doesn't match '%s'", f.values[0]))
+			}
 			continue
 		}
 		name, ok := strings.CutPrefix(f.v, "pubsub#")
 		dec := allowed[name]
 		if !ok || dec == nil {
 			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Unknown field '%s' of type '%s'", f.v, formType))
+		}
+		if name == "roster_groups_allowed" {
+			out = append(out, [2]string{name, erlList(f.values)})
+			continue
 		}
 		if len(f.values) > 1 {
 			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Too many values for field '%s' of type '%s'", f.v, formType))
@@ -272,7 +292,15 @@ var publishOptions = map[string]func(string) (string, bool){"persist_items": dec
 
 // nodeConfig are the node configuration fields served.
 var nodeConfig = map[string]func(string) (string, bool){
-	"persist_items": decBool, "access_model": accessModels, "max_items": decLimit, "deliver_payloads": decBool,
+	"persist_items": decBool, "access_model": accessModels, "deliver_payloads": decBool,
+	// check_opt_range: at most max_items_node.
+	"max_items": func(v string) (string, bool) {
+		out, ok := decLimit(v)
+		if n, err := strconv.Atoi(out); ok && err == nil && n > maxItemsNode {
+			return "", false
+		}
+		return out, ok
+	},
 	"deliver_notifications": decBool, "notify_retract": decBool, "notify_delete": decBool, "notify_config": decBool,
 	"presence_based_delivery": decBool, "publish_model": decEnum("open", "publishers", "subscribers"),
 	"send_last_published_item": decEnum("never", "on_sub", "on_sub_and_presence"), "itemreply": decEnum("owner", "publisher", "none"),
@@ -281,12 +309,10 @@ var nodeConfig = map[string]func(string) (string, bool){
 		n, err := strconv.ParseUint(v, 10, 31)
 		return v, err == nil && n <= maxPayloadSize
 	},
-	"title": func(v string) (string, bool) { return erlBinary(v), true },
-}
-
-// erlBinary is a binary as misc:term_to_expr writes it.
-func erlBinary(v string) string {
-	return "<<\"" + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + "\"/utf8>>"
+	"title":                 func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
+	"description":           func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
+	"item_expire":           decLimit,
+	"roster_groups_allowed": func(string) (string, bool) { return "", true }, // all its values: formOptions
 }
 
 // mergeOptions is mod_pubsub's merge_config: the given options over the

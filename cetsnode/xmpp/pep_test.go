@@ -305,3 +305,96 @@ func TestPEPWithRealClients(t *testing.T) {
 	bob.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Renamed Alice$", 10*time.Second)
 	alice.Expect("^PEP user58@localhost http://jabber.org/protocol/nick current Renamed Alice$", 10*time.Second)
 }
+
+// The owner's node configuration (XEP-0060 §8.2) as ejabberd 23.01's
+// mod_pubsub answers it (same modules, no shared roster groups): the
+// form of a migrated OMEMO device list, another user's and an unknown
+// node's errors, a new access model that makes a publish-options
+// precondition fail and then hold (what Conversations does), the form's
+// errors (an unknown field, a bad value, a cancel, no form, a form that
+// is not submitted), several roster groups and a title. Every stanza is
+// the same from both servers, the rows stored are the same, and
+// ejabberd reads back the configuration the Go node wrote.
+func TestPEPConfigureAsEjabberd(t *testing.T) {
+	needBed(t)
+	a := xmpptest.Account{User: "user56", Password: "pw-user1"}
+	b := xmpptest.Account{User: "user57", Password: "pw-user1"}
+	A := a.JID()
+	const devices = "eu.siacs.conversations.axolotl.devicelist"
+	get := func(id, to, node string) string {
+		if to != "" {
+			to = " to='" + to + "'"
+		}
+		return "<iq type='get' id='" + id + "'" + to + "><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='" + node + "'/></pubsub></iq>"
+	}
+	set := func(id, node, xtype, fields string) string {
+		x := ""
+		if xtype != "" {
+			x = "<x xmlns='jabber:x:data' type='" + xtype + "'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>" + fields + "</x>"
+		}
+		return "<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='" + node + "'>" + x + "</configure></pubsub></iq>"
+	}
+	field := func(v string, vals ...string) string {
+		f := "<field var='pubsub#" + v + "'>"
+		for _, x := range vals {
+			f += "<value>" + x + "</value>"
+		}
+		return f + "</field>"
+	}
+	publish := func(id, model string) string {
+		return "<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='" + devices + "'><item id='current'><list xmlns='eu.siacs.conversations.axolotl'><device id='7'/></list></item></publish>" +
+			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" + field("access_model", model) + "</x></publish-options></pubsub></iq>"
+	}
+	steps := []step{
+		{0, get("g1", "", devices)},
+		{1, get("g2", A, devices)},
+		{0, get("g3", "", "urn:example:none")},
+		{0, set("s1", devices, "submit", field("access_model", "presence")+field("max_items", "5")+field("deliver_payloads", "1"))},
+		{0, get("g4", "", devices)},
+		{0, publish("p1", "open")},
+		{0, set("s2", devices, "submit", field("access_model", "open"))},
+		{0, publish("p2", "open")},
+		{0, set("s3", devices, "submit", field("foo", "bar"))},
+		{0, set("s4", devices, "submit", field("access_model", "everyone"))},
+		{0, set("s5", devices, "cancel", "")},
+		{0, set("s6", devices, "", "")},
+		{0, set("s7", devices, "form", field("access_model", "open"))},
+		{0, set("s8", devices, "submit", field("roster_groups_allowed", "Friends", "Work")+field("title", "My dévices"))},
+		{0, get("g5", "", devices)},
+		{1, set("s9", "urn:xmpp:avatar:data", "submit", field("access_model", "open"))},
+	}
+	reset := pepReset(t, a.User, b.User)
+	reset()
+	e := bed.StartSQLEjabberdModules(t, discoModules)
+	dialEj := dialEjabberd(t, e)
+	users := []xmpptest.Account{a, b}
+	warmUp(t, dialEj, a, b)
+	ej := runConversationWith(t, dialEj, users, steps, pepNormalise)
+	ejRows := pepRows(t, A)
+	reset()
+	n := bed.StartNode(t, "pc"+testenv.RandomID(5), discoModules)
+	dialGo := dialNode(t, n)
+	warmUp(t, dialGo, a, b)
+	ours := runConversationWith(t, dialGo, users, steps, pepNormalise)
+	sameAsEjabberd(t, ej, ours)
+	all := strings.Join(ej, "\n")
+	for _, want := range []string{"<field var='pubsub#access_model' type='list-single' label='Specify the access model'><value>open</value>",
+		"<precondition-not-met ", "Unknown field &apos;pubsub#foo&apos;", "<value>Friends</value><value>Work</value>", "Owner privileges required"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the conversation has no %s: it tests less than it says", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("ejabberd's conversation:\n%s", all)
+		return
+	}
+	if ours := pepRows(t, A); ours != ejRows {
+		t.Errorf("PEP rows after ejabberd's run:\n%s\nafter the Go node's:\n%s", ejRows, ours)
+	}
+	readBack := []step{{0, get("b1", "", devices)}}
+	ejBack := runConversationWith(t, again(dialEj), users, readBack, pepNormalise)
+	ourBack := runConversationWith(t, again(dialGo), users, readBack, pepNormalise)
+	if ejBack[0] != ourBack[0] || !strings.Contains(ejBack[0], "My dévices") {
+		t.Errorf("ejabberd reads: %s\nours:          %s", ejBack[0], ourBack[0])
+	}
+}

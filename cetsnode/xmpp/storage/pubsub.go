@@ -114,6 +114,25 @@ func (s *Store) CreatePubSubNode(ctx context.Context, host, node, plugin string,
 	return nidx, tx.Commit(ctx)
 }
 
+// SetPubSubOptions replaces a node's options (nodetree_tree_sql's
+// set_node: all of them rewritten).
+func (s *Store) SetPubSubOptions(ctx context.Context, nidx int64, options [][2]string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `DELETE FROM pubsub_node_option WHERE nodeid = $1`, nidx); err != nil {
+		return err
+	}
+	for _, o := range options {
+		if _, err := tx.Exec(ctx, `INSERT INTO pubsub_node_option (nodeid, name, val) VALUES ($1, $2, $3)`, nidx, o[0], o[1]); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
 // DeletePubSubNode removes a node (its options, states and items go
 // with it).
 func (s *Store) DeletePubSubNode(ctx context.Context, nidx int64) error {
