@@ -97,22 +97,7 @@ func TestServerCaps(t *testing.T) {
 	needBed(t)
 	n := bed.StartNode(t, "sc"+testenv.RandomID(5), discoModules)
 	acc := xmpptest.Account{User: "user57", Password: "pw-user1"}
-	r, err := xmpptest.DialRaw(n.StartTLS, false, bed.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Plain(acc.User, acc.Password); err != nil {
-		t.Fatal(err)
-	}
-	r.Send(xmpptest.Header)
-	features, err := r.Expect("</stream:features>", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, features := authenticated(t, n.StartTLS, acc)
 	m := regexp.MustCompile(`<c ver='([^']+)' node='([^']+)' hash='sha-1' xmlns='http://jabber.org/protocol/caps'/>`).FindStringSubmatch(features)
 	if m == nil {
 		t.Fatalf("no server caps in the features: %s", features)

@@ -185,8 +185,10 @@ func smSession(t *testing.T, addr string, a xmpptest.Account) (*xmpptest.Raw, st
 	return r, m[1]
 }
 
-// resumeOn connects a raw client, authenticates and resumes id with h.
-func resumeOn(t *testing.T, addr string, a xmpptest.Account, id string, h int) (*xmpptest.Raw, string) {
+// authenticated connects a raw client over STARTTLS, authenticates it
+// with PLAIN and restarts the stream: it returns the features offered
+// (the client ends with the test).
+func authenticated(t *testing.T, addr string, a xmpptest.Account) (*xmpptest.Raw, string) {
 	t.Helper()
 	r, err := xmpptest.DialRaw(addr, false, bed.CA)
 	if err != nil {
@@ -200,9 +202,17 @@ func resumeOn(t *testing.T, addr string, a xmpptest.Account, id string, h int) (
 		t.Fatal(err)
 	}
 	r.Send(xmpptest.Header)
-	if _, err := r.Expect("</stream:features>", 5*time.Second); err != nil {
+	features, err := r.Expect("</stream:features>", 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return r, features
+}
+
+// resumeOn connects a raw client, authenticates and resumes id with h.
+func resumeOn(t *testing.T, addr string, a xmpptest.Account, id string, h int) (*xmpptest.Raw, string) {
+	t.Helper()
+	r, _ := authenticated(t, addr, a)
 	r.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%d'/>", id, h))
 	return r, r.Settle(500*time.Millisecond, 5*time.Second)
 }
@@ -406,21 +416,7 @@ func TestResumeIDFromBeforeTheCutover(t *testing.T) {
 	}
 	legacy.Close() // the cutover: the legacy node's connections end
 	n := bed.StartNode(t, "rc"+testenv.RandomID(5), withSM+"  mod_ping: {}\n")
-	r, err := xmpptest.DialRaw(n.StartTLS, false, bed.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Plain(a.User, a.Password); err != nil {
-		t.Fatal(err)
-	}
-	r.Send(xmpptest.Header)
-	if _, err := r.Expect("</stream:features>", 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := authenticated(t, n.StartTLS, a)
 	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='2'/>")
 	failed, err := r.Expect("</failed>", 5*time.Second)
 	if err != nil || !strings.Contains(failed, "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>") {
