@@ -2,6 +2,7 @@ package xmpp_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mimmigrate/mimmigrate/internal/testenv"
@@ -61,4 +62,17 @@ func sameAsEjabberd(t *testing.T, ej, ours []string) {
 			t.Errorf("ejabberd: %s\nours:     %s", ej[i], got)
 		}
 	}
+}
+
+// covers checks that ejabberd's conversation has each of wants (else the
+// test tests less than it says) and returns it whole.
+func covers(t *testing.T, ej []string, wants ...string) string {
+	t.Helper()
+	all := strings.Join(ej, "\n")
+	for _, want := range wants {
+		if !strings.Contains(all, want) {
+			t.Errorf("the conversation has no %q: it tests less than it says", want)
+		}
+	}
+	return all
 }

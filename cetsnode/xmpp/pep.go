@@ -27,7 +27,6 @@ import (
 const (
 	nsPubsub       = "http://jabber.org/protocol/pubsub"
 	nsPubsubOwner  = "http://jabber.org/protocol/pubsub#owner"
-	nsPubsubEvent  = "http://jabber.org/protocol/pubsub#event"
 	nsPubsubErrors = "http://jabber.org/protocol/pubsub#errors"
 	nsPublishOpts  = "http://jabber.org/protocol/pubsub#publish-options"
 	nsNodeConfig   = "http://jabber.org/protocol/pubsub#node_config"
@@ -224,110 +223,6 @@ func (s *Service) pepNode(owner jid.JID, node string) (pepNode, *stanza.Error) {
 	return pepNode{n}, nil
 }
 
-// formOptions decodes publish-options or a node configuration form into
-// option values, with the codec's errors (resource-constraint).
-func formOptions(x *codec.Element, formType string, allowed map[string]func(string) (string, bool)) ([][2]string, *stanza.Error) {
-	if x == nil {
-		return nil, nil
-	}
-	var out [][2]string
-	for _, f := range parseXForm(x).fields {
-		if f.v == "FORM_TYPE" {
-			if len(f.values) == 1 && f.values[0] != formType {
-				return nil, stanza.NewError("resource-constraint", fmt.Sprintf("FORM_TYPE doesn't match '%s'", f.values[0]))
-			}
-			continue
-		}
-		name, ok := strings.CutPrefix(f.v, "pubsub#")
-		dec := allowed[name]
-		if !ok || dec == nil {
-			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Unknown field '%s' of type '%s'", f.v, formType))
-		}
-		if name == "roster_groups_allowed" {
-			out = append(out, [2]string{name, erlList(f.values)})
-			continue
-		}
-		if len(f.values) > 1 {
-			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Too many values for field '%s' of type '%s'", f.v, formType))
-		}
-		v := ""
-		if len(f.values) == 1 {
-			v = f.values[0]
-		}
-		val, ok := dec(v)
-		if !ok {
-			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Bad value of field '%s' of type '%s'", f.v, formType))
-		}
-		out = append(out, [2]string{name, val})
-	}
-	return out, nil
-}
-
-func decBool(v string) (string, bool) {
-	switch v {
-	case "true", "1":
-		return "true", true
-	case "false", "0":
-		return "false", true
-	}
-	return "", false
-}
-
-func decEnum(vals ...string) func(string) (string, bool) {
-	return func(v string) (string, bool) { return v, slices.Contains(vals, v) }
-}
-
-func decLimit(v string) (string, bool) {
-	if v == "max" {
-		return v, true
-	}
-	n, err := strconv.ParseUint(v, 10, 31)
-	return strconv.FormatUint(n, 10), err == nil
-}
-
-var accessModels = decEnum("authorize", "open", "presence", "roster", "whitelist")
-
-// publishOptions are the fields xmpp 1.6's pubsub_publish_options knows.
-var publishOptions = map[string]func(string) (string, bool){"persist_items": decBool, "access_model": accessModels}
-
-// nodeConfig are the node configuration fields served.
-var nodeConfig = map[string]func(string) (string, bool){
-	"persist_items": decBool, "access_model": accessModels, "deliver_payloads": decBool,
-	// check_opt_range: at most max_items_node.
-	"max_items": func(v string) (string, bool) {
-		out, ok := decLimit(v)
-		if n, err := strconv.Atoi(out); ok && err == nil && n > maxItemsNode {
-			return "", false
-		}
-		return out, ok
-	},
-	"deliver_notifications": decBool, "notify_retract": decBool, "notify_delete": decBool, "notify_config": decBool,
-	"presence_based_delivery": decBool, "publish_model": decEnum("open", "publishers", "subscribers"),
-	"send_last_published_item": decEnum("never", "on_sub", "on_sub_and_presence"), "itemreply": decEnum("owner", "publisher", "none"),
-	"notification_type": decEnum("normal", "headline"), "purge_offline": decBool, "subscribe": decBool,
-	"max_payload_size": func(v string) (string, bool) {
-		n, err := strconv.ParseUint(v, 10, 31)
-		return v, err == nil && n <= maxPayloadSize
-	},
-	"title":                 func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
-	"description":           func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
-	"item_expire":           decLimit,
-	"roster_groups_allowed": func(string) (string, bool) { return "", true }, // all its values: formOptions
-}
-
-// mergeOptions is mod_pubsub's merge_config: the given options over the
-// defaults, by name, sorted.
-func mergeOptions(given [][2]string) [][2]string {
-	out := append([][2]string(nil), given...)
-	for _, d := range pepDefaults {
-		if !slices.ContainsFunc(out, func(o [2]string) bool { return o[0] == d[0] }) {
-			out = append(out, d)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	return slices.CompactFunc(out, func(a, b [2]string) bool { return a[0] == b[0] })
-}
-
 func (s *Service) pepCreate(owner, from jid.JID, create, configure *codec.Element) (*codec.Element, *stanza.Error) {
 	node := stanza.Attr(create, "node")
 	if node == "" {
@@ -505,41 +400,6 @@ func (s *Service) publishItem(owner, from jid.JID, node, id string, payload []*c
 	return nil
 }
 
-// notification is a PEP event message from the owner's bare JID, with
-// the replyto address of the publisher.
-func notification(owner, to, publisher jid.JID, typ string, items *codec.Element) *codec.Element {
-	return &codec.Element{Name: "message", Attrs: [][2]string{{"to", to.String()}, {"from", owner.String()}, {"type", typ}}, Kids: []any{
-		&codec.Element{Name: "event", Attrs: [][2]string{{"xmlns", nsPubsubEvent}}, Kids: []any{items}},
-		&codec.Element{Name: "addresses", Attrs: [][2]string{{"xmlns", nsAddress}}, Kids: []any{
-			&codec.Element{Name: "address", Attrs: [][2]string{{"jid", publisher.String()}, {"type", "replyto"}}}}},
-	}}
-}
-
-// pepBroadcast sends a new item to the owner's bare JID and, through
-// the publishing session, to every resource whose caps ask for it.
-func (s *Service) pepBroadcast(owner, publisher jid.JID, n pepNode, items *codec.Element) {
-	typ := n.opt("notification_type")
-	if l := s.localSession(publisher); l != nil && publisher.Resource != "" {
-		for _, c := range l.capsList() {
-			if s.deliveryPermitted(owner, c.jid, n) && slices.Contains(s.capsFeatures(c.caps), n.Node+"+notify") {
-				s.Route(notification(owner, c.jid, publisher, typ, items))
-			}
-		}
-	}
-	s.Route(notification(owner, owner, publisher, typ, items))
-}
-
-// deliveryPermitted is mod_pubsub's delivery_permitted.
-func (s *Service) deliveryPermitted(owner, to jid.JID, n pepNode) bool {
-	switch n.opt("access_model") {
-	case "open", "presence":
-		return true
-	case "whitelist", "authorize":
-		return to.Bare() == owner
-	}
-	return false
-}
-
 func (s *Service) pepRetract(owner, from jid.JID, r *codec.Element) *stanza.Error {
 	node := stanza.Attr(r, "node")
 	var items []*codec.Element
@@ -692,48 +552,6 @@ func (s *Service) pepItems(owner, from jid.JID, q *codec.Element) (*codec.Elemen
 	}
 	out.Kids = append(out.Kids, itemsEl)
 	return out, nil
-}
-
-// sendLastPEP sends the owner's (l's user's) last item of each node
-// whose NODE+notify is in the recipient's features, as mod_pubsub's
-// send_last_pep does through the owner's session.
-func (s *Service) sendLastPEP(l *local, to jid.JID, features []string) {
-	self := l.jid()
-	owner := self.Bare()
-	ctx, cancel := dbctx()
-	defer cancel()
-	nodes, err := s.store.PubSubNodes(ctx, owner.String())
-	if err != nil {
-		s.log.Warn("reading PEP nodes failed", "owner", owner.String(), "err", err)
-		return
-	}
-	for _, sn := range nodes {
-		n := pepNode{sn}
-		if !slices.Contains(features, n.Node+"+notify") || n.opt("send_last_published_item") != "on_sub_and_presence" || !s.deliveryPermitted(owner, to, n) {
-			continue
-		}
-		var it storage.PubSubItem
-		var found bool
-		if n.maxItems() == 1 {
-			all, _, err := s.store.PubSubItems(ctx, n.Nidx, 0)
-			if err != nil {
-				continue
-			}
-			// get_only_item: the one item, or the first modified.
-			for i, x := range all {
-				if i == 0 || x.Modification < it.Modification {
-					it, found = x, true
-				}
-			}
-		} else if it, found, err = s.store.LastPubSubItem(ctx, n.Nidx); err != nil {
-			continue
-		}
-		if !found {
-			continue
-		}
-		items := &codec.Element{Name: "items", Attrs: [][2]string{{"node", n.Node}}, Kids: []any{pepItemElement(it, n)}}
-		s.Route(notification(owner, to, self, n.opt("notification_type"), items))
-	}
 }
 
 // canonicalPubsub is a pubsub request as ejabberd's codec writes the

@@ -1,8 +1,10 @@
 package xmpp
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mimmigrate/mimmigrate/cetsnode/xmpp/jid"
@@ -187,4 +189,108 @@ func erlList(vals []string) string {
 		l[i] = term.Binary(v)
 	}
 	return string(codec.AppendErlangText(nil, l))
+}
+
+// formOptions decodes publish-options or a node configuration form into
+// option values, with the codec's errors (resource-constraint).
+func formOptions(x *codec.Element, formType string, allowed map[string]func(string) (string, bool)) ([][2]string, *stanza.Error) {
+	if x == nil {
+		return nil, nil
+	}
+	var out [][2]string
+	for _, f := range parseXForm(x).fields {
+		if f.v == "FORM_TYPE" {
+			if len(f.values) == 1 && f.values[0] != formType {
+				return nil, stanza.NewError("resource-constraint", fmt.Sprintf("FORM_TYPE doesn't match '%s'", f.values[0]))
+			}
+			continue
+		}
+		name, ok := strings.CutPrefix(f.v, "pubsub#")
+		dec := allowed[name]
+		if !ok || dec == nil {
+			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Unknown field '%s' of type '%s'", f.v, formType))
+		}
+		if name == "roster_groups_allowed" {
+			out = append(out, [2]string{name, erlList(f.values)})
+			continue
+		}
+		if len(f.values) > 1 {
+			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Too many values for field '%s' of type '%s'", f.v, formType))
+		}
+		v := ""
+		if len(f.values) == 1 {
+			v = f.values[0]
+		}
+		val, ok := dec(v)
+		if !ok {
+			return nil, stanza.NewError("resource-constraint", fmt.Sprintf("Bad value of field '%s' of type '%s'", f.v, formType))
+		}
+		out = append(out, [2]string{name, val})
+	}
+	return out, nil
+}
+
+func decBool(v string) (string, bool) {
+	switch v {
+	case "true", "1":
+		return "true", true
+	case "false", "0":
+		return "false", true
+	}
+	return "", false
+}
+
+func decEnum(vals ...string) func(string) (string, bool) {
+	return func(v string) (string, bool) { return v, slices.Contains(vals, v) }
+}
+
+func decLimit(v string) (string, bool) {
+	if v == "max" {
+		return v, true
+	}
+	n, err := strconv.ParseUint(v, 10, 31)
+	return strconv.FormatUint(n, 10), err == nil
+}
+
+var accessModels = decEnum("authorize", "open", "presence", "roster", "whitelist")
+
+// publishOptions are the fields xmpp 1.6's pubsub_publish_options knows.
+var publishOptions = map[string]func(string) (string, bool){"persist_items": decBool, "access_model": accessModels}
+
+// nodeConfig are the node configuration fields served.
+var nodeConfig = map[string]func(string) (string, bool){
+	"persist_items": decBool, "access_model": accessModels, "deliver_payloads": decBool,
+	// check_opt_range: at most max_items_node.
+	"max_items": func(v string) (string, bool) {
+		out, ok := decLimit(v)
+		if n, err := strconv.Atoi(out); ok && err == nil && n > maxItemsNode {
+			return "", false
+		}
+		return out, ok
+	},
+	"deliver_notifications": decBool, "notify_retract": decBool, "notify_delete": decBool, "notify_config": decBool,
+	"presence_based_delivery": decBool, "publish_model": decEnum("open", "publishers", "subscribers"),
+	"send_last_published_item": decEnum("never", "on_sub", "on_sub_and_presence"), "itemreply": decEnum("owner", "publisher", "none"),
+	"notification_type": decEnum("normal", "headline"), "purge_offline": decBool, "subscribe": decBool,
+	"max_payload_size": func(v string) (string, bool) {
+		n, err := strconv.ParseUint(v, 10, 31)
+		return v, err == nil && n <= maxPayloadSize
+	},
+	"title":                 func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
+	"description":           func(v string) (string, bool) { return string(codec.AppendErlangText(nil, term.Binary(v))), true },
+	"item_expire":           decLimit,
+	"roster_groups_allowed": func(string) (string, bool) { return "", true }, // all its values: formOptions
+}
+
+// mergeOptions is mod_pubsub's merge_config: the given options over the
+// defaults, by name, sorted.
+func mergeOptions(given [][2]string) [][2]string {
+	out := append([][2]string(nil), given...)
+	for _, d := range pepDefaults {
+		if !slices.ContainsFunc(out, func(o [2]string) bool { return o[0] == d[0] }) {
+			out = append(out, d)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return slices.CompactFunc(out, func(a, b [2]string) bool { return a[0] == b[0] })
 }
