@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +123,14 @@ func TestCutover(t *testing.T) {
 	}
 	// The comparison while the legacy cluster serves; then no further.
 	out, stderr, code = runCLI(t, "yes\nno\n", args...)
-	if code != exitRefused || !strings.Contains(out, "2 rows no key accounts for") || !strings.Contains(stderr, "not confirmed") {
+	// The two rows are there; the traffic's changes still in flight
+	// (a user removed on the legacy node whose rows sync has not yet
+	// deleted) may add more — which rows stay is checked after the drain.
+	strays := 0
+	if m := regexp.MustCompile(`(\d+) rows no key accounts for`).FindStringSubmatch(out); m != nil {
+		strays, _ = strconv.Atoi(m[1])
+	}
+	if code != exitRefused || strays < 2 || !strings.Contains(stderr, "not confirmed") {
 		t.Fatalf("cutover, the comparison only: %d\n%s\n%s", code, out, stderr)
 	}
 	t.Logf("the comparison:\n%s", out)
